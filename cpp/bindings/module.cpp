@@ -1,0 +1,23 @@
+// The fraudcore._core extension module: one bind_<concept>() per concept.
+#include <pybind11/pybind11.h>
+
+#include "fraudcore/error.hpp"
+#include "fraudcore/parallel.hpp"
+
+namespace py = pybind11;
+
+namespace fraudcore::bindings {
+void bind_serialize(py::module_& m);
+void bind_iforest(py::module_& m);
+}  // namespace fraudcore::bindings
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fraudcore's native core (C++17, Eigen, OpenMP).";
+  py::register_exception<fraudcore::FormatError>(m, "ModelFormatError", PyExc_ValueError);
+  m.def("available_cores", &fraudcore::available_cores,
+        "Number of processors this process may run on.");
+  m.def("resolve_n_threads", &fraudcore::resolve_n_threads, py::arg("n_jobs"),
+        "Thread count for an n_jobs value (joblib convention: -1 = all cores).");
+  fraudcore::bindings::bind_serialize(m);
+  fraudcore::bindings::bind_iforest(m);
+}

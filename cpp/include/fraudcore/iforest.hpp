@@ -1,0 +1,140 @@
+// Isolation Forest (Liu, Ting & Zhou 2008) and its extended variant with
+// random hyperplane splits (Hariri, Kind & Brunner 2021).
+//
+// Semantics follow scikit-learn's IsolationForest: each tree is grown on
+// `max_samples` rows drawn without replacement (with, if `bootstrap`) and on
+// `max_features` columns drawn without replacement, to a depth of at most
+// ceil(log2(max_samples)). An axis-parallel node splits on a feature drawn
+// uniformly among those not constant in the node, at a threshold uniform in
+// [min, max) of that feature; rows with x <= threshold go left. A leaf holding
+// n training rows at depth d has path length d + c(n), where c is the average
+// path length of an unsuccessful binary-search-tree lookup. The anomaly
+// score is s(x) = -2^(-E[h(x)] / c(max_samples)), higher = more normal.
+//
+// With extension_level = k > 0 a node instead draws k + 1 of the tree's
+// features, a normal vector with N(0, 1) components on them and an intercept
+// point uniform in the node's bounding box; rows with n.x <= n.p go left.
+//
+// Storage: all trees live in one flat node array (`tree_begin` gives each
+// tree's first node). A node's children are adjacent (right = left + 1),
+// so traversal is `node = left + (x > threshold)` without branches on the
+// direction. A leaf points at itself with threshold +inf, so an axis-parallel
+// tree is walked for exactly its depth with no data-dependent branch, several
+// rows in lock-step. Children always have larger indices than their parent
+// and leaves loop only on themselves, which deserialize() verifies, so a
+// traversal stays in bounds whatever the file held.
+//
+// Threading: fit() is parallel over trees, score_samples() over blocks of
+// rows, both with OpenMP on `n_threads` threads. Tree t draws its random
+// numbers from Rng(seed, t) alone, so the forest, and every score, is the
+// same whatever the thread count. A fitted forest is immutable: concurrent
+// score_samples() calls on one object are safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fraudcore/types.hpp"
+
+namespace fraudcore {
+
+/// c(n): average path length of an unsuccessful search in a binary search
+/// tree of n nodes: 0 for n <= 1, 1 for n = 2, else
+/// 2 (ln(n - 1) + Euler's gamma) - 2 (n - 1) / n.
+double average_path_length(double n);
+
+struct IsolationForestParams {
+  int n_estimators = 100;
+  /// Rows per tree, 1 <= max_samples <= n_rows (the caller resolves "auto").
+  Index max_samples = 256;
+  /// Columns per tree, 1 <= max_features <= n_cols; 0 means all columns.
+  Index max_features = 0;
+  bool bootstrap = false;
+  /// 0 = axis-parallel splits; k in [1, max_features - 1] = hyperplanes on
+  /// k + 1 features.
+  int extension_level = 0;
+  std::uint64_t seed = 0;
+};
+
+class IsolationForest {
+ public:
+  /// Grow the forest on X (n x d, any memory order, finite values).
+  /// Throws std::invalid_argument for invalid parameters, fewer than two
+  /// rows, no columns, or a NaN / infinite value in a sampled row.
+  template <class T>
+  void fit(const ConstMatrixView<T>& X, const IsolationForestParams& params,
+           int n_threads);
+
+  /// Write s(x) for every row of X into out[0, X.rows()).
+  /// Throws std::invalid_argument if the forest is not fitted, the column
+  /// count differs from fit, or X holds a NaN or infinite value.
+  template <class T>
+  void score_samples(const ConstMatrixView<T>& X, double* out,
+                     int n_threads) const;
+
+  /// Same, but writes the mean path length E[h(x)] instead of the score.
+  template <class T>
+  void mean_path_length(const ConstMatrixView<T>& X, double* out,
+                        int n_threads) const;
+
+  bool fitted() const { return !tree_begin_.empty(); }
+  Index n_features() const { return n_features_; }
+  int n_estimators() const { return static_cast<int>(tree_begin_.size()); }
+  Index max_samples() const { return max_samples_; }
+  int extension_level() const { return extension_level_; }
+  Index n_nodes() const { return static_cast<Index>(nodes_.size()); }
+  /// Number of nodes of tree t (0 <= t < n_estimators()).
+  Index tree_size(int t) const;
+
+  /// Tree t as parallel arrays in tree-local node indices, for inspection:
+  /// split feature (or plane), left child (a leaf: itself), threshold (+inf
+  /// for a leaf) and leaf path length d + c(n) (0 for inner nodes).
+  struct TreeArrays {
+    std::vector<std::int32_t> split, left;
+    std::vector<double> threshold, path;
+  };
+  TreeArrays export_tree(int t) const;
+
+  /// Native body of the binary format (see serialize.hpp for the envelope).
+  std::string serialize() const;
+  /// Inverse of serialize(); throws FormatError on any inconsistency.
+  static IsolationForest deserialize(std::string_view bytes);
+
+ private:
+  struct Node {
+    /// Axis split: feature index. Hyperplane split: index of the plane.
+    std::int32_t split = 0;
+    /// Index (within the tree) of the left child, right = left + 1; a leaf
+    /// holds its own index.
+    std::int32_t left = 0;
+    /// Split threshold; +inf for a leaf.
+    double threshold = 0.0;
+  };
+  class TreeBuilder;
+
+  template <class T>
+  void path_length_sums(const ConstMatrixView<T>& X, double* out,
+                        int n_threads) const;
+  void add_axis_tree(int t, const double* rows, Index n_rows,
+                     double* sums) const;
+  void add_hyperplane_tree(int t, const double* rows, Index n_rows,
+                           double* sums) const;
+
+  Index n_features_ = 0;
+  Index max_samples_ = 0;
+  int extension_level_ = 0;
+  std::vector<std::int64_t> tree_begin_;
+  /// Depth of the deepest leaf of each tree.
+  std::vector<std::int32_t> tree_depth_;
+  std::vector<Node> nodes_;
+  /// Path length d + c(n) of each leaf (0 for inner nodes), by node.
+  std::vector<double> path_;
+  /// Hyperplane p uses plane_feature_/plane_coef_[p * (extension_level + 1)
+  /// ... + extension_level].
+  std::vector<std::int32_t> plane_feature_;
+  std::vector<double> plane_coef_;
+};
+
+}  // namespace fraudcore

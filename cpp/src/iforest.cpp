@@ -1,0 +1,518 @@
+#include "fraudcore/iforest.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <unordered_set>
+
+#include "fraudcore/error.hpp"
+#include "fraudcore/parallel.hpp"
+#include "fraudcore/random.hpp"
+#include "fraudcore/serialize.hpp"
+
+namespace fraudcore {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+/// Rows gathered per scoring task: big enough to amortise the walk over the
+/// forest, small enough (x d doubles) to stay in L1/L2.
+constexpr Index kScoreBlock = 256;
+/// Rows walked in lock-step through one axis-parallel tree.
+constexpr int kLanes = 16;
+
+int max_depth_for(Index max_samples) {
+  return static_cast<int>(
+      std::ceil(std::log2(static_cast<double>(std::max<Index>(max_samples, 2)))));
+}
+
+/// k distinct values of [0, n), in a deterministic order.
+std::vector<Index> sample_without_replacement(Index n, Index k, Rng& rng) {
+  std::vector<Index> out;
+  out.reserve(static_cast<std::size_t>(k));
+  if (k * 4 >= n) {  // dense: partial Fisher-Yates
+    std::vector<Index> all(static_cast<std::size_t>(n));
+    std::iota(all.begin(), all.end(), Index{0});
+    for (Index i = 0; i < k; ++i) {
+      const Index j = i + static_cast<Index>(rng.below(static_cast<std::uint64_t>(n - i)));
+      std::swap(all[i], all[j]);
+      out.push_back(all[i]);
+    }
+  } else {  // sparse: Floyd's algorithm
+    std::unordered_set<Index> chosen;
+    chosen.reserve(static_cast<std::size_t>(2 * k));
+    for (Index j = n - k; j < n; ++j) {
+      const Index t = static_cast<Index>(rng.below(static_cast<std::uint64_t>(j + 1)));
+      const Index pick = chosen.count(t) ? j : t;
+      chosen.insert(pick);
+      out.push_back(pick);
+    }
+  }
+  return out;
+}
+
+template <class T>
+void gather_row(const ConstMatrixView<T>& X, Index row, double* dst) {
+  const Index d = X.cols();
+  for (Index j = 0; j < d; ++j) {
+    const double v = static_cast<double>(X(row, j));
+    FRAUDCORE_CHECK(std::isfinite(v), "X contains NaN or infinity (row "
+                                          << row << ", column " << j << ")");
+    dst[j] = v;
+  }
+}
+
+}  // namespace
+
+double average_path_length(double n) {
+  if (n <= 1.0) return 0.0;
+  if (n <= 2.0) return 1.0;
+  constexpr double kEulerGamma = 0.57721566490153286061;
+  return 2.0 * (std::log(n - 1.0) + kEulerGamma) - 2.0 * (n - 1.0) / n;
+}
+
+// Grows one tree on a column-major copy of its sample (psi x m doubles).
+class IsolationForest::TreeBuilder {
+ public:
+  TreeBuilder(std::vector<double> sample, Index psi,
+              std::vector<Index> features, int extension_level, Rng& rng)
+      : sample_(std::move(sample)),
+        psi_(psi),
+        features_(std::move(features)),
+        extension_level_(extension_level),
+        rng_(rng) {}
+
+  void build(int max_depth) {
+    std::vector<std::int32_t> rows(static_cast<std::size_t>(psi_));
+    std::iota(rows.begin(), rows.end(), 0);
+    struct Frame {
+      std::int32_t node, begin, end, depth;
+    };
+    std::vector<Frame> stack{{0, 0, static_cast<std::int32_t>(psi_), 0}};
+    nodes.emplace_back();
+    path.push_back(0.0);
+    std::vector<double> projection(static_cast<std::size_t>(psi_));
+    while (!stack.empty()) {
+      const Frame f = stack.back();
+      stack.pop_back();
+      depth = std::max(depth, f.depth);
+      const std::int32_t n = f.end - f.begin;
+      bool split = false;
+      if (n > 1 && f.depth < max_depth) {
+        split = extension_level_ == 0
+                    ? axis_split(f.node, rows.data() + f.begin, n)
+                    : plane_split(f.node, rows.data() + f.begin, n, projection);
+      }
+      if (!split) {
+        nodes[f.node] = Node{0, f.node, kInf};
+        path[f.node] = f.depth + average_path_length(n);
+        continue;
+      }
+      // Partition the rows: those going left first.
+      std::int32_t* first = rows.data() + f.begin;
+      std::int32_t* mid = std::partition(first, rows.data() + f.end,
+                                         [&](std::int32_t r) { return goes_left(f.node, r, projection); });
+      const auto left = static_cast<std::int32_t>(nodes.size());
+      nodes[f.node].left = left;
+      nodes.emplace_back();
+      nodes.emplace_back();
+      path.push_back(0.0);
+      path.push_back(0.0);
+      const auto cut = static_cast<std::int32_t>(mid - rows.data());
+      stack.push_back({left + 1, cut, f.end, f.depth + 1});
+      stack.push_back({left, f.begin, cut, f.depth + 1});
+    }
+  }
+
+  std::vector<Node> nodes;
+  std::vector<double> path;
+  std::vector<std::int32_t> plane_feature;
+  std::vector<double> plane_coef;
+  std::int32_t depth = 0;
+
+ private:
+  const double* column(Index j) const { return sample_.data() + j * psi_; }
+
+  void min_max(Index j, const std::int32_t* rows, std::int32_t n, double& lo,
+               double& hi) const {
+    const double* col = column(j);
+    lo = hi = col[rows[0]];
+    for (std::int32_t i = 1; i < n; ++i) {
+      lo = std::min(lo, col[rows[i]]);
+      hi = std::max(hi, col[rows[i]]);
+    }
+  }
+
+  // scikit-learn's random splitter: features in random order until one is
+  // not constant in the node; threshold uniform in [min, max).
+  bool axis_split(std::int32_t node, const std::int32_t* rows, std::int32_t n) {
+    const Index m = static_cast<Index>(features_.size());
+    order_.resize(static_cast<std::size_t>(m));
+    std::iota(order_.begin(), order_.end(), Index{0});
+    for (Index k = 0; k < m; ++k) {
+      std::swap(order_[k], order_[k + static_cast<Index>(rng_.below(static_cast<std::uint64_t>(m - k)))]);
+      const Index j = order_[k];
+      double lo, hi;
+      min_max(j, rows, n, lo, hi);
+      if (!(hi > lo)) continue;
+      double threshold = lo + rng_.uniform() * (hi - lo);
+      if (threshold >= hi) threshold = lo;
+      nodes[node] = Node{static_cast<std::int32_t>(j), 0, threshold};
+      return true;
+    }
+    return false;
+  }
+
+  // Extended isolation forest: a random normal on extension_level + 1
+  // features through a random point of the node's bounding box.
+  bool plane_split(std::int32_t node, const std::int32_t* rows, std::int32_t n,
+                   std::vector<double>& projection) {
+    const Index m = static_cast<Index>(features_.size());
+    const Index k = extension_level_ + 1;
+    order_.resize(static_cast<std::size_t>(m));
+    std::iota(order_.begin(), order_.end(), Index{0});
+    const auto plane = static_cast<std::int32_t>(plane_feature.size() / k);
+    double threshold = 0.0;
+    bool spread = false;
+    for (Index i = 0; i < k; ++i) {
+      std::swap(order_[i], order_[i + static_cast<Index>(rng_.below(static_cast<std::uint64_t>(m - i)))]);
+      const Index j = order_[i];
+      double lo, hi;
+      min_max(j, rows, n, lo, hi);
+      spread = spread || hi > lo;
+      const double coef = rng_.normal();
+      const double point = lo + rng_.uniform() * (hi - lo);
+      plane_feature.push_back(static_cast<std::int32_t>(j));
+      plane_coef.push_back(coef);
+      threshold += coef * point;
+    }
+    if (!spread) {  // every drawn feature is constant: nothing to separate
+      plane_feature.resize(plane_feature.size() - k);
+      plane_coef.resize(plane_coef.size() - k);
+      return false;
+    }
+    nodes[node] = Node{plane, 0, threshold};
+    for (std::int32_t i = 0; i < n; ++i) {
+      double dot = 0.0;
+      for (Index c = 0; c < k; ++c) {
+        dot += plane_coef[plane * k + c] * column(plane_feature[plane * k + c])[rows[i]];
+      }
+      projection[rows[i]] = dot;
+    }
+    return true;
+  }
+
+  bool goes_left(std::int32_t node, std::int32_t row,
+                 const std::vector<double>& projection) const {
+    const Node& nd = nodes[node];
+    const double v = extension_level_ == 0 ? column(nd.split)[row] : projection[row];
+    return !(v > nd.threshold);
+  }
+
+  std::vector<double> sample_;
+  Index psi_;
+  std::vector<Index> features_;
+  int extension_level_;
+  Rng& rng_;
+  std::vector<Index> order_;
+};
+
+template <class T>
+void IsolationForest::fit(const ConstMatrixView<T>& X,
+                          const IsolationForestParams& params, int n_threads) {
+  const Index n = X.rows();
+  const Index d = X.cols();
+  FRAUDCORE_CHECK(n >= 2, "IsolationForest needs at least 2 samples, got " << n);
+  FRAUDCORE_CHECK(d >= 1, "IsolationForest needs at least 1 feature, got 0");
+  FRAUDCORE_CHECK(d <= std::numeric_limits<std::int32_t>::max(), "too many features: " << d);
+  FRAUDCORE_CHECK(params.n_estimators >= 1,
+                  "n_estimators must be at least 1, got " << params.n_estimators);
+  FRAUDCORE_CHECK(params.max_samples >= 1 && params.max_samples <= n,
+                  "max_samples must be in [1, n_samples=" << n << "], got "
+                                                           << params.max_samples);
+  FRAUDCORE_CHECK(params.max_samples <= std::numeric_limits<std::int32_t>::max() / 2,
+                  "max_samples too large: " << params.max_samples);
+  FRAUDCORE_CHECK(params.max_features >= 0 && params.max_features <= d,
+                  "max_features must be in [1, n_features=" << d << "], got "
+                                                             << params.max_features);
+  const Index m = params.max_features == 0 ? d : params.max_features;
+  FRAUDCORE_CHECK(params.extension_level >= 0 && params.extension_level < m,
+                  "extension_level must be in [0, max_features - 1 = "
+                      << m - 1 << "], got " << params.extension_level);
+  const Index psi = params.max_samples;
+  const int max_depth = max_depth_for(psi);
+  const int n_trees = params.n_estimators;
+
+  std::vector<std::unique_ptr<TreeBuilder>> built(static_cast<std::size_t>(n_trees));
+
+  parallel_for(n_trees, n_threads, [&](Index t) {
+    Rng rng(params.seed, static_cast<std::uint64_t>(t));
+    std::vector<Index> rows;
+    if (params.bootstrap) {
+      rows.resize(static_cast<std::size_t>(psi));
+      for (auto& r : rows) r = static_cast<Index>(rng.below(static_cast<std::uint64_t>(n)));
+    } else {
+      rows = sample_without_replacement(n, psi, rng);
+    }
+    std::vector<Index> features;
+    if (m == d) {
+      features.resize(static_cast<std::size_t>(d));
+      std::iota(features.begin(), features.end(), Index{0});
+    } else {
+      features = sample_without_replacement(d, m, rng);
+    }
+    std::vector<double> sample(static_cast<std::size_t>(psi * m));
+    std::vector<double> row(static_cast<std::size_t>(d));
+    for (Index i = 0; i < psi; ++i) {
+      gather_row(X, rows[i], row.data());
+      for (Index c = 0; c < m; ++c) sample[c * psi + i] = row[features[c]];
+    }
+    auto builder = std::make_unique<TreeBuilder>(std::move(sample), psi, features,
+                                                 params.extension_level, rng);
+    builder->build(max_depth);
+    // Tree-local column numbers become global feature indices.
+    if (params.extension_level == 0) {
+      for (auto& nd : builder->nodes) {
+        if (nd.left != static_cast<std::int32_t>(&nd - builder->nodes.data())) {
+          nd.split = static_cast<std::int32_t>(features[nd.split]);
+        }
+      }
+    } else {
+      for (auto& f : builder->plane_feature) f = static_cast<std::int32_t>(features[f]);
+    }
+    built[static_cast<std::size_t>(t)] = std::move(builder);
+  });
+
+  // Concatenate into the flat arrays; commit only once everything succeeded.
+  IsolationForest forest;
+  forest.n_features_ = d;
+  forest.max_samples_ = psi;
+  forest.extension_level_ = params.extension_level;
+  for (const auto& b : built) {
+    forest.tree_begin_.push_back(static_cast<std::int64_t>(forest.nodes_.size()));
+    forest.tree_depth_.push_back(b->depth);
+    const auto plane_offset =
+        static_cast<std::int32_t>(forest.plane_feature_.size() / (params.extension_level + 1));
+    for (Node nd : b->nodes) {
+      const bool leaf = nd.left == static_cast<std::int32_t>(forest.nodes_.size() - forest.tree_begin_.back());
+      if (params.extension_level > 0 && !leaf) nd.split += plane_offset;
+      forest.nodes_.push_back(nd);
+    }
+    forest.path_.insert(forest.path_.end(), b->path.begin(), b->path.end());
+    forest.plane_feature_.insert(forest.plane_feature_.end(), b->plane_feature.begin(),
+                                 b->plane_feature.end());
+    forest.plane_coef_.insert(forest.plane_coef_.end(), b->plane_coef.begin(),
+                              b->plane_coef.end());
+  }
+  *this = std::move(forest);
+}
+
+Index IsolationForest::tree_size(int t) const {
+  FRAUDCORE_CHECK(t >= 0 && t < n_estimators(), "tree index " << t << " out of range");
+  const std::size_t end = t + 1 < n_estimators() ? static_cast<std::size_t>(tree_begin_[t + 1])
+                                                 : nodes_.size();
+  return static_cast<Index>(end - static_cast<std::size_t>(tree_begin_[t]));
+}
+
+IsolationForest::TreeArrays IsolationForest::export_tree(int t) const {
+  const Index size = tree_size(t);
+  TreeArrays out;
+  for (Index k = 0; k < size; ++k) {
+    const Node& nd = nodes_[static_cast<std::size_t>(tree_begin_[t] + k)];
+    out.split.push_back(nd.split);
+    out.left.push_back(nd.left);
+    out.threshold.push_back(nd.threshold);
+    out.path.push_back(path_[static_cast<std::size_t>(tree_begin_[t] + k)]);
+  }
+  return out;
+}
+
+void IsolationForest::add_axis_tree(int t, const double* rows, Index n_rows,
+                                    double* sums) const {
+  const Node* tree = nodes_.data() + tree_begin_[t];
+  const double* leaf_path = path_.data() + tree_begin_[t];
+  const std::int32_t depth = tree_depth_[t];
+  const Index d = n_features_;
+  // `rows` is padded to a multiple of kLanes rows, so every lane is valid.
+  for (Index r0 = 0; r0 < n_rows; r0 += kLanes) {
+    const double* x = rows + r0 * d;
+    std::int32_t k[kLanes] = {};
+    // Leaves loop on themselves, so every lane takes exactly `depth` steps.
+    for (std::int32_t level = 0; level < depth; ++level) {
+      for (int l = 0; l < kLanes; ++l) {
+        const Node& nd = tree[k[l]];
+        k[l] = nd.left + (x[l * d + nd.split] > nd.threshold);
+      }
+    }
+    const int lanes = static_cast<int>(std::min<Index>(kLanes, n_rows - r0));
+    for (int l = 0; l < lanes; ++l) sums[r0 + l] += leaf_path[k[l]];
+  }
+}
+
+void IsolationForest::add_hyperplane_tree(int t, const double* rows, Index n_rows,
+                                          double* sums) const {
+  const Node* tree = nodes_.data() + tree_begin_[t];
+  const double* leaf_path = path_.data() + tree_begin_[t];
+  const Index k = extension_level_ + 1;
+  for (Index r = 0; r < n_rows; ++r) {
+    const double* x = rows + r * n_features_;
+    std::int32_t node = 0;
+    while (tree[node].left != node) {
+      const Node& nd = tree[node];
+      const std::int32_t* f = plane_feature_.data() + nd.split * k;
+      const double* c = plane_coef_.data() + nd.split * k;
+      double dot = 0.0;
+      for (Index i = 0; i < k; ++i) dot += c[i] * x[f[i]];
+      node = nd.left + (dot > nd.threshold);
+    }
+    sums[r] += leaf_path[node];
+  }
+}
+
+template <class T>
+void IsolationForest::path_length_sums(const ConstMatrixView<T>& X, double* out,
+                                       int n_threads) const {
+  FRAUDCORE_CHECK(fitted(), "this IsolationForest is not fitted yet");
+  FRAUDCORE_CHECK(X.cols() == n_features_, "X has " << X.cols()
+                                                    << " features, but the forest was fitted on "
+                                                    << n_features_);
+  const Index n = X.rows();
+  const Index n_blocks = (n + kScoreBlock - 1) / kScoreBlock;
+  parallel_for(n_blocks, n_threads, [&](Index b) {
+    const Index begin = b * kScoreBlock;
+    const Index rows = std::min(kScoreBlock, n - begin);
+    const Index padded = (rows + kLanes - 1) / kLanes * kLanes;
+    std::vector<double> block(static_cast<std::size_t>(padded * n_features_), 0.0);
+    for (Index i = 0; i < rows; ++i) gather_row(X, begin + i, block.data() + i * n_features_);
+    double* sums = out + begin;
+    std::fill(sums, sums + rows, 0.0);
+    for (int t = 0; t < n_estimators(); ++t) {
+      if (extension_level_ == 0) {
+        add_axis_tree(t, block.data(), rows, sums);
+      } else {
+        add_hyperplane_tree(t, block.data(), rows, sums);
+      }
+    }
+  });
+}
+
+template <class T>
+void IsolationForest::mean_path_length(const ConstMatrixView<T>& X, double* out,
+                                       int n_threads) const {
+  path_length_sums(X, out, n_threads);
+  const double trees = static_cast<double>(n_estimators());
+  for (Index i = 0; i < X.rows(); ++i) out[i] /= trees;
+}
+
+template <class T>
+void IsolationForest::score_samples(const ConstMatrixView<T>& X, double* out,
+                                    int n_threads) const {
+  mean_path_length(X, out, n_threads);
+  // scikit-learn scores -0.5 when c(max_samples) is 0 (max_samples = 1).
+  const double c = average_path_length(static_cast<double>(max_samples_));
+  for (Index i = 0; i < X.rows(); ++i) {
+    out[i] = c > 0.0 ? -std::exp2(-out[i] / c) : -0.5;
+  }
+}
+
+std::string IsolationForest::serialize() const {
+  ByteWriter w;
+  w.put<std::int64_t>(n_features_);
+  w.put<std::int64_t>(max_samples_);
+  w.put<std::int32_t>(extension_level_);
+  w.put_vector(tree_begin_);
+  w.put_vector(tree_depth_);
+  w.put<std::uint64_t>(nodes_.size());
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    w.put(nodes_[i].split);
+    w.put(nodes_[i].left);
+    w.put(nodes_[i].threshold);
+    w.put(path_[i]);
+  }
+  w.put_vector(plane_feature_);
+  w.put_vector(plane_coef_);
+  return std::move(w.bytes());
+}
+
+IsolationForest IsolationForest::deserialize(std::string_view bytes) {
+  ByteReader r(bytes, "IsolationForest data");
+  IsolationForest f;
+  auto fail = [](const std::string& what) {
+    throw FormatError("IsolationForest data is corrupted: " + what);
+  };
+  f.n_features_ = r.get<std::int64_t>();
+  f.max_samples_ = r.get<std::int64_t>();
+  f.extension_level_ = r.get<std::int32_t>();
+  f.tree_begin_ = r.get_vector<std::int64_t>();
+  f.tree_depth_ = r.get_vector<std::int32_t>();
+  const auto n_nodes = r.get<std::uint64_t>();
+  if (n_nodes > r.remaining() / 24) fail("node count exceeds the data");
+  f.nodes_.resize(static_cast<std::size_t>(n_nodes));
+  f.path_.resize(static_cast<std::size_t>(n_nodes));
+  for (std::size_t i = 0; i < n_nodes; ++i) {
+    f.nodes_[i].split = r.get<std::int32_t>();
+    f.nodes_[i].left = r.get<std::int32_t>();
+    f.nodes_[i].threshold = r.get<double>();
+    f.path_[i] = r.get<double>();
+  }
+  f.plane_feature_ = r.get_vector<std::int32_t>();
+  f.plane_coef_ = r.get_vector<double>();
+  r.expect_end();
+
+  if (f.n_features_ < 1 || f.n_features_ > std::numeric_limits<std::int32_t>::max()) {
+    fail("n_features = " + std::to_string(f.n_features_));
+  }
+  if (f.max_samples_ < 1) fail("max_samples = " + std::to_string(f.max_samples_));
+  if (f.extension_level_ < 0 || f.extension_level_ >= f.n_features_) fail("extension_level");
+  if (f.tree_begin_.empty() || f.tree_begin_.size() != f.tree_depth_.size()) fail("tree table");
+  const auto k = static_cast<std::size_t>(f.extension_level_ + 1);
+  if (f.plane_feature_.size() != f.plane_coef_.size() || f.plane_feature_.size() % k != 0) {
+    fail("plane table");
+  }
+  const auto n_planes = static_cast<std::int64_t>(f.plane_feature_.size() / k);
+  if (f.extension_level_ == 0 && n_planes != 0) fail("planes in an axis-parallel forest");
+  for (std::int32_t feature : f.plane_feature_) {
+    if (feature < 0 || feature >= f.n_features_) fail("plane feature index");
+  }
+  for (int t = 0; t < f.n_estimators(); ++t) {
+    const std::int64_t begin = f.tree_begin_[t];
+    const std::int64_t end = t + 1 < f.n_estimators() ? f.tree_begin_[t + 1]
+                                                      : static_cast<std::int64_t>(n_nodes);
+    if (begin < 0 || end <= begin || end > static_cast<std::int64_t>(n_nodes) ||
+        end - begin > std::numeric_limits<std::int32_t>::max()) {
+      fail("tree " + std::to_string(t) + " bounds");
+    }
+    if (f.tree_depth_[t] < 0 || f.tree_depth_[t] >= end - begin) {
+      fail("tree " + std::to_string(t) + " depth");
+    }
+    for (std::int64_t i = 0; i < end - begin; ++i) {
+      const Node& nd = f.nodes_[static_cast<std::size_t>(begin + i)];
+      const double path = f.path_[static_cast<std::size_t>(begin + i)];
+      if (nd.left == i) {  // leaf: stays put, reading feature 0, whatever the input
+        if (nd.split != 0 || nd.threshold != kInf || !std::isfinite(path) || path < 0) {
+          fail("leaf");
+        }
+      } else {
+        if (nd.left <= i || nd.left + 1 >= end - begin) fail("child index");
+        const std::int64_t limit = f.extension_level_ == 0 ? f.n_features_ : n_planes;
+        if (nd.split < 0 || nd.split >= limit) fail("split index");
+        if (std::isnan(nd.threshold)) fail("threshold");
+      }
+    }
+  }
+  return f;
+}
+
+#define FRAUDCORE_INSTANTIATE(T)                                                       \
+  template void IsolationForest::fit<T>(const ConstMatrixView<T>&,                     \
+                                        const IsolationForestParams&, int);            \
+  template void IsolationForest::score_samples<T>(const ConstMatrixView<T>&, double*,  \
+                                                  int) const;                          \
+  template void IsolationForest::mean_path_length<T>(const ConstMatrixView<T>&,        \
+                                                     double*, int) const;
+FRAUDCORE_INSTANTIATE(float)
+FRAUDCORE_INSTANTIATE(double)
+#undef FRAUDCORE_INSTANTIATE
+
+}  // namespace fraudcore

@@ -1,0 +1,19 @@
+"""fraudcore: fraud and anomaly detection with a native C++ core.
+
+Estimators follow scikit-learn's conventions (``fit`` / ``score_samples`` /
+``decision_function`` / ``predict``, ``get_params``, pickle) and run their hot
+loops in C++ (Eigen, OpenMP) with the GIL released.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fraudcore._core import ModelFormatError
+from fraudcore._persistence import load
+from fraudcore.iforest import IsolationForest
+
+try:
+    __version__ = version("fraudcore")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = ["IsolationForest", "ModelFormatError", "load", "__version__"]

@@ -1,0 +1,15 @@
+"""The ``n_jobs`` convention shared by every fraudcore estimator."""
+
+from numbers import Integral
+
+from fraudcore import _core
+
+
+def resolve_n_jobs(n_jobs):
+    """Thread count for ``n_jobs``: None = 1, k >= 1 = k, -1 = all cores,
+    -2 = all but one, ... (scikit-learn / joblib convention)."""
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral):
+        raise ValueError(f"n_jobs must be None or a non-zero integer, got {n_jobs!r}")
+    return _core.resolve_n_threads(int(n_jobs))

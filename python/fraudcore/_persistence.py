@@ -1,0 +1,180 @@
+"""Saving and loading fraudcore estimators: one binary format for all.
+
+A model file (and a pickle, which embeds the same bytes) is the native
+envelope of ``cpp/include/fraudcore/serialize.hpp``: magic bytes, format
+version, byte-order mark, the estimator's class name, JSON metadata (its
+parameters and fitted scalar attributes) and the native model body, closed by
+a CRC-32. Loading runs no pickle and executes no code from the file.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from fraudcore import _core
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: make ``cls`` loadable by :func:`load`."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _to_json(value):
+    """Parameters and fitted scalars as JSON values."""
+    if isinstance(value, np.random.RandomState):
+        kind, keys, pos, has_gauss, cached = value.get_state()
+        return {"__random_state__": [kind, keys.tolist(), pos, has_gauss, cached]}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_json(v) for v in value]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save a parameter of type {type(value).__name__}: {value!r}")
+
+
+def _from_json(value):
+    if isinstance(value, dict):
+        if "__random_state__" in value:
+            kind, keys, pos, has_gauss, cached = value["__random_state__"]
+            rs = np.random.RandomState()
+            rs.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+            return rs
+        if "__ndarray__" in value:
+            return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+        if "__tuple__" in value:
+            return tuple(_from_json(v) for v in value["__tuple__"])
+    return value
+
+
+class NativeModelMixin:
+    """save / load / pickle through the native envelope.
+
+    A subclass provides ``_native`` (the fitted C++ object, absent before
+    fit), ``_native_type`` (its binding class) and ``_fitted_attributes``
+    (names of the JSON-able fitted attributes to keep).
+    """
+
+    _fitted_attributes = ()
+
+    def __sklearn_is_fitted__(self):
+        return getattr(self, "_native", None) is not None
+
+    def _to_bytes(self):
+        from fraudcore import __version__
+
+        fitted = self.__sklearn_is_fitted__()
+        meta = {
+            "fraudcore_version": __version__,
+            "params": {k: _to_json(v) for k, v in self.get_params(deep=False).items()},
+            "attributes": {
+                name: _to_json(getattr(self, name))
+                for name in self._fitted_attributes
+                if hasattr(self, name)
+            },
+        }
+        body = self._native.serialize() if fitted else b""
+        return _core.pack_envelope(type(self).__name__, json.dumps(meta).encode(), body)
+
+    def _restore(self, meta, body):
+        # Runs on instances made by pickle without __init__, so parameters
+        # are set directly rather than through set_params.
+        try:
+            params = {k: _from_json(v) for k, v in meta["params"].items()}
+            attributes = {k: _from_json(v) for k, v in meta["attributes"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _core.ModelFormatError(
+                f"fraudcore model metadata is inconsistent: {exc!r}"
+            ) from None
+        unknown = set(params) - set(self._get_param_names())
+        unknown |= set(attributes) - set(self._fitted_attributes)
+        if unknown:
+            raise _core.ModelFormatError(
+                f"fraudcore model metadata names unknown fields {sorted(unknown)} "
+                f"for {type(self).__name__}; was it written by a newer fraudcore?"
+            )
+        native = self._native_type.deserialize(body) if body else None
+        for name, value in {**params, **attributes}.items():
+            setattr(self, name, value)
+        self._native = native
+
+    def __getstate__(self):
+        return {"fraudcore_model": self._to_bytes()}
+
+    def __setstate__(self, state):
+        cls, meta, body = _open(state["fraudcore_model"])
+        if not isinstance(self, cls):
+            raise _core.ModelFormatError(
+                f"pickled data holds a {cls.__name__}, not a {type(self).__name__}"
+            )
+        self._restore(meta, body)
+
+    def save(self, path):
+        """Write the estimator to ``path`` in fraudcore's binary format.
+
+        The file is written to a temporary file in the same folder and renamed
+        over ``path``, so a failure midway leaves any previous file intact.
+        """
+        data = self._to_bytes()
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".fraudcore-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read an estimator written by :meth:`save`; it must be a ``cls``."""
+        model = load(path)
+        if not isinstance(model, cls):
+            raise _core.ModelFormatError(
+                f"{os.fspath(path)!r} holds a {type(model).__name__}, not a {cls.__name__}"
+            )
+        return model
+
+
+def _open(data):
+    version, kind, meta, body = _core.unpack_envelope(bytes(data))
+    cls = _REGISTRY.get(kind)
+    if cls is None:
+        raise _core.ModelFormatError(f"unknown model kind {kind!r} in fraudcore model data")
+    try:
+        meta = json.loads(meta.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _core.ModelFormatError(f"fraudcore model metadata is not valid JSON: {exc}") from None
+    return cls, meta, body
+
+
+def load(path):
+    """Load any fraudcore estimator saved with ``save(path)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    fraudcore.ModelFormatError
+        If the file is not a fraudcore model, is truncated or corrupted, or
+        was written by a newer fraudcore.
+    """
+    with open(os.fspath(path), "rb") as f:
+        data = f.read()
+    cls, meta, body = _open(data)
+    model = cls()
+    model._restore(meta, body)
+    return model

@@ -1,0 +1,159 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "fraudcore/error.hpp"
+#include "fraudcore/iforest.hpp"
+#include "fraudcore/random.hpp"
+
+using namespace fraudcore;
+
+namespace {
+
+RowMajorMatrix<double> gaussian(Index n, Index d, std::uint64_t seed) {
+  Rng rng(seed);
+  RowMajorMatrix<double> X(n, d);
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) X(i, j) = rng.normal();
+  return X;
+}
+
+ConstMatrixView<double> view(const RowMajorMatrix<double>& X) {
+  return row_major_view(X.data(), X.rows(), X.cols());
+}
+
+std::vector<double> scores(const IsolationForest& f, const RowMajorMatrix<double>& X,
+                           int threads) {
+  std::vector<double> out(static_cast<std::size_t>(X.rows()));
+  f.score_samples(view(X), out.data(), threads);
+  return out;
+}
+
+}  // namespace
+
+TEST(AveragePathLength, MatchesTheDefinition) {
+  EXPECT_EQ(average_path_length(0), 0.0);
+  EXPECT_EQ(average_path_length(1), 0.0);
+  EXPECT_EQ(average_path_length(2), 1.0);
+  EXPECT_NEAR(average_path_length(256),
+              2.0 * (std::log(255.0) + 0.5772156649015329) - 2.0 * 255.0 / 256.0, 1e-12);
+}
+
+TEST(IsolationForest, OutlierScoresLowerThanInliers) {
+  RowMajorMatrix<double> X = gaussian(2000, 4, 1);
+  for (Index j = 0; j < 4; ++j) X(0, j) = 8.0;
+  IsolationForest f;
+  IsolationForestParams p;
+  p.seed = 7;
+  f.fit(view(X), p, 2);
+  const auto s = scores(f, X, 2);
+  for (std::size_t i = 1; i < s.size(); ++i) ASSERT_LT(s[0], s[i]);
+  for (double v : s) {
+    ASSERT_LT(v, 0.0);
+    ASSERT_GE(v, -1.0);
+  }
+}
+
+TEST(IsolationForest, SameForestAndScoresForAnyThreadCount) {
+  const auto X = gaussian(3000, 5, 2);
+  for (int ext : {0, 3}) {
+    IsolationForestParams p;
+    p.seed = 11;
+    p.extension_level = ext;
+    IsolationForest a, b;
+    a.fit(view(X), p, 1);
+    b.fit(view(X), p, 4);
+    EXPECT_EQ(a.serialize(), b.serialize());
+    EXPECT_EQ(scores(a, X, 1), scores(b, X, 3));
+  }
+}
+
+TEST(IsolationForest, FortranOrderAndFloatInputGiveTheSameScores) {
+  const auto X = gaussian(500, 3, 3);
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> F = X;
+  IsolationForestParams p;
+  IsolationForest a, b;
+  a.fit(view(X), p, 1);
+  b.fit(col_major_view(F.data(), F.rows(), F.cols()), p, 1);
+  EXPECT_EQ(a.serialize(), b.serialize());
+  RowMajorMatrix<float> X32 = X.cast<float>();
+  RowMajorMatrix<double> X64 = X32.cast<double>();
+  std::vector<double> s32(500), s64(500);
+  a.score_samples(row_major_view(X32.data(), 500, 3), s32.data(), 2);
+  a.score_samples(view(X64), s64.data(), 2);
+  EXPECT_EQ(s32, s64);
+}
+
+TEST(IsolationForest, TreesRespectTheDepthLimitAndChildOrder) {
+  const auto X = gaussian(1000, 3, 4);
+  IsolationForestParams p;
+  p.max_samples = 100;
+  IsolationForest f;
+  f.fit(view(X), p, 2);
+  for (int t = 0; t < f.n_estimators(); ++t) {
+    const auto tree = f.export_tree(t);
+    ASSERT_LE(tree.left.size(), 199u);
+    for (std::size_t k = 0; k < tree.left.size(); ++k) {
+      if (tree.left[k] == static_cast<std::int32_t>(k)) {
+        EXPECT_EQ(tree.threshold[k], std::numeric_limits<double>::infinity());
+        EXPECT_LE(tree.path[k], 7 + average_path_length(100));
+      } else {
+        EXPECT_GT(tree.left[k], static_cast<std::int32_t>(k));
+      }
+    }
+  }
+}
+
+TEST(IsolationForest, RejectsBadInput) {
+  auto X = gaussian(10, 2, 5);
+  IsolationForest f;
+  IsolationForestParams p;
+  p.max_samples = 10;
+  EXPECT_THROW(f.fit(row_major_view(X.data(), 1, 2), p, 1), std::invalid_argument);
+  p.max_samples = 11;
+  EXPECT_THROW(f.fit(view(X), p, 1), std::invalid_argument);
+  p.max_samples = 10;
+  p.extension_level = 2;
+  EXPECT_THROW(f.fit(view(X), p, 1), std::invalid_argument);
+  p.extension_level = 0;
+  std::vector<double> out(10);
+  EXPECT_THROW(f.score_samples(view(X), out.data(), 1), std::invalid_argument);  // unfitted
+  f.fit(view(X), p, 1);
+  X(3, 1) = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THROW(f.score_samples(view(X), out.data(), 2), std::invalid_argument);
+  EXPECT_THROW(f.fit(view(X), p, 2), std::invalid_argument);
+  const auto wide = gaussian(4, 3, 6);
+  EXPECT_THROW(f.score_samples(view(wide), out.data(), 1), std::invalid_argument);
+}
+
+TEST(IsolationForest, SerializeRoundTripAndCorruptionIsDetected) {
+  const auto X = gaussian(400, 3, 8);
+  for (int ext : {0, 2}) {
+    IsolationForestParams p;
+    p.extension_level = ext;
+    p.n_estimators = 10;
+    IsolationForest f;
+    f.fit(view(X), p, 2);
+    const std::string bytes = f.serialize();
+    const IsolationForest g = IsolationForest::deserialize(bytes);
+    EXPECT_EQ(scores(f, X, 1), scores(g, X, 1));
+    for (std::size_t cut = 0; cut < bytes.size(); cut += 7) {
+      EXPECT_THROW(IsolationForest::deserialize(bytes.substr(0, cut)), FormatError);
+    }
+    // Any single flipped byte either is refused or yields a forest whose
+    // walk stays in bounds (ASan would catch an overrun here).
+    for (std::size_t i = 0; i < bytes.size(); i += 3) {
+      std::string bad = bytes;
+      bad[i] = static_cast<char>(bad[i] ^ 0x5A);
+      try {
+        const IsolationForest h = IsolationForest::deserialize(bad);
+        std::vector<double> out(static_cast<std::size_t>(X.rows()));
+        if (h.n_features() == 3) h.score_samples(view(X), out.data(), 1);
+      } catch (const FormatError&) {
+      } catch (const std::invalid_argument&) {
+      }
+    }
+  }
+}
