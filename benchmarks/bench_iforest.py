@@ -9,7 +9,8 @@ the same parameters (100 trees, max_samples 256):
 
 * fit: seconds to fit on ROWS x FEATURES float64 rows (make_anomalies),
   median of --repeats runs, the tools interleaved run by run so background
-  load hits them alike;
+  load hits them alike, with a 0.25 s pause before each timed call so one
+  tool's spinning OpenMP workers do not slow the next;
 * batch: seconds for score_samples on the same rows, median likewise;
 * single-row latency: median of --latency-calls calls of
   score_samples(X[i:i+1]) on consecutive rows;
@@ -73,6 +74,9 @@ def make_tools():
 
 
 def timed(fn):
+    # Let the previous tool's OpenMP workers stop spinning before the clock
+    # starts, so no tool pays for another's idle threads.
+    time.sleep(0.25)
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
@@ -151,7 +155,12 @@ def measure_memory(tools, rows, features):
 
 
 def measure_adbench(tools, folder, seeds):
+    import warnings
+
     from sklearn.metrics import roc_auc_score
+
+    # Files smaller than max_samples make every tool warn that it clips it.
+    warnings.simplefilter("ignore", UserWarning)
 
     files = sorted(folder.glob("*.npz"), key=lambda p: int(p.name.split("_")[0]))
     per_file = {}

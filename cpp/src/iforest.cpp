@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -21,6 +22,17 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr Index kScoreBlock = 256;
 /// Rows walked in lock-step through one axis-parallel tree.
 constexpr int kLanes = 16;
+
+/// Order-preserving map of a non-NaN double to an unsigned integer: for
+/// finite a, b (with -0.0 folded into +0.0), a > b exactly when
+/// order_key(a) > order_key(b). Lets the walk compare integers, whose loads
+/// and compares are shorter on the critical path than floating point.
+inline std::uint64_t order_key(double v) {
+  v += 0.0;  // -0.0 -> +0.0
+  std::uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return (bits >> 63) ? ~bits : bits | (std::uint64_t{1} << 63);
+}
 
 int max_depth_for(Index max_samples) {
   return static_cast<int>(
@@ -305,7 +317,15 @@ void IsolationForest::fit(const ConstMatrixView<T>& X,
     forest.plane_coef_.insert(forest.plane_coef_.end(), b->plane_coef.begin(),
                               b->plane_coef.end());
   }
+  forest.build_walk();
   *this = std::move(forest);
+}
+
+void IsolationForest::build_walk() {
+  walk_.clear();
+  if (extension_level_ != 0) return;
+  walk_.reserve(nodes_.size());
+  for (const Node& nd : nodes_) walk_.push_back({nd.split, nd.left, order_key(nd.threshold)});
 }
 
 Index IsolationForest::tree_size(int t) const {
@@ -328,21 +348,21 @@ IsolationForest::TreeArrays IsolationForest::export_tree(int t) const {
   return out;
 }
 
-void IsolationForest::add_axis_tree(int t, const double* rows, Index n_rows,
+void IsolationForest::add_axis_tree(int t, const std::uint64_t* rows, Index n_rows,
                                     double* sums) const {
-  const Node* tree = nodes_.data() + tree_begin_[t];
+  const WalkNode* tree = walk_.data() + tree_begin_[t];
   const double* leaf_path = path_.data() + tree_begin_[t];
   const std::int32_t depth = tree_depth_[t];
   const Index d = n_features_;
   // `rows` is padded to a multiple of kLanes rows, so every lane is valid.
   for (Index r0 = 0; r0 < n_rows; r0 += kLanes) {
-    const double* x = rows + r0 * d;
+    const std::uint64_t* x = rows + r0 * d;
     std::int32_t k[kLanes] = {};
     // Leaves loop on themselves, so every lane takes exactly `depth` steps.
     for (std::int32_t level = 0; level < depth; ++level) {
       for (int l = 0; l < kLanes; ++l) {
-        const Node& nd = tree[k[l]];
-        k[l] = nd.left + (x[l * d + nd.split] > nd.threshold);
+        const WalkNode& nd = tree[k[l]];
+        k[l] = nd.left + (x[l * d + nd.split] > nd.key);
       }
     }
     const int lanes = static_cast<int>(std::min<Index>(kLanes, n_rows - r0));
@@ -385,11 +405,16 @@ void IsolationForest::path_length_sums(const ConstMatrixView<T>& X, double* out,
     const Index padded = (rows + kLanes - 1) / kLanes * kLanes;
     std::vector<double> block(static_cast<std::size_t>(padded * n_features_), 0.0);
     for (Index i = 0; i < rows; ++i) gather_row(X, begin + i, block.data() + i * n_features_);
+    std::vector<std::uint64_t> keys;
+    if (extension_level_ == 0) {
+      keys.resize(block.size());
+      for (std::size_t i = 0; i < block.size(); ++i) keys[i] = order_key(block[i]);
+    }
     double* sums = out + begin;
     std::fill(sums, sums + rows, 0.0);
     for (int t = 0; t < n_estimators(); ++t) {
       if (extension_level_ == 0) {
-        add_axis_tree(t, block.data(), rows, sums);
+        add_axis_tree(t, keys.data(), rows, sums);
       } else {
         add_hyperplane_tree(t, block.data(), rows, sums);
       }
@@ -501,6 +526,7 @@ IsolationForest IsolationForest::deserialize(std::string_view bytes) {
       }
     }
   }
+  f.build_walk();
   return f;
 }
 
