@@ -29,10 +29,15 @@ def reject_non_numeric_columns(X, estimator):
         )
 
 
+def _native_layout(X):
+    """The kernels read any non-negative strides; only reversed views are copied."""
+    return np.ascontiguousarray(X) if any(s < 0 for s in X.strides) else X
+
+
 def validate_fit_input(estimator, X, min_samples=2):
-    """Validate X for fit: 2-D, numeric, finite, float32/float64, C or F order."""
+    """Validate X for fit: 2-D, numeric, finite, float32/float64."""
     reject_non_numeric_columns(X, estimator)
-    return validate_data(
+    X = validate_data(
         estimator,
         X,
         dtype=list(FLOAT_DTYPES),
@@ -40,6 +45,7 @@ def validate_fit_input(estimator, X, min_samples=2):
         ensure_all_finite=True,
         reset=True,
     )
+    return _native_layout(X)
 
 
 def validate_score_input(estimator, X):
@@ -70,9 +76,10 @@ def validate_score_input(estimator, X):
             )
         return X
     reject_non_numeric_columns(X, estimator)
-    return validate_data(
+    X = validate_data(
         estimator, X, dtype=list(FLOAT_DTYPES), ensure_all_finite=True, reset=False
     )
+    return _native_layout(X)
 
 
 def check_int(name, value, low, high=None):

@@ -203,8 +203,3 @@ class IsolationForest(NativeModelMixin, OutlierMixin, BaseEstimator):
     def predict(self, X):
         """-1 for outliers, 1 for inliers."""
         return np.where(self.decision_function(X) < 0, -1, 1)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags

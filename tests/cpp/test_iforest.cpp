@@ -157,3 +157,26 @@ TEST(IsolationForest, SerializeRoundTripAndCorruptionIsDetected) {
     }
   }
 }
+
+TEST(IsolationForest, ScoresEqualAPlainTraversalForShallowAndDeepTrees) {
+  const auto X = gaussian(5000, 3, 9);
+  for (Index max_samples : {2, 50, 4000}) {  // depth 1, 6 and 12 (beyond the heap levels)
+    IsolationForestParams p;
+    p.n_estimators = 5;
+    p.max_samples = max_samples;
+    IsolationForest f;
+    f.fit(view(X), p, 2);
+    std::vector<double> expected(200, 0.0);
+    for (int t = 0; t < f.n_estimators(); ++t) {
+      const auto tree = f.export_tree(t);
+      for (Index i = 0; i < 200; ++i) {
+        std::int32_t k = 0;
+        while (tree.left[k] != k) k = tree.left[k] + (X(i, tree.split[k]) > tree.threshold[k]);
+        expected[i] += tree.path[k] / f.n_estimators();
+      }
+    }
+    std::vector<double> got(200);
+    f.mean_path_length(row_major_view(X.data(), 200, 3), got.data(), 2);
+    for (Index i = 0; i < 200; ++i) EXPECT_NEAR(got[i], expected[i], 1e-12) << max_samples;
+  }
+}

@@ -109,6 +109,10 @@ def test_dtypes_orders_and_dataframes_give_the_same_answer(blobs):
         np.testing.assert_array_equal(ref.score_samples(variant), expected)
     strided = np.repeat(X64, 2, axis=1)[:, ::2]  # neither C nor F contiguous
     np.testing.assert_array_equal(ref.score_samples(strided), expected)
+    np.testing.assert_array_equal(ref.score_samples(X64[::-1]), expected[::-1])
+    reversed_fit = IsolationForest(random_state=0).fit(X64[::-1]).score_samples(X64)
+    copied_fit = IsolationForest(random_state=0).fit(X64[::-1].copy()).score_samples(X64)
+    np.testing.assert_array_equal(reversed_fit, copied_fit)
     df = pd.DataFrame(X64, columns=[f"f{i}" for i in range(X.shape[1])])
     model = IsolationForest(random_state=0).fit(df)
     assert list(model.feature_names_in_) == list(df.columns)
@@ -229,3 +233,14 @@ def test_make_anomalies_is_reproducible():
     assert X1.shape == (1000, 5) and y1.sum() == 100
     X32, _ = make_anomalies(100, 2, dtype=np.float32, random_state=0)
     assert X32.dtype == np.float32
+
+
+@pytest.mark.parametrize("max_samples", [2, 3, 700, 3000])
+def test_scores_equal_a_plain_traversal_at_every_tree_depth(max_samples):
+    # Shallow trees and trees deeper than the walk's heap levels alike.
+    rng = np.random.default_rng(max_samples)
+    X = rng.normal(size=(3000, 4))
+    model = IsolationForest(n_estimators=4, max_samples=max_samples, random_state=0).fit(X)
+    rows = X[:: 3000 // 150]
+    expected = -(2.0 ** (-python_path_lengths(model._native, rows) / c(model.max_samples_)))
+    np.testing.assert_allclose(model.score_samples(rows), expected, rtol=1e-12)

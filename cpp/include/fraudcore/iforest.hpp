@@ -16,14 +16,19 @@
 // point uniform in the node's bounding box; rows with n.x <= n.p go left.
 //
 // Storage: all trees live in one flat node array (`tree_begin` gives each
-// tree's first node). A node's children are adjacent (right = left + 1),
-// so traversal is `node = left + (x > threshold)` without branches on the
-// direction. A leaf points at itself with threshold +inf, so an axis-parallel
-// tree is walked for exactly its depth with no data-dependent branch, several
-// rows in lock-step, comparing order-preserving integer keys of the values
-// and thresholds (same outcome as comparing the doubles, shorter latency). Children always have larger indices than their parent
-// and leaves loop only on themselves, which deserialize() verifies, so a
-// traversal stays in bounds whatever the file held.
+// tree's first node); this is what is saved. A node's children are adjacent
+// (right = left + 1) and a leaf points at itself. Children always have larger
+// indices than their parent and leaves loop only on themselves, which
+// deserialize() verifies, so a walk stays in bounds whatever a file held.
+//
+// Scoring walks a layout derived from the nodes after fit and load: rows in
+// groups of 8, interleaved, as order-preserving integer keys of their values
+// (so `x > threshold` is an integer compare with the same outcome), and each
+// tree's first 10 levels as an implicit heap (children of slot s at 2s + 1,
+// 2s + 2; a leaf passes rows on to its left slot) whose bottom slots hold the
+// path lengths, compact enough that a whole forest of 256-sample trees stays
+// in L2. The 8 rows of a group step through a tree in lock-step, without
+// data-dependent branches; levels below the heap follow the links.
 //
 // Threading: fit() is parallel over trees, score_samples() over blocks of
 // rows, both with OpenMP on `n_threads` threads. Tree t draws its random
@@ -45,6 +50,15 @@ namespace fraudcore {
 /// tree of n nodes: 0 for n <= 1, 1 for n = 2, else
 /// 2 (ln(n - 1) + Euler's gamma) - 2 (n - 1) / n.
 double average_path_length(double n);
+
+/// An axis-parallel node as scoring walks it (internal to the forest): the
+/// split feature's offset in an interleaved group of rows, the tree-local
+/// left child (a leaf: itself) and the threshold as an order-preserving key.
+struct IsolationForestWalkNode {
+  std::int32_t offset;
+  std::int32_t left;
+  std::uint64_t key;
+};
 
 struct IsolationForestParams {
   int n_estimators = 100;
@@ -118,14 +132,10 @@ class IsolationForest {
   template <class T>
   void path_length_sums(const ConstMatrixView<T>& X, double* out,
                         int n_threads) const;
-  /// Axis-parallel node as walked: the threshold as an order key.
-  struct WalkNode {
-    std::int32_t split;
-    std::int32_t left;
-    std::uint64_t key;
-  };
+  using WalkNode = IsolationForestWalkNode;
+  /// Derive the scoring layout (walk_, heap_*) from nodes_.
   void build_walk();
-  void add_axis_tree(int t, const std::uint64_t* rows, Index n_rows,
+  void add_axis_tree(int t, const std::uint64_t* groups, Index n_rows, Index n_valid,
                      double* sums) const;
   void add_hyperplane_tree(int t, const double* rows, Index n_rows,
                            double* sums) const;
@@ -137,8 +147,15 @@ class IsolationForest {
   /// Depth of the deepest leaf of each tree.
   std::vector<std::int32_t> tree_depth_;
   std::vector<Node> nodes_;
-  /// nodes_ with order-key thresholds (axis-parallel forests only).
+  /// Scoring layout, axis-parallel forests only: nodes_ as WalkNodes, and
+  /// each tree's top levels as an implicit heap (slot keys and offsets from
+  /// heap_begin_[t]; entry nodes of the bottom slots from heap_begin_[t] + t).
   std::vector<WalkNode> walk_;
+  std::vector<std::int64_t> heap_begin_;
+  std::vector<std::uint64_t> heap_key_;
+  std::vector<std::int32_t> heap_offset_;
+  std::vector<std::int32_t> heap_entry_;
+  std::vector<double> heap_leaf_;
   /// Path length d + c(n) of each leaf (0 for inner nodes), by node.
   std::vector<double> path_;
   /// Hyperplane p uses plane_feature_/plane_coef_[p * (extension_level + 1)
