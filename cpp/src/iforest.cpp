@@ -465,7 +465,6 @@ void IsolationForest::path_length_sums(const ConstMatrixView<T>& X, double* out,
     const Index rows = std::min(kScoreBlock, n - begin);
     double* sums = out + begin;
     std::fill(sums, sums + rows, 0.0);
-    std::vector<double> row(static_cast<std::size_t>(n_features_));
     if (extension_level_ != 0) {
       std::vector<double> block(static_cast<std::size_t>(rows * n_features_));
       for (Index i = 0; i < rows; ++i) gather_row(X, begin + i, block.data() + i * n_features_);
@@ -475,6 +474,7 @@ void IsolationForest::path_length_sums(const ConstMatrixView<T>& X, double* out,
     // Interleaved groups of kLanes rows as order keys; padding lanes hold 0.
     const Index padded = (rows + kLanes - 1) / kLanes * kLanes;
     std::vector<std::uint64_t> groups(static_cast<std::size_t>(padded * n_features_), 0);
+    std::vector<double> row(static_cast<std::size_t>(n_features_));
     for (Index i = 0; i < rows; ++i) {
       gather_row(X, begin + i, row.data());
       std::uint64_t* lane = groups.data() + (i / kLanes) * kLanes * n_features_ + i % kLanes;
