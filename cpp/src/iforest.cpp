@@ -17,6 +17,9 @@ namespace fraudcore {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+/// Features a forest may have: feature offsets in a group of kLanes rows
+/// must fit in 32 bits.
+constexpr Index kMaxFeatures = std::numeric_limits<std::int32_t>::max() / 8;
 /// Rows gathered per scoring task: big enough to amortise a pass over the
 /// forest, small enough that their keys (x d x 8 bytes) stay in L1 next to
 /// the tree being walked (128 measured fastest of 64..512 at d = 18).
@@ -235,7 +238,8 @@ class IsolationForest::TreeBuilder {
       min_max(j, rows, n, lo, hi);
       spread = spread || hi > lo;
       const double coef = rng_.normal();
-      const double point = lo + rng_.uniform() * (hi - lo);
+      const double u = rng_.uniform();
+      const double point = lo * (1.0 - u) + hi * u;  // cannot overflow, unlike hi - lo
       plane_feature.push_back(static_cast<std::int32_t>(j));
       plane_coef.push_back(coef);
       threshold += coef * point;
@@ -245,6 +249,9 @@ class IsolationForest::TreeBuilder {
       plane_coef.resize(plane_coef.size() - k);
       return false;
     }
+    FRAUDCORE_CHECK(std::isfinite(threshold),
+                    "X has values too large for hyperplane splits (extension_level > 0): "
+                    "their projections overflow; scale X or use extension_level=0");
     nodes[node] = Node{plane, 0, threshold};
     for (std::int32_t i = 0; i < n; ++i) {
       double dot = 0.0;
@@ -278,7 +285,8 @@ void IsolationForest::fit(const ConstMatrixView<T>& X,
   const Index d = X.cols();
   FRAUDCORE_CHECK(n >= 2, "IsolationForest needs at least 2 samples, got " << n);
   FRAUDCORE_CHECK(d >= 1, "IsolationForest needs at least 1 feature, got 0");
-  FRAUDCORE_CHECK(d <= std::numeric_limits<std::int32_t>::max(), "too many features: " << d);
+  FRAUDCORE_CHECK(d <= kMaxFeatures, "too many features: " << d << " (at most " << kMaxFeatures
+                                                               << ")");
   FRAUDCORE_CHECK(params.n_estimators >= 1,
                   "n_estimators must be at least 1, got " << params.n_estimators);
   FRAUDCORE_CHECK(params.max_samples >= 1 && params.max_samples <= n,
@@ -303,8 +311,12 @@ void IsolationForest::fit(const ConstMatrixView<T>& X,
     Rng rng(params.seed, static_cast<std::uint64_t>(t));
     std::vector<Index> rows;
     if (params.bootstrap) {
+      // Drawn with replacement, kept once each: scikit-learn passes the draw
+      // as sample weights, so its trees hold each distinct row once.
       rows.resize(static_cast<std::size_t>(psi));
       for (auto& r : rows) r = static_cast<Index>(rng.below(static_cast<std::uint64_t>(n)));
+      std::sort(rows.begin(), rows.end());
+      rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
     } else {
       rows = sample_without_replacement(n, psi, rng);
     }
@@ -315,13 +327,14 @@ void IsolationForest::fit(const ConstMatrixView<T>& X,
     } else {
       features = sample_without_replacement(d, m, rng);
     }
-    std::vector<double> sample(static_cast<std::size_t>(psi * m));
+    const auto size = static_cast<Index>(rows.size());
+    std::vector<double> sample(static_cast<std::size_t>(size * m));
     std::vector<double> row(static_cast<std::size_t>(d));
-    for (Index i = 0; i < psi; ++i) {
+    for (Index i = 0; i < size; ++i) {
       gather_row(X, rows[i], row.data());
-      for (Index c = 0; c < m; ++c) sample[c * psi + i] = row[features[c]];
+      for (Index c = 0; c < m; ++c) sample[c * size + i] = row[features[c]];
     }
-    auto builder = std::make_unique<TreeBuilder>(std::move(sample), psi, features,
+    auto builder = std::make_unique<TreeBuilder>(std::move(sample), size, features,
                                                  params.extension_level, rng);
     builder->build(max_depth);
     // Tree-local column numbers become global feature indices.
@@ -547,7 +560,7 @@ IsolationForest IsolationForest::deserialize(std::string_view bytes) {
   f.plane_coef_ = r.get_vector<double>();
   r.expect_end();
 
-  if (f.n_features_ < 1 || f.n_features_ > std::numeric_limits<std::int32_t>::max()) {
+  if (f.n_features_ < 1 || f.n_features_ > kMaxFeatures) {
     fail("n_features = " + std::to_string(f.n_features_));
   }
   if (f.max_samples_ < 1) fail("max_samples = " + std::to_string(f.max_samples_));
@@ -570,22 +583,36 @@ IsolationForest IsolationForest::deserialize(std::string_view bytes) {
         end - begin > std::numeric_limits<std::int32_t>::max()) {
       fail("tree " + std::to_string(t) + " bounds");
     }
-    if (f.tree_depth_[t] < 0 || f.tree_depth_[t] >= end - begin) {
-      fail("tree " + std::to_string(t) + " depth");
-    }
-    for (std::int64_t i = 0; i < end - begin; ++i) {
+    // A proper tree: every node but the root has exactly one parent, with a
+    // smaller index; its depth is then well defined, and must be the stored
+    // one and within what max_samples allows, so the walk ends at leaves.
+    const std::int64_t size = end - begin;
+    std::vector<std::int32_t> depth(static_cast<std::size_t>(size), -1);
+    depth[0] = 0;
+    std::int32_t deepest = 0;
+    for (std::int64_t i = 0; i < size; ++i) {
       const Node& nd = f.nodes_[static_cast<std::size_t>(begin + i)];
       const double path = f.path_[static_cast<std::size_t>(begin + i)];
+      if (depth[static_cast<std::size_t>(i)] < 0) fail("node without a parent");
+      deepest = std::max(deepest, depth[static_cast<std::size_t>(i)]);
       if (nd.left == i) {  // leaf: stays put, reading feature 0, whatever the input
         if (nd.split != 0 || nd.threshold != kInf || !std::isfinite(path) || path < 0) {
           fail("leaf");
         }
-      } else {
-        if (nd.left <= i || nd.left + 1 >= end - begin) fail("child index");
-        const std::int64_t limit = f.extension_level_ == 0 ? f.n_features_ : n_planes;
-        if (nd.split < 0 || nd.split >= limit) fail("split index");
-        if (std::isnan(nd.threshold)) fail("threshold");
+        continue;
       }
+      const std::int64_t left = nd.left;
+      if (left <= i || left + 1 >= size) fail("child index");
+      const std::int64_t limit = f.extension_level_ == 0 ? f.n_features_ : n_planes;
+      if (nd.split < 0 || nd.split >= limit) fail("split index");
+      if (std::isnan(nd.threshold) || path != 0.0) fail("inner node");
+      for (std::int64_t child : {left, left + 1}) {
+        if (depth[static_cast<std::size_t>(child)] >= 0) fail("node with two parents");
+        depth[static_cast<std::size_t>(child)] = depth[static_cast<std::size_t>(i)] + 1;
+      }
+    }
+    if (f.tree_depth_[t] != deepest || deepest > max_depth_for(f.max_samples_)) {
+      fail("tree " + std::to_string(t) + " depth");
     }
   }
   f.build_walk();

@@ -127,6 +127,7 @@ class NativeModelMixin:
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".fraudcore-", suffix=".tmp", dir=folder)
         try:
+            os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would ignore the umask
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -149,6 +150,16 @@ class NativeModelMixin:
         return model
 
 
+def _file_mode(path):
+    """The mode a saved file gets: the replaced file's, else 0666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _open(data):
     version, kind, meta, body = _core.unpack_envelope(bytes(data))
     cls = _REGISTRY.get(kind)
@@ -156,7 +167,7 @@ def _open(data):
         raise _core.ModelFormatError(f"unknown model kind {kind!r} in fraudcore model data")
     try:
         meta = json.loads(meta.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise _core.ModelFormatError(f"fraudcore model metadata is not valid JSON: {exc}") from None
     return cls, meta, body
 

@@ -23,12 +23,14 @@ def c(n):
     return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
 
 
-def test_scores_match_scikit_learn_in_distribution(blobs):
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_scores_match_scikit_learn_in_distribution(blobs, bootstrap):
     # Same algorithm, different random numbers: with many trees the scores of
     # both forests converge to the same expectation.
     X, _ = blobs
-    ours = IsolationForest(n_estimators=2000, random_state=0, n_jobs=-1).fit(X).score_samples(X)
-    ref = SkIsolationForest(n_estimators=2000, random_state=0, n_jobs=-1).fit(X).score_samples(X)
+    params = dict(n_estimators=2000, random_state=0, n_jobs=-1, bootstrap=bootstrap)
+    ours = IsolationForest(**params).fit(X).score_samples(X)
+    ref = SkIsolationForest(**params).fit(X).score_samples(X)
     assert np.corrcoef(ours, ref)[0, 1] > 0.995
     assert abs(ours.mean() - ref.mean()) < 2e-3
     assert np.abs(ours - ref).max() < 0.03
@@ -180,6 +182,16 @@ def test_extended_forest_detects_anomalies(blobs):
     model = IsolationForest(extension_level=X.shape[1] - 1, random_state=0).fit(X)
     assert model._native.extension_level == X.shape[1] - 1
     assert roc_auc_score(y, -model.score_samples(X)) > 0.9
+
+
+# scikit-learn's finiteness check itself warns while summing such values.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_extended_forest_refuses_values_whose_projections_overflow():
+    X = np.random.default_rng(0).uniform(-1, 1, size=(300, 3)) * 1.7e308
+    with pytest.raises(ValueError, match="too large for hyperplane splits"):
+        IsolationForest(extension_level=1, random_state=0).fit(X)
+    scores = IsolationForest(random_state=0).fit(X).score_samples(X)  # axis splits cope
+    assert np.isfinite(scores).all()
 
 
 def test_extended_forest_handles_constant_columns():

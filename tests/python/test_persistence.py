@@ -81,24 +81,55 @@ def test_every_flipped_byte_is_a_clear_error(model):
             IsolationForest().__setstate__({"fraudcore_model": bytes(bad)})
 
 
-def test_structurally_hostile_body_with_a_valid_checksum(model, data):
-    # A body whose checksum is right but whose tree points a child backwards
-    # must be refused by the structural checks, not walked.
+def _node_record_offset(native, node):
+    """Byte offset of node `node`'s record in a serialized forest body."""
+    n = native.n_estimators
+    return 8 + 8 + 4 + (8 + 8 * n) + (8 + 4 * n) + 8 + node * 24
+
+
+def _first_inner_and_leaf(native):
+    tree = native.export_tree(0)
+    own = np.arange(len(tree["left"]))
+    return int(np.flatnonzero(tree["left"] != own)[0]), int(np.flatnonzero(tree["left"] == own)[0])
+
+
+@pytest.mark.parametrize("attack", ["self-loop", "int32-max child", "inner path NaN", "depth"])
+def test_structurally_hostile_body_with_a_valid_checksum(model, attack):
+    # Bodies whose checksum is right but whose trees would send the walk out
+    # of bounds, round in circles, or to a wrong answer: refused on load.
     from fraudcore import _core
 
     version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     native = _core.IsolationForestModel.deserialize(body)
-    tree = native.export_tree(0)
-    inner = int(np.flatnonzero(tree["left"] != np.arange(len(tree["left"])))[0])
-    # node records follow the header; find this node's 'left' field and corrupt it
-    header = 8 + 8 + 4 + 8 + 8 * native.n_estimators + 8 + 4 * native.n_estimators + 8
-    offset = header + inner * 24 + 4
+    inner, leaf = _first_inner_and_leaf(native)
     hostile = bytearray(body)
-    hostile[offset:offset + 4] = np.int32(inner).tobytes()  # a node that is its own child
-    hostile[offset + 4:offset + 12] = np.float64(0.0).tobytes()
+    if attack == "self-loop":  # an inner node that is its own child
+        at = _node_record_offset(native, inner) + 4
+        hostile[at:at + 4] = np.int32(inner).tobytes()
+    elif attack == "int32-max child":  # left + 1 overflows 32 bits
+        at = _node_record_offset(native, inner) + 4
+        hostile[at:at + 4] = np.int32(2**31 - 1).tobytes()
+    elif attack == "inner path NaN":
+        at = _node_record_offset(native, inner) + 16
+        hostile[at:at + 8] = np.float64(np.nan).tobytes()
+    else:  # the stored depth of tree 0 understates the tree
+        at = 8 + 8 + 4 + (8 + 8 * native.n_estimators) + 8
+        hostile[at:at + 4] = np.int32(0).tobytes()
     envelope = _core.pack_envelope(kind, meta, bytes(hostile))
     with pytest.raises(ModelFormatError, match="corrupted"):
         IsolationForest().__setstate__({"fraudcore_model": envelope})
+
+
+def test_saved_file_follows_the_umask_and_keeps_an_existing_mode(model, tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = model.save(tmp_path / "new.fc")
+        assert os.stat(path).st_mode & 0o777 == 0o644
+        os.chmod(path, 0o640)
+        model.save(path)
+        assert os.stat(path).st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
 
 
 def test_newer_format_and_wrong_kind(model, tmp_path):
