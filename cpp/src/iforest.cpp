@@ -17,9 +17,6 @@ namespace fraudcore {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-/// Features a forest may have: feature offsets in a group of kLanes rows
-/// must fit in 32 bits.
-constexpr Index kMaxFeatures = std::numeric_limits<std::int32_t>::max() / 8;
 /// Rows gathered per scoring task: big enough to amortise a pass over the
 /// forest, small enough that their keys (x d x 8 bytes) stay in L1 next to
 /// the tree being walked (128 measured fastest of 64..512 at d = 18).
@@ -27,6 +24,9 @@ constexpr Index kScoreBlock = 128;
 /// Rows walked in lock-step through one axis-parallel tree, stored
 /// interleaved: the key of feature j of lane l at group[j * kLanes + l].
 constexpr int kLanes = 8;
+/// Features a forest may have: feature offsets in a group of kLanes rows
+/// must fit in 32 bits.
+constexpr Index kMaxFeatures = std::numeric_limits<std::int32_t>::max() / kLanes;
 /// Levels of each axis-parallel tree laid out as an implicit heap for the
 /// walk (at most 2^kHeapLevels slots a tree); deeper levels walk the links.
 constexpr int kHeapLevels = 10;
