@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace fraudcore::bindings {
 void bind_serialize(py::module_& m);
 void bind_iforest(py::module_& m);
+void bind_neighbors(py::module_& m);
 }  // namespace fraudcore::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
         "Thread count for an n_jobs value (joblib convention: -1 = all cores).");
   fraudcore::bindings::bind_serialize(m);
   fraudcore::bindings::bind_iforest(m);
+  fraudcore::bindings::bind_neighbors(m);
 }

@@ -1,0 +1,78 @@
+// Exact brute-force k-nearest-neighbour search for the wide data where
+// space-partitioning trees stop pruning.
+//
+// The fitted rows are scanned leaf by leaf of a coarse KdTree partition
+// (leaves of about 1024 rows), nearest leaves first, and a leaf is skipped
+// when its bounding box lies beyond every query's current k-th neighbour.
+//
+// Euclidean metric: each (query, row) pair is first screened in float32 with
+// the matrix-product form of the squared distance,
+//     s~ = |q|^2 + |y|^2 - 2 q.y,
+// on rows centred on the data mean and scaled by a power of two (so values
+// lie in (-1, 1) and float32 neither overflows nor loses the spread to the
+// offset). The screening error is bounded:
+//     |s~ - d^2| <= E(q, y) = c u (|q|^2 + |y|^2) + tiny,  c = 4 d + 16,
+// u = 2^-24, which covers rounding the inputs to float32, the d + 1 rounded
+// multiply-adds in any order, and rounding |y|^2 (the analysis needs c =
+// 2 d + 6; the rest is margin). A pair becomes a candidate when
+// s~ - E <= theta, theta being the query's current k-th exact rdist, and
+// only candidates get their exact distance computed in double by
+// Metric::rdist. A true neighbour always passes (s~ - E <= d^2 <= theta), so
+// the result is exact and bit-identical to the tree's; duplicates come out
+// at distance exactly 0, unlike a plain |q|^2 + |y|^2 - 2 q.y in float64.
+//
+// The screening kernel runs 4 queries against 64 rows at a time, with the
+// rows stored feature-major ("panels" of 64 holding -2 y), compiled for
+// AVX-512, AVX2+FMA and SSE2 and picked at run time from the CPU, so one
+// portable wheel runs at the machine's width. Other metrics scan candidate
+// leaves with Metric::rdist directly.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fraudcore/kd_tree.hpp"
+#include "fraudcore/knn_heap.hpp"
+#include "fraudcore/metric.hpp"
+
+namespace fraudcore {
+
+class BruteForceIndex {
+ public:
+  /// Rows per leaf of the partition the brute-force scan walks.
+  static constexpr Index kLeafSize = 1024;
+  /// Queries searched together (they share each leaf while it is in cache).
+  static constexpr Index kQueryBlock = 64;
+
+  /// Prepare the float32 panels of `tree`'s rows (built with kLeafSize).
+  void build(const KdTree& tree);
+
+  /// Offer to heaps[i] every fitted row that can be among the k nearest of
+  /// query i; queries is n_queries x d, row-major, n_queries <= kQueryBlock.
+  void search_block(const KdTree& tree, const Metric& metric, const double* queries,
+                    Index n_queries, KnnHeap* heaps) const;
+
+  /// The instruction set the screening kernel runs with: "avx512", "avx2"
+  /// or "sse2".
+  static const char* kernel_isa();
+
+ private:
+  struct Leaf {
+    Index node;
+    Index group_begin, group_end;  // panels of 64 rows
+  };
+  void screen_euclidean(const KdTree& tree, const Metric& metric, const double* queries,
+                        Index n_queries, KnnHeap* heaps, const std::vector<Index>& leaf_order,
+                        const std::vector<double>& bounds) const;
+
+  Index d_ = 0;
+  std::vector<Leaf> leaves_;
+  std::vector<float> panels_;          // [group][feature][64] = -2 * scaled row value
+  std::vector<float> norms_;           // [group * 64 + lane]: |y|^2 (1 - c u), +inf padding
+  std::vector<std::int64_t> position_; // [group * 64 + lane]: tree position, -1 padding
+  std::vector<double> center_;
+  double scale_ = 1.0;
+  double cu_ = 0.0;  // c * u of the error bound
+};
+
+}  // namespace fraudcore

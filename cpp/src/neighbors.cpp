@@ -1,0 +1,189 @@
+#include "fraudcore/neighbors.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "fraudcore/error.hpp"
+#include "fraudcore/parallel.hpp"
+
+namespace fraudcore {
+
+namespace {
+constexpr Index kTreeQueryBlock = 256;
+}  // namespace
+
+NeighborAlgorithm choose_neighbor_algorithm(Index n_rows, Index n_features, Index k) {
+  if (n_features > 15 || k >= n_rows / 2) return NeighborAlgorithm::kBrute;
+  return NeighborAlgorithm::kKdTree;
+}
+
+template <class T>
+void NeighborIndex::fit(const ConstMatrixView<T>& X, const Metric& metric,
+                        NeighborAlgorithm algorithm, Index leaf_size) {
+  FRAUDCORE_CHECK(X.rows() >= 1, "X has no rows");
+  FRAUDCORE_CHECK(X.cols() >= 1, "X has no columns");
+  FRAUDCORE_CHECK(leaf_size >= 1, "leaf_size must be >= 1, got " << leaf_size);
+  FRAUDCORE_CHECK(algorithm == NeighborAlgorithm::kBrute || algorithm == NeighborAlgorithm::kKdTree,
+                  "unknown neighbour algorithm " << static_cast<int>(algorithm));
+  NeighborIndex fresh;
+  fresh.metric_ = metric;
+  fresh.algorithm_ = algorithm;
+  fresh.leaf_size_ = leaf_size;
+  if (algorithm == NeighborAlgorithm::kBrute) {
+    fresh.tree_.build(X, BruteForceIndex::kLeafSize);
+    fresh.brute_.build(fresh.tree_);
+  } else {
+    fresh.tree_.build(X, leaf_size);
+  }
+  *this = std::move(fresh);
+}
+
+void NeighborIndex::search(Index n_queries, Index k, int n_threads, const QueryLoader& load,
+                           const BlockSink& sink) const {
+  const bool brute = algorithm_ == NeighborAlgorithm::kBrute;
+  const Index block = brute ? BruteForceIndex::kQueryBlock : kTreeQueryBlock;
+  const Index d = n_features();
+  const Index n_blocks = (n_queries + block - 1) / block;
+  parallel_for(n_blocks, n_threads, [&](Index b) {
+    const Index first = b * block;
+    const Index count = std::min(block, n_queries - first);
+    std::vector<double> rows(static_cast<std::size_t>(count * d));
+    std::vector<Index> ids(static_cast<std::size_t>(count));
+    std::vector<double> rdist(static_cast<std::size_t>(count * k));
+    std::vector<Index> ind(static_cast<std::size_t>(count * k));
+    load(first, count, rows.data(), ids.data());
+    std::vector<KnnHeap> heaps;
+    heaps.reserve(static_cast<std::size_t>(count));
+    for (Index i = 0; i < count; ++i) heaps.emplace_back(&rdist[i * k], &ind[i * k], k);
+    if (brute) {
+      brute_.search_block(tree_, metric_, rows.data(), count, heaps.data());
+    } else {
+      for (Index i = 0; i < count; ++i) tree_.search(&rows[i * d], metric_, heaps[i]);
+    }
+    for (auto& heap : heaps) heap.sort();
+    sink(count, ids.data(), rdist.data(), ind.data());
+  });
+}
+
+template <class T>
+void NeighborIndex::kneighbors(const ConstMatrixView<T>& Q, Index k, int n_threads,
+                               const NeighborConsumer& consume) const {
+  FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
+  FRAUDCORE_CHECK(Q.cols() == n_features(), "X has " << Q.cols() << " features, but the index was fitted with "
+                                                     << n_features() << " features");
+  FRAUDCORE_CHECK(k >= 1 && k <= n_rows(), "n_neighbors must be in [1, " << n_rows()
+                                                                          << "] (the fitted rows), got " << k);
+  const Index d = n_features();
+  search(
+      Q.rows(), k, n_threads,
+      [&](Index first, Index count, double* rows, Index* ids) {
+        for (Index i = 0; i < count; ++i) {
+          ids[i] = first + i;
+          for (Index j = 0; j < d; ++j) {
+            const double v = static_cast<double>(Q(first + i, j));
+            FRAUDCORE_CHECK(std::isfinite(v), "X contains NaN or infinity (row "
+                                                  << first + i << ", column " << j << ")");
+            rows[i * d + j] = v;
+          }
+        }
+      },
+      [&](Index count, const Index* ids, double* rdist, Index* ind) {
+        for (Index i = 0; i < count * k; ++i) rdist[i] = metric_.to_dist(rdist[i]);
+        consume(count, ids, rdist, ind);
+      });
+}
+
+void NeighborIndex::kneighbors_fitted(Index k, int n_threads, const NeighborConsumer& consume) const {
+  FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
+  FRAUDCORE_CHECK(k >= 1 && k < n_rows(), "n_neighbors must be in [1, " << n_rows() - 1
+                                                                         << "] (the other fitted rows), got " << k);
+  const Index d = n_features();
+  const Index searched = k + 1;
+  // Queries in tree order: consecutive queries are spatial neighbours, which
+  // keeps the blocks' search structures in cache and prunes early.
+  search(
+      n_rows(), searched, n_threads,
+      [&](Index first, Index count, double* rows, Index* ids) {
+        for (Index i = 0; i < count; ++i) {
+          std::copy(tree_.row(first + i), tree_.row(first + i) + d, rows + i * d);
+          ids[i] = tree_.original_index(first + i);
+        }
+      },
+      [&](Index count, const Index* ids, double* rdist, Index* ind) {
+        std::vector<double> dist(static_cast<std::size_t>(count * k));
+        std::vector<Index> kept(static_cast<std::size_t>(count * k));
+        for (Index i = 0; i < count; ++i) {
+          const double* rd = rdist + i * searched;
+          const Index* id = ind + i * searched;
+          Index drop = 0;  // the row itself, else the first neighbour
+          for (Index j = 0; j < searched; ++j) {
+            if (id[j] == ids[i]) {
+              drop = j;
+              break;
+            }
+          }
+          Index out = i * k;
+          for (Index j = 0; j < searched; ++j) {
+            if (j == drop) continue;
+            dist[static_cast<std::size_t>(out)] = metric_.to_dist(rd[j]);
+            kept[static_cast<std::size_t>(out)] = id[j];
+            ++out;
+          }
+        }
+        consume(count, ids, dist.data(), kept.data());
+      });
+}
+
+void NeighborIndex::write(ByteWriter& w) const {
+  FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
+  w.put<double>(metric_.p());
+  w.put<std::int32_t>(static_cast<std::int32_t>(algorithm_));
+  w.put<std::int64_t>(leaf_size_);
+  w.put<std::int64_t>(n_rows());
+  w.put<std::int64_t>(n_features());
+  std::vector<double> rows(static_cast<std::size_t>(n_rows() * n_features()));
+  for (Index i = 0; i < n_rows(); ++i) {
+    std::copy(tree_.row(i), tree_.row(i) + n_features(),
+              rows.begin() + tree_.original_index(i) * n_features());
+  }
+  for (double v : rows) w.put<double>(v);
+}
+
+NeighborIndex NeighborIndex::read(ByteReader& r) {
+  const double p = r.get<double>();
+  const auto algorithm = r.get<std::int32_t>();
+  const auto leaf_size = r.get<std::int64_t>();
+  const auto n = r.get<std::int64_t>();
+  const auto d = r.get<std::int64_t>();
+  if (!(p >= 1.0) || (algorithm != 1 && algorithm != 2) || leaf_size < 1 || n < 1 || d < 1 ||
+      n >= (std::int64_t{1} << 31)) {
+    throw FormatError("neighbour index header is inconsistent (metric, algorithm or sizes)");
+  }
+  if (static_cast<std::uint64_t>(d) > r.remaining() / sizeof(double) ||
+      static_cast<std::uint64_t>(n) > r.remaining() / sizeof(double) / static_cast<std::uint64_t>(d)) {
+    throw FormatError("neighbour index data is truncated");
+  }
+  RowMajorMatrix<double> X(n, d);
+  for (Index i = 0; i < n; ++i) {
+    for (Index j = 0; j < d; ++j) {
+      X(i, j) = r.get<double>();
+      if (!std::isfinite(X(i, j))) throw FormatError("neighbour index holds a non-finite value");
+    }
+  }
+  NeighborIndex index;
+  index.fit(row_major_view(X.data(), n, d), Metric::minkowski(p),
+            static_cast<NeighborAlgorithm>(algorithm), leaf_size);
+  return index;
+}
+
+template void NeighborIndex::fit<float>(const ConstMatrixView<float>&, const Metric&,
+                                        NeighborAlgorithm, Index);
+template void NeighborIndex::fit<double>(const ConstMatrixView<double>&, const Metric&,
+                                         NeighborAlgorithm, Index);
+template void NeighborIndex::kneighbors<float>(const ConstMatrixView<float>&, Index, int,
+                                               const NeighborConsumer&) const;
+template void NeighborIndex::kneighbors<double>(const ConstMatrixView<double>&, Index, int,
+                                                const NeighborConsumer&) const;
+
+}  // namespace fraudcore
