@@ -1,42 +1,63 @@
 #include "fraudcore/knn_brute.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <limits>
 #include <numeric>
-#include <string>
 
 #include "fraudcore/error.hpp"
+#include "fraudcore/parallel.hpp"
 
 namespace fraudcore {
 namespace {
 
-constexpr Index kLanes = 64;  // rows per panel
-constexpr int kTile = 4;      // queries per kernel pass
+constexpr Index kLanes = 64;     // rows per panel
+constexpr int kTile = 4;         // queries per kernel pass
 constexpr double kTiny = 1e-30;  // absolute slack for float32 underflow
 
+// What the candidate handlers need; one per thread and tile.
 struct ScreenContext {
   const KdTree* tree;
   const Metric* metric;
-  const std::int64_t* position;
+  const std::int64_t* position;  // slot -> tree position
   double scale, cu;
+  // The tile's queries (idle slots have phi = -FLT_MAX and are never read).
   const double* query[kTile];
   KnnHeap* heap[kTile];
   double qn[kTile];
   float phi[kTile];
+  // Symmetric scans only: the query rows' w and indices, the scanned rows'
+  // heaps (by tree position), reverse bounds psi and squared norms (by slot).
+  float query_norm[kTile];
+  Index query_index[kTile];
+  Index query_slot[kTile];
+  KnnHeap* row_heaps;
+  float* row_phi;  // every row's current phi (null outside symmetric scans)
+  float* psi;
+  const double* slot_qn;
+  const float* norms;
 };
 
-// Called by the kernel when a panel holds candidates: t is the kTile x 64
-// screened values of the panel, hit_rows a bit per query with a candidate.
-using CandidateSink = void (*)(ScreenContext& ctx, Index group, const float* t,
-                               std::uint32_t hit_rows);
+// Which rows of a panel each query of the tile takes (forward) and which
+// queries each row takes (reverse, symmetric scans): bit l of query r.
+struct PanelHits {
+  std::uint64_t forward[kTile];
+  std::uint64_t reverse[kTile];
+};
+
+// Called by the kernel when a panel holds candidates.
+using CandidateSink = void (*)(ScreenContext& ctx, Index group, const PanelHits& hits);
 
 struct ScanArgs {
-  const float* queries;  // kTile x d, centred and scaled
-  const float* phi;      // kTile strict screening bounds, updated by the sink
+  const float* queries;      // kTile x d, centred and scaled
+  const float* phi;          // kTile strict screening bounds, updated by the sink
+  const float* query_norms;  // kTile w of the queries (symmetric scans)
+  const float* psi;          // per slot reverse bounds (symmetric scans)
   const float* panels;
   const float* norms;
   Index d;
@@ -45,116 +66,80 @@ struct ScanArgs {
   CandidateSink sink;
 };
 
-// An int32 vector as wide as a float vector of `bytes` bytes (a dependent
-// vector_size attribute is not reliable inside a template).
-template <std::size_t bytes>
-struct SameSizeInts;
-template <>
-struct SameSizeInts<16> {
-  typedef std::int32_t type __attribute__((vector_size(16)));
-};
-template <>
-struct SameSizeInts<32> {
-  typedef std::int32_t type __attribute__((vector_size(32)));
-};
-template <>
-struct SameSizeInts<64> {
-  typedef std::int32_t type __attribute__((vector_size(64)));
-};
-
-// Whether any int32 lane of `bits` has its sign bit set.
-template <class Bits>
-__attribute__((always_inline)) inline bool has_sign_bit(const Bits& bits) {
-  std::uint64_t words[sizeof(Bits) / 8];
-  std::memcpy(words, &bits, sizeof(Bits));
-  std::uint64_t any = 0;
-  for (std::uint64_t word : words) any |= word;
-  return (any & 0x8000000080000000ull) != 0;
-}
-
-// The screening kernel, written once over GCC/Clang vector extensions and
-// inlined into one function per instruction set below, where the compiler
-// lowers V to that set's registers. t = |y|^2 (1 - cu) - 2 q.y per pair;
-// QR queries share each load of a panel row. phi is a strict bound: a pair
-// is a candidate when t < phi.
-template <class V, int QR>
-__attribute__((always_inline)) inline void screen_panels(const ScanArgs& a) {
-  constexpr int W = static_cast<int>(sizeof(V) / sizeof(float));
-  constexpr int NV = static_cast<int>(kLanes) / W;
-  using Bits = typename SameSizeInts<sizeof(V)>::type;
-  const Index d = a.d;
-  alignas(64) float t[kTile][kLanes];
-  for (Index g = a.group_begin; g < a.group_end; ++g) {
-    const float* panel = a.panels + g * d * kLanes;
-    const float* norms = a.norms + g * kLanes;
-    std::uint32_t hit_rows = 0;
-    for (int r0 = 0; r0 < kTile; r0 += QR) {
-      V acc[QR][NV];
-      for (int v = 0; v < NV; ++v) {
-        V w;
-        std::memcpy(&w, norms + v * W, sizeof(V));
-        for (int r = 0; r < QR; ++r) acc[r][v] = w;
-      }
-      const float* q = a.queries + r0 * d;
-      for (Index j = 0; j < d; ++j) {
-        for (int v = 0; v < NV; ++v) {
-          V y;
-          std::memcpy(&y, panel + j * kLanes + v * W, sizeof(V));
-          for (int r = 0; r < QR; ++r) acc[r][v] += y * q[r * d + j];
-        }
-      }
-      // A pair is a candidate when t < phi; the sign bit of t - phi says so
-      // exactly (a rounded difference keeps its sign and is never -0).
-      // Integer ORs and no vector compares: the latter lower poorly outside
-      // AVX-512's mask registers.
-      Bits sign[QR];
-      Bits any_sign = Bits{};
-      for (int r = 0; r < QR; ++r) {
-        const float phi = a.phi[r0 + r];
-        sign[r] = reinterpret_cast<Bits>(acc[r][0] - phi);
-        for (int v = 1; v < NV; ++v) sign[r] |= reinterpret_cast<Bits>(acc[r][v] - phi);
-        any_sign |= sign[r];
-      }
-      if (!has_sign_bit(any_sign)) continue;  // the common case: no candidate
-      for (int r = 0; r < QR; ++r) {
-        if (!has_sign_bit(sign[r])) continue;
-        hit_rows |= 1u << (r0 + r);
-        std::memcpy(t[r0 + r], acc[r], sizeof(acc[r]));
-      }
-    }
-    if (hit_rows) a.sink(*a.ctx, g, &t[0][0], hit_rows);
-  }
-}
-
-typedef float Vec4 __attribute__((vector_size(16)));
-void screen_generic(const ScanArgs& a) { screen_panels<Vec4, 1>(a); }
-
+// One kernel per instruction set: the same source compiled in a target
+// region, so each uses its own registers and compare instructions and no
+// function compiled for a wider set is ever called on a CPU without it.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FRAUDCORE_X86_DISPATCH 1
-typedef float Vec8 __attribute__((vector_size(32)));
-typedef float Vec16 __attribute__((vector_size(64)));
-__attribute__((target("avx2,fma"))) void screen_avx2(const ScanArgs& a) {
-  screen_panels<Vec8, 1>(a);
+
+namespace sse2 {
+using V = __m128;
+constexpr int kWidth = 4;
+constexpr int kRows = 1;
+inline std::uint32_t less_mask(V a, V b) {
+  return static_cast<std::uint32_t>(_mm_movemask_ps(_mm_cmplt_ps(a, b)));
 }
-__attribute__((target("avx512f"))) void screen_avx512(const ScanArgs& a) {
-  screen_panels<Vec16, kTile>(a);
+#include "knn_screen_kernel.inc"
+}  // namespace sse2
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+using V = __m256;
+constexpr int kWidth = 8;
+constexpr int kRows = 1;
+inline std::uint32_t less_mask(V a, V b) {
+  return static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ)));
 }
+#include "knn_screen_kernel.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+using V = __m512;
+constexpr int kWidth = 16;
+constexpr int kRows = kTile;
+inline std::uint32_t less_mask(V a, V b) {
+  return static_cast<std::uint32_t>(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ));
+}
+#include "knn_screen_kernel.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+
+#else
+namespace portable {
+typedef float V __attribute__((vector_size(16)));
+constexpr int kWidth = 4;
+constexpr int kRows = 1;
+inline std::uint32_t less_mask(V a, V b) {
+  std::uint32_t m = 0;
+  for (int l = 0; l < kWidth; ++l) m |= static_cast<std::uint32_t>(a[l] < b[l]) << l;
+  return m;
+}
+#include "knn_screen_kernel.inc"
+}  // namespace portable
 #endif
 
 using ScreenKernel = void (*)(const ScanArgs&);
 struct KernelChoice {
-  ScreenKernel kernel;
+  ScreenKernel forward;
+  ScreenKernel symmetric;
   const char* isa;
 };
 
 KernelChoice best_kernel() {
 #ifdef FRAUDCORE_X86_DISPATCH
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {screen_avx512, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {screen_avx2, "avx2"};
+  if (__builtin_cpu_supports("avx512f")) return {avx512::screen, avx512::screen_symmetric, "avx512"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return {avx2::screen, avx2::screen_symmetric, "avx2"};
+  }
+  return {sse2::screen, sse2::screen_symmetric, "sse2"};
+#else
+  return {portable::screen, portable::screen_symmetric, "portable"};
 #endif
-  return {screen_generic, "sse2"};
 }
 
 const KernelChoice& kernel_choice() {
@@ -162,32 +147,85 @@ const KernelChoice& kernel_choice() {
   return choice;
 }
 
-// The strict float32 screening bound phi (candidates have t < phi) that
-// keeps every pair with s~ - E <= theta, for a query with scaled squared
-// norm qn. At most FLT_MAX, so padding rows (t = +inf) never pass.
-float screening_threshold(double theta, double qn, double scale, double cu) {
-  if (std::isinf(theta)) return FLT_MAX;
-  const double x = theta * scale * scale - qn + cu * qn + kTiny;
+// The smallest float >= x, capped at FLT_MAX.
+float round_up_to_float(double x) {
   if (x >= static_cast<double>(FLT_MAX)) return FLT_MAX;
   float f = static_cast<float>(x);
   if (static_cast<double>(f) < x) f = std::nextafter(f, FLT_MAX);
+  return f;
+}
+
+// The strict float32 screening bound phi (candidates have acc < phi) that
+// keeps every pair with s~ - E <= theta, for a query with scaled squared
+// norm qn. At most FLT_MAX, so padding rows (acc = +inf) never pass.
+float screening_threshold(double theta, double qn, double scale, double cu) {
+  if (std::isinf(theta)) return FLT_MAX;
+  const float f = round_up_to_float(theta * scale * scale - qn + cu * qn + kTiny);
   return std::nextafter(f, FLT_MAX);
 }
 
-void take_candidates(ScreenContext& c, Index group, const float* t, std::uint32_t hit_rows) {
+// The reverse bound of a row: psi = phi + w, rounded up.
+float reverse_threshold(float phi, float w) {
+  return round_up_to_float(static_cast<double>(phi) + static_cast<double>(w));
+}
+
+// Offer a candidate to a heap; true when the heap changed.
+bool offer(KnnHeap& heap, double rd, Index index) {
+  if (!(rd <= heap.threshold())) return false;
+  heap.push(rd, index);
+  return true;
+}
+
+// Recompute a row's screening bounds after its heap changed.
+void refresh_row_bounds(ScreenContext& c, Index slot, const KnnHeap& heap) {
+  const float phi = screening_threshold(heap.threshold(), c.slot_qn[slot], c.scale, c.cu);
+  c.row_phi[slot] = phi;
+  c.psi[slot] = reverse_threshold(phi, c.norms[slot]);
+}
+
+void take_candidates(ScreenContext& c, Index group, const PanelHits& hits) {
   const Index d = c.tree->n_features();
   for (int r = 0; r < kTile; ++r) {
-    if (!(hit_rows & (1u << r))) continue;
-    const float phi = c.phi[r];
-    KnnHeap& heap = *c.heap[r];
-    for (Index lane = 0; lane < kLanes; ++lane) {
-      if (!(t[r * kLanes + lane] < phi)) continue;
-      const std::int64_t pos = c.position[group * kLanes + lane];
+    if (!hits.forward[r]) continue;
+    bool changed = false;
+    for (std::uint64_t bits = hits.forward[r]; bits; bits &= bits - 1) {
+      const std::int64_t pos = c.position[group * kLanes + __builtin_ctzll(bits)];
       const double rd = c.metric->rdist(c.query[r], c.tree->row(pos), d);
-      if (rd <= heap.threshold()) heap.push(rd, c.tree->original_index(pos));
+      changed |= offer(*c.heap[r], rd, c.tree->original_index(pos));
     }
-    c.phi[r] = screening_threshold(heap.threshold(), c.qn[r], c.scale, c.cu);
+    if (!changed) continue;
+    if (c.row_phi) {
+      refresh_row_bounds(c, c.query_slot[r], *c.heap[r]);
+      c.phi[r] = c.row_phi[c.query_slot[r]];
+    } else {
+      c.phi[r] = screening_threshold(c.heap[r]->threshold(), c.qn[r], c.scale, c.cu);
+    }
   }
+}
+
+void take_pairs(ScreenContext& c, Index group, const PanelHits& hits) {
+  take_candidates(c, group, hits);
+  const Index d = c.tree->n_features();
+  for (int r = 0; r < kTile; ++r) {
+    for (std::uint64_t bits = hits.reverse[r]; bits; bits &= bits - 1) {
+      const Index slot = group * kLanes + __builtin_ctzll(bits);
+      const std::int64_t pos = c.position[slot];
+      const double rd = c.metric->rdist(c.query[r], c.tree->row(pos), d);
+      if (offer(c.row_heaps[pos], rd, c.query_index[r])) refresh_row_bounds(c, slot, c.row_heaps[pos]);
+    }
+  }
+}
+
+// Lower bound of the rdist between any point of box a and any of box b
+// (Euclidean), monotone in floating point as Metric::min_rdist_box.
+double box_gap_rdist(const double* lo_a, const double* hi_a, const double* lo_b,
+                     const double* hi_b, Index d) {
+  double r = 0.0;
+  for (Index j = 0; j < d; ++j) {
+    const double gap = std::max(lo_a[j] - hi_b[j], 0.0) + std::max(lo_b[j] - hi_a[j], 0.0);
+    r += gap * gap;
+  }
+  return r;
 }
 
 }  // namespace
@@ -221,15 +259,16 @@ void BruteForceIndex::build(const KdTree& tree) {
     leaves_.push_back(Leaf{node, groups, groups + count});
     groups += count;
   }
-  panels_.assign(static_cast<std::size_t>(groups * d_ * kLanes), 0.0f);
-  norms_.assign(static_cast<std::size_t>(groups * kLanes), std::numeric_limits<float>::infinity());
-  position_.assign(static_cast<std::size_t>(groups * kLanes), -1);
-  std::vector<double> y(static_cast<std::size_t>(d_));
+  const auto slots = static_cast<std::size_t>(groups * kLanes);
+  panels_.assign(slots * static_cast<std::size_t>(d_), 0.0f);
+  norms_.assign(slots, std::numeric_limits<float>::infinity());
+  position_.assign(slots, -1);
+  sqnorm_.assign(slots, 0.0);
   for (const Leaf& leaf : leaves_) {
     const auto& nd = tree.nodes()[static_cast<std::size_t>(leaf.node)];
     for (Index pos = nd.begin; pos < nd.end; ++pos) {
-      const Index g = leaf.group_begin + (pos - nd.begin) / kLanes;
-      const Index lane = (pos - nd.begin) % kLanes;
+      const Index slot = leaf.group_begin * kLanes + (pos - nd.begin);
+      const Index g = slot / kLanes, lane = slot % kLanes;
       double norm = 0.0;
       for (Index j = 0; j < d_; ++j) {
         const double v = (tree.row(pos)[j] - center_[static_cast<std::size_t>(j)]) * scale_;
@@ -237,9 +276,9 @@ void BruteForceIndex::build(const KdTree& tree) {
         panels_[static_cast<std::size_t>((g * d_ + j) * kLanes + lane)] =
             -2.0f * static_cast<float>(v);
       }
-      norms_[static_cast<std::size_t>(g * kLanes + lane)] =
-          static_cast<float>(norm * (1.0 - cu_));
-      position_[static_cast<std::size_t>(g * kLanes + lane)] = pos;
+      norms_[static_cast<std::size_t>(slot)] = static_cast<float>(norm * (1.0 - cu_));
+      position_[static_cast<std::size_t>(slot)] = pos;
+      sqnorm_[static_cast<std::size_t>(slot)] = norm;
     }
   }
 }
@@ -274,13 +313,13 @@ void BruteForceIndex::search_block(const KdTree& tree, const Metric& metric,
     return;
   }
   for (Index l : order) {
-    const auto& nd = tree.nodes()[static_cast<std::size_t>(leaves_[static_cast<std::size_t>(l)].node)];
+    const auto& nd =
+        tree.nodes()[static_cast<std::size_t>(leaves_[static_cast<std::size_t>(l)].node)];
     for (Index i = 0; i < n_queries; ++i) {
       KnnHeap& heap = heaps[i];
       if (bounds[static_cast<std::size_t>(i * n_leaves + l)] > heap.threshold()) continue;
       for (Index pos = nd.begin; pos < nd.end; ++pos) {
-        const double rd = metric.rdist(queries + i * d_, tree.row(pos), d_);
-        if (rd <= heap.threshold()) heap.push(rd, tree.original_index(pos));
+        offer(heap, metric.rdist(queries + i * d_, tree.row(pos), d_), tree.original_index(pos));
       }
     }
   }
@@ -307,7 +346,7 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
   ctx.position = position_.data();
   ctx.scale = scale_;
   ctx.cu = cu_;
-  const ScreenKernel kernel = kernel_choice().kernel;
+  const ScreenKernel kernel = kernel_choice().forward;
   for (Index l : leaf_order) {
     const Leaf& leaf = leaves_[static_cast<std::size_t>(l)];
     for (Index tile = 0; tile < tiles; ++tile) {
@@ -327,6 +366,8 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
       if (!any) continue;
       const ScanArgs args{scaled.data() + tile * kTile * d_,
                           ctx.phi,
+                          nullptr,
+                          nullptr,
                           panels_.data(),
                           norms_.data(),
                           d_,
@@ -335,6 +376,126 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
                           &ctx,
                           take_candidates};
       kernel(args);
+    }
+  }
+}
+
+void BruteForceIndex::search_all_fitted(const KdTree& tree, const Metric& metric,
+                                        KnnHeap* heaps, int n_threads) const {
+  FRAUDCORE_CHECK(metric.kind() == Metric::Kind::kEuclidean,
+                  "the symmetric scan needs the Euclidean metric");
+  const auto n_leaves = static_cast<Index>(leaves_.size());
+  const KernelChoice& kernels = kernel_choice();
+  // Every row's phi and psi, kept current as its heap changes; padding
+  // rows never pass (-FLT_MAX), rows with room take anything (FLT_MAX).
+  std::vector<float> row_phi(norms_.size()), psi(norms_.size());
+  for (std::size_t slot = 0; slot < norms_.size(); ++slot) {
+    row_phi[slot] = psi[slot] = position_[slot] < 0 ? -FLT_MAX : FLT_MAX;
+  }
+
+  // Leaf a's rows as queries, row-major: their float values are the
+  // panels' divided by -2, exactly.
+  const auto leaf_queries = [&](const Leaf& a, std::vector<float>& q) {
+    q.resize(static_cast<std::size_t>((a.group_end - a.group_begin) * kLanes * d_));
+    for (Index g = a.group_begin; g < a.group_end; ++g) {
+      for (Index j = 0; j < d_; ++j) {
+        const float* src = &panels_[static_cast<std::size_t>((g * d_ + j) * kLanes)];
+        float* dst = &q[static_cast<std::size_t>((g - a.group_begin) * kLanes * d_ + j)];
+        for (Index lane = 0; lane < kLanes; ++lane) dst[lane * d_] = -0.5f * src[lane];
+      }
+    }
+  };
+  // Point ctx's tile at slots [first, first + kTile).
+  const auto load_tile = [&](ScreenContext& ctx, Index first) {
+    for (int r = 0; r < kTile; ++r) {
+      const Index slot = first + r;
+      const std::int64_t pos = position_[static_cast<std::size_t>(slot)];
+      if (pos < 0) {  // padding: idle in both directions
+        ctx.phi[r] = -FLT_MAX;
+        ctx.query_norm[r] = std::numeric_limits<float>::infinity();
+        continue;
+      }
+      ctx.query[r] = tree.row(pos);
+      ctx.heap[r] = &heaps[pos];
+      ctx.qn[r] = sqnorm_[static_cast<std::size_t>(slot)];
+      ctx.phi[r] = row_phi[static_cast<std::size_t>(slot)];
+      ctx.query_norm[r] = norms_[static_cast<std::size_t>(slot)];
+      ctx.query_index[r] = tree.original_index(pos);
+      ctx.query_slot[r] = slot;
+    }
+  };
+  const auto new_context = [&]() {
+    ScreenContext ctx{};
+    ctx.tree = &tree;
+    ctx.metric = &metric;
+    ctx.position = position_.data();
+    ctx.scale = scale_;
+    ctx.cu = cu_;
+    ctx.row_heaps = heaps;
+    ctx.row_phi = row_phi.data();
+    ctx.psi = psi.data();
+    ctx.slot_qn = sqnorm_.data();
+    ctx.norms = norms_.data();
+    return ctx;
+  };
+  // Scan leaf a's rows as queries against leaf b's rows (b's rows also take
+  // the pairs as queries when symmetric).
+  const auto scan = [&](const Leaf& a, const Leaf& b, bool symmetric) {
+    ScreenContext ctx = new_context();
+    thread_local std::vector<float> q;
+    leaf_queries(a, q);
+    const Index first_slot = a.group_begin * kLanes;
+    for (Index first = first_slot; first < a.group_end * kLanes; first += kTile) {
+      load_tile(ctx, first);
+      const ScanArgs args{&q[static_cast<std::size_t>((first - first_slot) * d_)],
+                          ctx.phi,
+                          ctx.query_norm,
+                          psi.data(),
+                          panels_.data(),
+                          norms_.data(),
+                          d_,
+                          b.group_begin,
+                          b.group_end,
+                          &ctx,
+                          symmetric ? take_pairs : take_candidates};
+      (symmetric ? kernels.symmetric : kernels.forward)(args);
+    }
+  };
+  const auto max_threshold = [&](const Leaf& leaf) {
+    double m = 0.0;
+    const auto& nd = tree.nodes()[static_cast<std::size_t>(leaf.node)];
+    for (Index pos = nd.begin; pos < nd.end; ++pos) m = std::max(m, heaps[pos].threshold());
+    return m;
+  };
+
+  // Round 0: every leaf against itself, so each row starts with its own
+  // leaf's neighbours (tight bounds for the rounds that follow).
+  parallel_for(n_leaves, n_threads, [&](Index l) {
+    const Leaf& leaf = leaves_[static_cast<std::size_t>(l)];
+    scan(leaf, leaf, false);
+  });
+
+  // Then every unordered pair of leaves once, nearest first: leaves are in
+  // k-d tree order, so a small index offset means nearby leaves, and the
+  // k-th distances shrink early. Offset delta pairs (a, a + delta); taking
+  // a with even (a / delta), then odd, gives two rounds in which no leaf
+  // appears twice.
+  for (Index delta = 1; delta < n_leaves; ++delta) {
+    for (Index parity = 0; parity < 2; ++parity) {
+      std::vector<Index> firsts;
+      for (Index a = 0; a + delta < n_leaves; ++a) {
+        if ((a / delta) % 2 == parity) firsts.push_back(a);
+      }
+      parallel_for(static_cast<Index>(firsts.size()), n_threads, [&](Index i) {
+      const Index a = firsts[static_cast<std::size_t>(i)];
+      const Index b = a + delta;
+      const Leaf& la = leaves_[static_cast<std::size_t>(a)];
+      const Leaf& lb = leaves_[static_cast<std::size_t>(b)];
+      const double gap = box_gap_rdist(tree.lower(la.node), tree.upper(la.node),
+                                       tree.lower(lb.node), tree.upper(lb.node), d_);
+      if (gap > 0.0 && gap > max_threshold(la) && gap > max_threshold(lb)) return;
+      scan(la, lb, true);
+      });
     }
   }
 }

@@ -31,7 +31,7 @@ void NeighborIndex::fit(const ConstMatrixView<T>& X, const Metric& metric,
   fresh.algorithm_ = algorithm;
   fresh.leaf_size_ = leaf_size;
   if (algorithm == NeighborAlgorithm::kBrute) {
-    fresh.tree_.build(X, BruteForceIndex::kLeafSize);
+    fresh.tree_.build(X, BruteForceIndex::leaf_size_for(X.rows()));
     fresh.brute_.build(fresh.tree_);
   } else {
     fresh.tree_.build(X, leaf_size);
@@ -100,6 +100,55 @@ void NeighborIndex::kneighbors_fitted(Index k, int n_threads, const NeighborCons
                                                                          << "] (the other fitted rows), got " << k);
   const Index d = n_features();
   const Index searched = k + 1;
+  // Drop each row itself (or, crowded out by duplicates, its first
+  // neighbour) from its k + 1 nearest, then hand the rows on.
+  const BlockSink exclude_self = [&](Index count, const Index* ids, double* rdist, Index* ind) {
+    std::vector<double> dist(static_cast<std::size_t>(count * k));
+    std::vector<Index> kept(static_cast<std::size_t>(count * k));
+    for (Index i = 0; i < count; ++i) {
+      const double* rd = rdist + i * searched;
+      const Index* id = ind + i * searched;
+      Index drop = 0;
+      for (Index j = 0; j < searched; ++j) {
+        if (id[j] == ids[i]) {
+          drop = j;
+          break;
+        }
+      }
+      Index out = i * k;
+      for (Index j = 0; j < searched; ++j) {
+        if (j == drop) continue;
+        dist[static_cast<std::size_t>(out)] = metric_.to_dist(rd[j]);
+        kept[static_cast<std::size_t>(out)] = id[j];
+        ++out;
+      }
+    }
+    consume(count, ids, dist.data(), kept.data());
+  };
+
+  if (algorithm_ == NeighborAlgorithm::kBrute && metric_.kind() == Metric::Kind::kEuclidean) {
+    // All rows at once, each pair screened once for both of its rows.
+    const Index n = n_rows();
+    std::vector<double> rdist(static_cast<std::size_t>(n * searched));
+    std::vector<Index> ind(static_cast<std::size_t>(n * searched));
+    std::vector<KnnHeap> heaps;
+    heaps.reserve(static_cast<std::size_t>(n));
+    for (Index pos = 0; pos < n; ++pos) {
+      heaps.emplace_back(&rdist[pos * searched], &ind[pos * searched], searched);
+    }
+    brute_.search_all_fitted(tree_, metric_, heaps.data(), n_threads);
+    const Index block = BruteForceIndex::kQueryBlock;
+    parallel_for((n + block - 1) / block, n_threads, [&](Index b) {
+      const Index first = b * block, count = std::min(block, n - first);
+      std::vector<Index> ids(static_cast<std::size_t>(count));
+      for (Index i = 0; i < count; ++i) {
+        heaps[first + i].sort();
+        ids[i] = tree_.original_index(first + i);
+      }
+      exclude_self(count, ids.data(), &rdist[first * searched], &ind[first * searched]);
+    });
+    return;
+  }
   // Queries in tree order: consecutive queries are spatial neighbours, which
   // keeps the blocks' search structures in cache and prunes early.
   search(
@@ -110,29 +159,7 @@ void NeighborIndex::kneighbors_fitted(Index k, int n_threads, const NeighborCons
           ids[i] = tree_.original_index(first + i);
         }
       },
-      [&](Index count, const Index* ids, double* rdist, Index* ind) {
-        std::vector<double> dist(static_cast<std::size_t>(count * k));
-        std::vector<Index> kept(static_cast<std::size_t>(count * k));
-        for (Index i = 0; i < count; ++i) {
-          const double* rd = rdist + i * searched;
-          const Index* id = ind + i * searched;
-          Index drop = 0;  // the row itself, else the first neighbour
-          for (Index j = 0; j < searched; ++j) {
-            if (id[j] == ids[i]) {
-              drop = j;
-              break;
-            }
-          }
-          Index out = i * k;
-          for (Index j = 0; j < searched; ++j) {
-            if (j == drop) continue;
-            dist[static_cast<std::size_t>(out)] = metric_.to_dist(rd[j]);
-            kept[static_cast<std::size_t>(out)] = id[j];
-            ++out;
-          }
-        }
-        consume(count, ids, dist.data(), kept.data());
-      });
+      exclude_self);
 }
 
 void NeighborIndex::write(ByteWriter& w) const {

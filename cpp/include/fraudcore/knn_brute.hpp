@@ -2,7 +2,7 @@
 // space-partitioning trees stop pruning.
 //
 // The fitted rows are scanned leaf by leaf of a coarse KdTree partition
-// (leaves of about 1024 rows), nearest leaves first, and a leaf is skipped
+// (leaves of 256 to 4096 rows), nearest leaves first, and a leaf is skipped
 // when its bounding box lies beyond every query's current k-th neighbour.
 //
 // Euclidean metric: each (query, row) pair is first screened in float32 with
@@ -26,6 +26,12 @@
 // AVX-512, AVX2+FMA and SSE2 and picked at run time from the CPU, so one
 // portable wheel runs at the machine's width. Other metrics scan candidate
 // leaves with Metric::rdist directly.
+//
+// For all fitted rows against each other, search_all_fitted() screens each
+// pair of leaves once for both directions: with acc = w(b) - 2 a.b computed
+// for row a as query, row b's own screening value is acc + w(a) - w(b), and
+// it is a candidate when acc + w(a) < psi_b = phi_b + w(b) (rounded up).
+// The two extra roundings stay inside the margin of c.
 #pragma once
 
 #include <cstdint>
@@ -39,18 +45,30 @@ namespace fraudcore {
 
 class BruteForceIndex {
  public:
-  /// Rows per leaf of the partition the brute-force scan walks.
-  static constexpr Index kLeafSize = 1024;
+  /// Rows per leaf of the partition the brute-force scan walks for n rows:
+  /// n / 32 within [256, 4096]. Large leaves amortise the per-leaf work;
+  /// 32 or more leaves keep every round of the symmetric scan parallel.
+  static Index leaf_size_for(Index n_rows) {
+    return n_rows / 32 < 256 ? 256 : (n_rows / 32 > 4096 ? 4096 : n_rows / 32);
+  }
   /// Queries searched together (they share each leaf while it is in cache).
   static constexpr Index kQueryBlock = 64;
 
-  /// Prepare the float32 panels of `tree`'s rows (built with kLeafSize).
+  /// Prepare the float32 panels of `tree`'s rows (built with leaf_size_for(n)).
   void build(const KdTree& tree);
 
   /// Offer to heaps[i] every fitted row that can be among the k nearest of
   /// query i; queries is n_queries x d, row-major, n_queries <= kQueryBlock.
   void search_block(const KdTree& tree, const Metric& metric, const double* queries,
                     Index n_queries, KnnHeap* heaps) const;
+
+  /// Every fitted row's k nearest fitted rows, itself included (Euclidean
+  /// metric): heaps[i] belongs to tree position i. Each pair of leaves is
+  /// screened once for the rows of both (half the products of search_block
+  /// over all rows); the pairs run in rounds of disjoint pairs (a
+  /// round-robin tournament), so two threads never touch the same heap.
+  void search_all_fitted(const KdTree& tree, const Metric& metric, KnnHeap* heaps,
+                         int n_threads) const;
 
   /// The instruction set the screening kernel runs with: "avx512", "avx2"
   /// or "sse2".
@@ -70,6 +88,7 @@ class BruteForceIndex {
   std::vector<float> panels_;          // [group][feature][64] = -2 * scaled row value
   std::vector<float> norms_;           // [group * 64 + lane]: |y|^2 (1 - c u), +inf padding
   std::vector<std::int64_t> position_; // [group * 64 + lane]: tree position, -1 padding
+  std::vector<double> sqnorm_;         // [group * 64 + lane]: scaled |y|^2, 0 padding
   std::vector<double> center_;
   double scale_ = 1.0;
   double cu_ = 0.0;  // c * u of the error bound
