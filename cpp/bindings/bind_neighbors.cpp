@@ -1,5 +1,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
 
@@ -96,7 +97,11 @@ void bind_neighbors(py::module_& m) {
       .def_property_readonly("n_rows", &NeighborIndex::n_rows)
       .def_property_readonly("n_features", &NeighborIndex::n_features)
       .def_static("kernel_isa", &BruteForceIndex::kernel_isa,
-                  "Instruction set of the brute-force screening kernel on this CPU.");
+                  "Instruction set of the brute-force screening kernel in use.")
+      .def_static("supported_isas", &BruteForceIndex::supported_isas,
+                  "Screening kernels this CPU can run, widest first.")
+      .def_static("use_isa", &BruteForceIndex::use_isa, py::arg("isa"),
+                  "Use that screening kernel from now on (tests, benchmarks).");
 
   py::class_<LocalOutlierFactor>(m, "LocalOutlierFactorModel",
                                  "Native LOF; see fraudcore.LocalOutlierFactor.")

@@ -1,6 +1,7 @@
 #include "fraudcore/knn_brute.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -129,22 +130,34 @@ struct KernelChoice {
   const char* isa;
 };
 
-KernelChoice best_kernel() {
+// The kernels this CPU can run, widest first.
+std::vector<KernelChoice> supported_kernels() {
+  std::vector<KernelChoice> out;
 #ifdef FRAUDCORE_X86_DISPATCH
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {avx512::screen, avx512::screen_symmetric, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return {avx2::screen, avx2::screen_symmetric, "avx2"};
+  if (__builtin_cpu_supports("avx512f")) {
+    out.push_back({avx512::screen, avx512::screen_symmetric, "avx512"});
   }
-  return {sse2::screen, sse2::screen_symmetric, "sse2"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    out.push_back({avx2::screen, avx2::screen_symmetric, "avx2"});
+  }
+  out.push_back({sse2::screen, sse2::screen_symmetric, "sse2"});
 #else
-  return {portable::screen, portable::screen_symmetric, "portable"};
+  out.push_back({portable::screen, portable::screen_symmetric, "portable"});
 #endif
+  return out;
 }
 
+const std::vector<KernelChoice>& kernels() {
+  static const std::vector<KernelChoice> all = supported_kernels();
+  return all;
+}
+
+std::atomic<const KernelChoice*> active_kernel{nullptr};
+
 const KernelChoice& kernel_choice() {
-  static const KernelChoice choice = best_kernel();
-  return choice;
+  const KernelChoice* k = active_kernel.load(std::memory_order_acquire);
+  return k ? *k : kernels().front();
 }
 
 // The smallest float >= x, capped at FLT_MAX.
@@ -231,6 +244,22 @@ double box_gap_rdist(const double* lo_a, const double* hi_a, const double* lo_b,
 }  // namespace
 
 const char* BruteForceIndex::kernel_isa() { return kernel_choice().isa; }
+
+std::vector<std::string> BruteForceIndex::supported_isas() {
+  std::vector<std::string> out;
+  for (const KernelChoice& k : kernels()) out.emplace_back(k.isa);
+  return out;
+}
+
+void BruteForceIndex::use_isa(const std::string& isa) {
+  for (const KernelChoice& k : kernels()) {
+    if (isa == k.isa) {
+      active_kernel.store(&k, std::memory_order_release);
+      return;
+    }
+  }
+  throw std::invalid_argument("the screening kernel '" + isa + "' is not supported on this CPU");
+}
 
 void BruteForceIndex::build(const KdTree& tree) {
   d_ = tree.n_features();

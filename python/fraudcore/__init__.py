@@ -10,10 +10,19 @@ from importlib.metadata import PackageNotFoundError, version
 from fraudcore._core import ModelFormatError
 from fraudcore._persistence import load
 from fraudcore.iforest import IsolationForest
+from fraudcore.knn import KNNDetector
+from fraudcore.lof import LocalOutlierFactor
 
 try:
     __version__ = version("fraudcore")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["IsolationForest", "ModelFormatError", "load", "__version__"]
+__all__ = [
+    "IsolationForest",
+    "KNNDetector",
+    "LocalOutlierFactor",
+    "ModelFormatError",
+    "load",
+    "__version__",
+]

@@ -59,7 +59,8 @@ class NativeModelMixin:
 
     A subclass provides ``_native`` (the fitted C++ object, absent before
     fit), ``_native_type`` (its binding class) and ``_fitted_attributes``
-    (names of the JSON-able fitted attributes to keep).
+    (names of the JSON-able fitted attributes to keep); fitted arrays held by
+    the native model are set again by ``_restore_native_attributes``.
     """
 
     _fitted_attributes = ()
@@ -104,6 +105,11 @@ class NativeModelMixin:
         for name, value in {**params, **attributes}.items():
             setattr(self, name, value)
         self._native = native
+        if native is not None:
+            self._restore_native_attributes()
+
+    def _restore_native_attributes(self):
+        """Set fitted attributes that live in the native model (after load)."""
 
     def __getstate__(self):
         return {"fraudcore_model": self._to_bytes()}

@@ -2,15 +2,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fraudcore import IsolationForest
+from fraudcore import IsolationForest, KNNDetector, LocalOutlierFactor
 
 STANDARD = IsolationForest(n_estimators=20)
 EXTENDED = IsolationForest(n_estimators=20, extension_level=1)
 
 
 def expected_failed_checks(estimator):
-    """Checks skipped, each with its reason. The standard forest skips none."""
-    if estimator.extension_level > 0:
+    """Checks skipped, each with its reason. Only the extended forest skips one."""
+    if getattr(estimator, "extension_level", 0) > 0:
         return {
             "check_fit2d_1feature": (
                 "extension_level=1 needs hyperplanes through 2 features; on 1-feature "
@@ -21,6 +21,16 @@ def expected_failed_checks(estimator):
     return {}
 
 
-@parametrize_with_checks([STANDARD, EXTENDED], expected_failed_checks=expected_failed_checks)
+NEIGHBOR_DETECTORS = [
+    LocalOutlierFactor(),
+    LocalOutlierFactor(novelty=True, contamination=0.1, algorithm="brute"),
+    KNNDetector(),
+    KNNDetector(novelty=True, method="median", p=1),
+]
+
+
+@parametrize_with_checks(
+    [STANDARD, EXTENDED, *NEIGHBOR_DETECTORS], expected_failed_checks=expected_failed_checks
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

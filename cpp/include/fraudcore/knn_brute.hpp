@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "fraudcore/kd_tree.hpp"
@@ -71,8 +72,14 @@ class BruteForceIndex {
                          int n_threads) const;
 
   /// The instruction set the screening kernel runs with: "avx512", "avx2"
-  /// or "sse2".
+  /// or "sse2" on x86-64 ("portable" elsewhere); by default the widest the
+  /// CPU supports.
   static const char* kernel_isa();
+  /// The instruction sets this CPU can run, widest first.
+  static std::vector<std::string> supported_isas();
+  /// Run every later search with that kernel (for tests and benchmarks; all
+  /// give identical results). Throws std::invalid_argument if unsupported.
+  static void use_isa(const std::string& isa);
 
  private:
   struct Leaf {
