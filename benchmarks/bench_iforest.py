@@ -24,17 +24,13 @@ Ratios are scikit-learn's time over the tool's: above 1 means faster.
 """
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
+from _common import child_peak_memory, machine, report_peak_memory, timed, write_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_ADBENCH = ROOT.parent / "shared" / "data" / "adbench"
@@ -73,15 +69,6 @@ def make_tools():
     return tools
 
 
-def timed(fn):
-    # Let the previous tool's OpenMP workers stop spinning before the clock
-    # starts, so no tool pays for another's idle threads.
-    time.sleep(0.25)
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def measure_speed(tools, X, repeats, latency_calls):
     fit_times = {name: [] for name in tools}
     score_times = {name: [] for name in tools}
@@ -113,45 +100,21 @@ def measure_speed(tools, X, repeats, latency_calls):
     return results
 
 
-def _rss_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def child_peak_memory(name, rows, features):
-    """Run in a subprocess: peak RSS growth of fit + batch scoring, in MB.
-
-    The high-water mark is reset after the data is built (Linux's
-    /proc/self/clear_refs, value 5), so only what the tool allocates counts.
-    """
+def child_memory_run(name, rows, features):
+    """Subprocess side: peak memory of fit + batch scoring."""
     from fraudcore.datasets import make_anomalies
 
     X, _ = make_anomalies(rows, features, random_state=0)
     fit, score = make_tools()[name]
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        base, read_peak = _rss_kb("VmRSS"), lambda: _rss_kb("VmHWM")
-    except OSError:  # not Linux: fall back to the lifetime high-water mark
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        read_peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # noqa: E731
-    score(fit(X, 0), X)
-    print(json.dumps({"peak_mb": (read_peak() - base) / 1024.0}))
+    report_peak_memory(lambda: score(fit(X, 0), X))
 
 
 def measure_memory(tools, rows, features):
-    out = {}
-    for name in tools:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child-memory", name, "--rows", str(rows),
-             "--features", str(features)],
-            capture_output=True, text=True, check=True,
-        )
-        out[name] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"]
-    return out
+    return {
+        name: child_peak_memory(__file__, ["--child-memory", name, "--rows", str(rows),
+                                           "--features", str(features)])
+        for name in tools
+    }
 
 
 def measure_adbench(tools, folder, seeds):
@@ -191,7 +154,7 @@ def main():
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
-        return child_peak_memory(args.child_memory, args.rows, args.features)
+        return child_memory_run(args.child_memory, args.rows, args.features)
 
     import sklearn
 
@@ -231,8 +194,7 @@ def main():
 
     report = {
         "benchmark": "iforest",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": machine(),
         "params": {"rows": args.rows, "features": args.features, "n_estimators": N_ESTIMATORS,
                    "max_samples": MAX_SAMPLES, "repeats": args.repeats,
                    "latency_calls": args.latency_calls, "seeds": args.seeds},
@@ -245,9 +207,7 @@ def main():
         },
         "adbench_roc_auc": adbench,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(f"JSON written to {args.json}")
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -82,12 +82,14 @@ void bind_neighbors(py::module_& m) {
       .def(
           "kneighbors_fitted",
           [](const NeighborIndex& self, Index k, int n_threads) {
-            NeighborArrays out(self.n_rows(), k);
-            auto consume = out.consumer(k);
+            NeighborTable table;
             {
               py::gil_scoped_release release;
-              self.kneighbors_fitted(k, n_threads, consume);
+              table = self.kneighbors_fitted(k, n_threads);
             }
+            NeighborArrays out(self.n_rows(), k);
+            std::copy(table.dist.begin(), table.dist.end(), out.dist.mutable_data());
+            std::copy(table.ind.begin(), table.ind.end(), out.ind.mutable_data());
             return out.result();
           },
           py::arg("k"), py::arg("n_threads") = 1,

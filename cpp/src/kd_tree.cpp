@@ -43,7 +43,8 @@ void KdTree::compute_box(std::int32_t node) {
   hi_.resize(static_cast<std::size_t>((node + 1) * d_));
   double* lo = lo_.data() + node * d_;
   double* hi = hi_.data() + node * d_;
-  const Node& nd = nodes_[static_cast<std::size_t>(node)];
+  Node& nd = nodes_[static_cast<std::size_t>(node)];
+  nd.min_index = *std::min_element(order_.begin() + nd.begin, order_.begin() + nd.end);
   std::copy(row(nd.begin), row(nd.begin) + d_, lo);
   std::copy(row(nd.begin), row(nd.begin) + d_, hi);
   for (Index i = nd.begin + 1; i < nd.end; ++i) {
@@ -69,10 +70,9 @@ void KdTree::split(std::int32_t node) {
       feature = j;
     }
   }
-  if (!(spread > 0.0)) return;  // all rows identical: nothing can separate them
-
-  // Median split: partition a permutation of the node's positions by the
-  // feature, then apply it to the rows and their original indices.
+  // Median split (identical rows split by index alone): partition a
+  // permutation of the node's positions by (value, row index), then apply it
+  // to the rows and their indices.
   const Index mid = nd.begin + count / 2;
   std::vector<Index> perm(static_cast<std::size_t>(count));
   std::iota(perm.begin(), perm.end(), nd.begin);
@@ -80,7 +80,8 @@ void KdTree::split(std::int32_t node) {
                    [&](Index a, Index b) {
                      const double va = data_[static_cast<std::size_t>(a * d_ + feature)];
                      const double vb = data_[static_cast<std::size_t>(b * d_ + feature)];
-                     return va < vb || (va == vb && a < b);
+                     return va < vb || (va == vb && order_[static_cast<std::size_t>(a)] <
+                                                        order_[static_cast<std::size_t>(b)]);
                    });
   std::vector<double> rows(static_cast<std::size_t>(count * d_));
   std::vector<Index> idx(static_cast<std::size_t>(count));
@@ -122,18 +123,22 @@ void KdTree::search(const double* query, const Metric& metric, KnnHeap& heap) co
 
 void KdTree::search_node(Index node, double node_bound, const double* query,
                          const Metric& metric, KnnHeap& heap) const {
-  if (node_bound > heap.threshold()) return;
   const Node& nd = nodes_[static_cast<std::size_t>(node)];
+  if (heap.excludes(node_bound, nd.min_index)) return;
   if (nd.left < 0) {
     for (Index i = nd.begin; i < nd.end; ++i) {
+      const Index index = order_[static_cast<std::size_t>(i)];
+      if (heap.excludes(0.0, index)) continue;  // a copy: cannot win even at distance 0
       const double r = metric.rdist(query, row(i), d_);
-      if (r <= heap.threshold()) heap.push(r, order_[static_cast<std::size_t>(i)]);
+      if (r <= heap.threshold()) heap.push(r, index);
     }
     return;
   }
+  const Node& left = nodes_[static_cast<std::size_t>(nd.left)];
+  const Node& right = nodes_[static_cast<std::size_t>(nd.right)];
   const double bound_left = metric.min_rdist_box(query, lower(nd.left), upper(nd.left), d_);
   const double bound_right = metric.min_rdist_box(query, lower(nd.right), upper(nd.right), d_);
-  if (bound_left <= bound_right) {
+  if (bound_left < bound_right || (bound_left == bound_right && left.min_index < right.min_index)) {
     search_node(nd.left, bound_left, query, metric, heap);
     search_node(nd.right, bound_right, query, metric, heap);
   } else {

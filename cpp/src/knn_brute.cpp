@@ -10,6 +10,7 @@
 #endif
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "fraudcore/error.hpp"
 #include "fraudcore/parallel.hpp"
@@ -203,8 +204,10 @@ void take_candidates(ScreenContext& c, Index group, const PanelHits& hits) {
     bool changed = false;
     for (std::uint64_t bits = hits.forward[r]; bits; bits &= bits - 1) {
       const std::int64_t pos = c.position[group * kLanes + __builtin_ctzll(bits)];
+      const Index index = c.tree->original_index(pos);
+      if (c.heap[r]->excludes(0.0, index)) continue;  // a copy: cannot win even at distance 0
       const double rd = c.metric->rdist(c.query[r], c.tree->row(pos), d);
-      changed |= offer(*c.heap[r], rd, c.tree->original_index(pos));
+      changed |= offer(*c.heap[r], rd, index);
     }
     if (!changed) continue;
     if (c.row_phi) {
@@ -223,10 +226,15 @@ void take_pairs(ScreenContext& c, Index group, const PanelHits& hits) {
     for (std::uint64_t bits = hits.reverse[r]; bits; bits &= bits - 1) {
       const Index slot = group * kLanes + __builtin_ctzll(bits);
       const std::int64_t pos = c.position[slot];
+      if (c.row_heaps[pos].excludes(0.0, c.query_index[r])) continue;
       const double rd = c.metric->rdist(c.query[r], c.tree->row(pos), d);
       if (offer(c.row_heaps[pos], rd, c.query_index[r])) refresh_row_bounds(c, slot, c.row_heaps[pos]);
     }
   }
+}
+
+Index leaf_min_index_of(const KdTree& tree, Index node) {
+  return tree.nodes()[static_cast<std::size_t>(node)].min_index;
 }
 
 // Lower bound of the rdist between any point of box a and any of box b
@@ -244,6 +252,10 @@ double box_gap_rdist(const double* lo_a, const double* hi_a, const double* lo_b,
 }  // namespace
 
 const char* BruteForceIndex::kernel_isa() { return kernel_choice().isa; }
+
+Index BruteForceIndex::leaf_min_index(const KdTree& tree, Index leaf) const {
+  return leaf_min_index_of(tree, leaves_[static_cast<std::size_t>(leaf)].node);
+}
 
 std::vector<std::string> BruteForceIndex::supported_isas() {
   std::vector<std::string> out;
@@ -333,8 +345,9 @@ void BruteForceIndex::search_block(const KdTree& tree, const Metric& metric,
   }
   std::vector<Index> order(static_cast<std::size_t>(n_leaves));
   std::iota(order.begin(), order.end(), Index{0});
-  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) {
-    return nearest[static_cast<std::size_t>(a)] < nearest[static_cast<std::size_t>(b)];
+  std::sort(order.begin(), order.end(), [&](Index a, Index b) {
+    return KnnHeap::less(nearest[static_cast<std::size_t>(a)], leaf_min_index(tree, a),
+                         nearest[static_cast<std::size_t>(b)], leaf_min_index(tree, b));
   });
 
   if (metric.kind() == Metric::Kind::kEuclidean) {
@@ -346,9 +359,11 @@ void BruteForceIndex::search_block(const KdTree& tree, const Metric& metric,
         tree.nodes()[static_cast<std::size_t>(leaves_[static_cast<std::size_t>(l)].node)];
     for (Index i = 0; i < n_queries; ++i) {
       KnnHeap& heap = heaps[i];
-      if (bounds[static_cast<std::size_t>(i * n_leaves + l)] > heap.threshold()) continue;
+      if (heap.excludes(bounds[static_cast<std::size_t>(i * n_leaves + l)], nd.min_index)) continue;
       for (Index pos = nd.begin; pos < nd.end; ++pos) {
-        offer(heap, metric.rdist(queries + i * d_, tree.row(pos), d_), tree.original_index(pos));
+        const Index index = tree.original_index(pos);
+        if (heap.excludes(0.0, index)) continue;
+        offer(heap, metric.rdist(queries + i * d_, tree.row(pos), d_), index);
       }
     }
   }
@@ -385,7 +400,10 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
         ctx.phi[r] = -FLT_MAX;  // an idle slot: nothing passes
         if (i >= n_queries) continue;
         const double theta = heaps[i].threshold();
-        if (bounds[static_cast<std::size_t>(i * n_leaves + l)] > theta) continue;
+        if (heaps[i].excludes(bounds[static_cast<std::size_t>(i * n_leaves + l)],
+                              leaf_min_index(tree, l))) {
+          continue;
+        }
         ctx.query[r] = queries + i * d_;
         ctx.heap[r] = &heaps[i];
         ctx.qn[r] = qn[static_cast<std::size_t>(i)];
@@ -490,11 +508,19 @@ void BruteForceIndex::search_all_fitted(const KdTree& tree, const Metric& metric
       (symmetric ? kernels.symmetric : kernels.forward)(args);
     }
   };
-  const auto max_threshold = [&](const Leaf& leaf) {
-    double m = 0.0;
+  // The largest (k-th rdist, index) pair over a leaf's rows: no row of the
+  // leaf takes a pair that is not below it (+inf while a heap has room).
+  const auto worst_pair = [&](const Leaf& leaf) {
+    std::pair<double, Index> worst{0.0, 0};
     const auto& nd = tree.nodes()[static_cast<std::size_t>(leaf.node)];
-    for (Index pos = nd.begin; pos < nd.end; ++pos) m = std::max(m, heaps[pos].threshold());
-    return m;
+    for (Index pos = nd.begin; pos < nd.end; ++pos) {
+      const KnnHeap& h = heaps[pos];
+      if (!h.full()) return std::pair<double, Index>{std::numeric_limits<double>::infinity(), 0};
+      if (KnnHeap::less(worst.first, worst.second, h.threshold(), h.top_index())) {
+        worst = {h.threshold(), h.top_index()};
+      }
+    }
+    return worst;
   };
 
   // Round 0: every leaf against itself, so each row starts with its own
@@ -522,7 +548,15 @@ void BruteForceIndex::search_all_fitted(const KdTree& tree, const Metric& metric
       const Leaf& lb = leaves_[static_cast<std::size_t>(b)];
       const double gap = box_gap_rdist(tree.lower(la.node), tree.upper(la.node),
                                        tree.lower(lb.node), tree.upper(lb.node), d_);
-      if (gap > 0.0 && gap > max_threshold(la) && gap > max_threshold(lb)) return;
+      // Skip the pair when no row of either leaf can take a row of the other:
+      // every such pair is at least (gap, the other leaf's lowest index).
+      const auto& na = tree.nodes()[static_cast<std::size_t>(la.node)];
+      const auto& nb = tree.nodes()[static_cast<std::size_t>(lb.node)];
+      const auto wa = worst_pair(la), wb = worst_pair(lb);
+      if (!KnnHeap::less(gap, nb.min_index, wa.first, wa.second) &&
+          !KnnHeap::less(gap, na.min_index, wb.first, wb.second)) {
+        return;
+      }
       scan(la, lb, true);
       });
     }

@@ -33,11 +33,11 @@ void KnnDetector::fit(const ConstMatrixView<T>& X, const Metric& metric,
   model.k_ = n_neighbors;
   model.aggregate_ = aggregate;
   model.index_.fit(X, metric, algorithm, leaf_size);
+  const NeighborTable table = model.index_.kneighbors_fitted(n_neighbors, n_threads);
   model.fitted_.resize(static_cast<std::size_t>(X.rows()));
-  model.index_.kneighbors_fitted(
-      n_neighbors, n_threads, [&](Index count, const Index* rows, const double* d, const Index*) {
-        for (Index q = 0; q < count; ++q) model.fitted_[rows[q]] = model.reduce(d + q * model.k_);
-      });
+  for (Index i = 0; i < X.rows(); ++i) {
+    model.fitted_[static_cast<std::size_t>(i)] = model.reduce(&table.dist[i * n_neighbors]);
+  }
   *this = std::move(model);
 }
 

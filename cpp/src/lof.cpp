@@ -1,6 +1,7 @@
 #include "fraudcore/lof.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 
 #include "fraudcore/error.hpp"
@@ -10,7 +11,8 @@ namespace fraudcore {
 namespace {
 
 // lrd of a row from its k neighbour distances and indices.
-double reachability_density(const double* dist, const Index* ind, Index k,
+template <class Id>
+double reachability_density(const double* dist, const Id* ind, Index k,
                             const std::vector<double>& kdist) {
   double sum = 0.0;
   for (Index j = 0; j < k; ++j) sum += std::max(dist[j], kdist[static_cast<std::size_t>(ind[j])]);
@@ -18,7 +20,8 @@ double reachability_density(const double* dist, const Index* ind, Index k,
 }
 
 // -mean(lrd(o) / lrd(x)) over the k neighbours o.
-double lof_score(double own_lrd, const Index* ind, Index k, const std::vector<double>& lrd) {
+template <class Id>
+double lof_score(double own_lrd, const Id* ind, Index k, const std::vector<double>& lrd) {
   double sum = 0.0;
   for (Index j = 0; j < k; ++j) sum += lrd[static_cast<std::size_t>(ind[j])] / own_lrd;
   return -(sum / static_cast<double>(k));
@@ -37,26 +40,18 @@ void LocalOutlierFactor::fit(const ConstMatrixView<T>& X, const Metric& metric,
   model.k_ = n_neighbors;
   model.index_.fit(X, metric, algorithm, leaf_size);
   const Index n = X.rows(), k = n_neighbors;
-  std::vector<double> dist(static_cast<std::size_t>(n * k));
-  std::vector<Index> ind(static_cast<std::size_t>(n * k));
-  model.index_.kneighbors_fitted(k, n_threads,
-                                 [&](Index count, const Index* rows, const double* d, const Index* i) {
-                                   for (Index q = 0; q < count; ++q) {
-                                     std::copy(d + q * k, d + (q + 1) * k, &dist[rows[q] * k]);
-                                     std::copy(i + q * k, i + (q + 1) * k, &ind[rows[q] * k]);
-                                   }
-                                 });
+  const NeighborTable table = model.index_.kneighbors_fitted(k, n_threads);
   model.kdist_.resize(static_cast<std::size_t>(n));
   model.lrd_.resize(static_cast<std::size_t>(n));
   model.nof_.resize(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) model.kdist_[static_cast<std::size_t>(i)] = dist[i * k + k - 1];
+  for (Index i = 0; i < n; ++i) model.kdist_[static_cast<std::size_t>(i)] = table.dist[i * k + k - 1];
   for (Index i = 0; i < n; ++i) {
     model.lrd_[static_cast<std::size_t>(i)] =
-        reachability_density(&dist[i * k], &ind[i * k], k, model.kdist_);
+        reachability_density(&table.dist[i * k], &table.ind[i * k], k, model.kdist_);
   }
   for (Index i = 0; i < n; ++i) {
     model.nof_[static_cast<std::size_t>(i)] =
-        lof_score(model.lrd_[static_cast<std::size_t>(i)], &ind[i * k], k, model.lrd_);
+        lof_score(model.lrd_[static_cast<std::size_t>(i)], &table.ind[i * k], k, model.lrd_);
   }
   *this = std::move(model);
 }

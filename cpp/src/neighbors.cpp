@@ -40,7 +40,7 @@ void NeighborIndex::fit(const ConstMatrixView<T>& X, const Metric& metric,
 }
 
 void NeighborIndex::search(Index n_queries, Index k, int n_threads, const QueryLoader& load,
-                           const BlockSink& sink) const {
+                           const SearchTarget& target, const BlockSink& sink) const {
   const bool brute = algorithm_ == NeighborAlgorithm::kBrute;
   const Index block = brute ? BruteForceIndex::kQueryBlock : kTreeQueryBlock;
   const Index d = n_features();
@@ -50,19 +50,25 @@ void NeighborIndex::search(Index n_queries, Index k, int n_threads, const QueryL
     const Index count = std::min(block, n_queries - first);
     std::vector<double> rows(static_cast<std::size_t>(count * d));
     std::vector<Index> ids(static_cast<std::size_t>(count));
-    std::vector<double> rdist(static_cast<std::size_t>(count * k));
-    std::vector<Index> ind(static_cast<std::size_t>(count * k));
     load(first, count, rows.data(), ids.data());
+    std::vector<double> rdist(target.rdist ? 0 : static_cast<std::size_t>(count * k));
+    std::vector<KnnHeap::Id> ind(target.rdist ? 0 : static_cast<std::size_t>(count * k));
     std::vector<KnnHeap> heaps;
     heaps.reserve(static_cast<std::size_t>(count));
-    for (Index i = 0; i < count; ++i) heaps.emplace_back(&rdist[i * k], &ind[i * k], k);
+    for (Index i = 0; i < count; ++i) {
+      if (target.rdist) {
+        heaps.emplace_back(target.rdist + ids[i] * target.width, target.ind + ids[i] * target.width, k);
+      } else {
+        heaps.emplace_back(&rdist[i * k], &ind[i * k], k);
+      }
+    }
     if (brute) {
       brute_.search_block(tree_, metric_, rows.data(), count, heaps.data());
     } else {
       for (Index i = 0; i < count; ++i) tree_.search(&rows[i * d], metric_, heaps[i]);
     }
     for (auto& heap : heaps) heap.sort();
-    sink(count, ids.data(), rdist.data(), ind.data());
+    if (!target.rdist) sink(count, ids.data(), rdist.data(), ind.data());
   });
 }
 
@@ -88,78 +94,80 @@ void NeighborIndex::kneighbors(const ConstMatrixView<T>& Q, Index k, int n_threa
           }
         }
       },
-      [&](Index count, const Index* ids, double* rdist, Index* ind) {
-        for (Index i = 0; i < count * k; ++i) rdist[i] = metric_.to_dist(rdist[i]);
-        consume(count, ids, rdist, ind);
+      SearchTarget{},
+      [&](Index count, const Index* ids, const double* rdist, const KnnHeap::Id* ind) {
+        std::vector<double> dist(static_cast<std::size_t>(count * k));
+        std::vector<Index> index(static_cast<std::size_t>(count * k));
+        for (Index i = 0; i < count * k; ++i) {
+          dist[static_cast<std::size_t>(i)] = metric_.to_dist(rdist[i]);
+          index[static_cast<std::size_t>(i)] = ind[i];
+        }
+        consume(count, ids, dist.data(), index.data());
       });
 }
 
-void NeighborIndex::kneighbors_fitted(Index k, int n_threads, const NeighborConsumer& consume) const {
+NeighborTable NeighborIndex::kneighbors_fitted(Index k, int n_threads) const {
   FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
   FRAUDCORE_CHECK(k >= 1 && k < n_rows(), "n_neighbors must be in [1, " << n_rows() - 1
                                                                          << "] (the other fitted rows), got " << k);
-  const Index d = n_features();
-  const Index searched = k + 1;
+  const Index n = n_rows(), d = n_features(), width = k + 1;
+  NeighborTable table;
+  table.k = k;
+  table.dist.resize(static_cast<std::size_t>(n * width));
+  table.ind.resize(static_cast<std::size_t>(n * width));
+
+  if (algorithm_ == NeighborAlgorithm::kBrute && metric_.kind() == Metric::Kind::kEuclidean) {
+    // All rows at once, each pair screened once for both of its rows.
+    std::vector<KnnHeap> heaps;
+    heaps.reserve(static_cast<std::size_t>(n));
+    for (Index pos = 0; pos < n; ++pos) {
+      const Index row = tree_.original_index(pos);
+      heaps.emplace_back(&table.dist[row * width], &table.ind[row * width], width);
+    }
+    brute_.search_all_fitted(tree_, metric_, heaps.data(), n_threads);
+    parallel_for(n, n_threads, [&](Index pos) { heaps[pos].sort(); });
+  } else {
+    // Queries in tree order: consecutive queries are spatial neighbours,
+    // which keeps the search structures in cache and prunes early.
+    search(
+        n, width, n_threads,
+        [&](Index first, Index count, double* rows, Index* ids) {
+          for (Index i = 0; i < count; ++i) {
+            std::copy(tree_.row(first + i), tree_.row(first + i) + d, rows + i * d);
+            ids[i] = tree_.original_index(first + i);
+          }
+        },
+        SearchTarget{table.dist.data(), table.ind.data(), width}, nullptr);
+  }
+
   // Drop each row itself (or, crowded out by duplicates, its first
-  // neighbour) from its k + 1 nearest, then hand the rows on.
-  const BlockSink exclude_self = [&](Index count, const Index* ids, double* rdist, Index* ind) {
-    std::vector<double> dist(static_cast<std::size_t>(count * k));
-    std::vector<Index> kept(static_cast<std::size_t>(count * k));
-    for (Index i = 0; i < count; ++i) {
-      const double* rd = rdist + i * searched;
-      const Index* id = ind + i * searched;
+  // neighbour), within its row; then close the gaps, row by row in order:
+  // row i moves down to i * k <= i * (k + 1), never over a row not yet moved.
+  parallel_for((n + 1023) / 1024, n_threads, [&](Index b) {
+    for (Index i = b * 1024; i < std::min(n, b * 1024 + 1024); ++i) {
+      double* rd = &table.dist[i * width];
+      KnnHeap::Id* id = &table.ind[i * width];
       Index drop = 0;
-      for (Index j = 0; j < searched; ++j) {
-        if (id[j] == ids[i]) {
+      for (Index j = 0; j < width; ++j) {
+        if (id[j] == i) {
           drop = j;
           break;
         }
       }
-      Index out = i * k;
-      for (Index j = 0; j < searched; ++j) {
-        if (j == drop) continue;
-        dist[static_cast<std::size_t>(out)] = metric_.to_dist(rd[j]);
-        kept[static_cast<std::size_t>(out)] = id[j];
-        ++out;
+      for (Index j = drop; j + 1 < width; ++j) {
+        rd[j] = rd[j + 1];
+        id[j] = id[j + 1];
       }
+      for (Index j = 0; j < k; ++j) rd[j] = metric_.to_dist(rd[j]);
     }
-    consume(count, ids, dist.data(), kept.data());
-  };
-
-  if (algorithm_ == NeighborAlgorithm::kBrute && metric_.kind() == Metric::Kind::kEuclidean) {
-    // All rows at once, each pair screened once for both of its rows.
-    const Index n = n_rows();
-    std::vector<double> rdist(static_cast<std::size_t>(n * searched));
-    std::vector<Index> ind(static_cast<std::size_t>(n * searched));
-    std::vector<KnnHeap> heaps;
-    heaps.reserve(static_cast<std::size_t>(n));
-    for (Index pos = 0; pos < n; ++pos) {
-      heaps.emplace_back(&rdist[pos * searched], &ind[pos * searched], searched);
-    }
-    brute_.search_all_fitted(tree_, metric_, heaps.data(), n_threads);
-    const Index block = BruteForceIndex::kQueryBlock;
-    parallel_for((n + block - 1) / block, n_threads, [&](Index b) {
-      const Index first = b * block, count = std::min(block, n - first);
-      std::vector<Index> ids(static_cast<std::size_t>(count));
-      for (Index i = 0; i < count; ++i) {
-        heaps[first + i].sort();
-        ids[i] = tree_.original_index(first + i);
-      }
-      exclude_self(count, ids.data(), &rdist[first * searched], &ind[first * searched]);
-    });
-    return;
+  });
+  for (Index i = 1; i < n; ++i) {
+    std::copy(&table.dist[i * width], &table.dist[i * width] + k, &table.dist[i * k]);
+    std::copy(&table.ind[i * width], &table.ind[i * width] + k, &table.ind[i * k]);
   }
-  // Queries in tree order: consecutive queries are spatial neighbours, which
-  // keeps the blocks' search structures in cache and prunes early.
-  search(
-      n_rows(), searched, n_threads,
-      [&](Index first, Index count, double* rows, Index* ids) {
-        for (Index i = 0; i < count; ++i) {
-          std::copy(tree_.row(first + i), tree_.row(first + i) + d, rows + i * d);
-          ids[i] = tree_.original_index(first + i);
-        }
-      },
-      exclude_self);
+  table.dist.resize(static_cast<std::size_t>(n * k));
+  table.ind.resize(static_cast<std::size_t>(n * k));
+  return table;
 }
 
 void NeighborIndex::write(ByteWriter& w) const {

@@ -78,7 +78,9 @@ Neighbors query(const NeighborIndex& index, const RowMajorMatrix<double>& Q, Ind
 }
 
 Neighbors fitted(const NeighborIndex& index, Index k, int threads) {
-  return collect(index.n_rows(), k, [&](const NeighborConsumer& c) { index.kneighbors_fitted(k, threads, c); });
+  const NeighborTable table = index.kneighbors_fitted(k, threads);
+  EXPECT_EQ(table.k, k);
+  return Neighbors{table.dist, std::vector<Index>(table.ind.begin(), table.ind.end())};
 }
 
 NeighborIndex make_index(const RowMajorMatrix<double>& X, double p, NeighborAlgorithm a) {
@@ -92,7 +94,7 @@ NeighborIndex make_index(const RowMajorMatrix<double>& X, double p, NeighborAlgo
 TEST(KnnHeap, KeepsTheSmallestPairsWithTiesToTheLowerIndex) {
   Rng rng(1);
   std::vector<double> rd(7);
-  std::vector<Index> id(7);
+  std::vector<KnnHeap::Id> id(7);
   KnnHeap heap(rd.data(), id.data(), 7);
   std::vector<std::pair<double, Index>> all;
   for (Index i = 0; i < 200; ++i) {

@@ -30,3 +30,27 @@ def test_mean_roc_auc_within_0_01_of_scikit_learn(adbench_dir):
             ref.append(roc_auc_score(y, -sk.score_samples(X)))
     assert len(ours) >= 3 * 20, "expected the ADBench folder to hold at least 20 small files"
     assert abs(np.mean(ours) - np.mean(ref)) < 0.01, (np.mean(ours), np.mean(ref))
+
+
+def test_lof_scores_equal_scikit_learn(adbench_dir):
+    # Identical to 1e-9 relative on every file; this suite keeps to the
+    # smaller ones, benchmarks/bench_neighbors.py checks them all.
+    import warnings
+
+    from sklearn.neighbors import LocalOutlierFactor as SkLOF
+
+    from fraudcore import LocalOutlierFactor
+
+    checked = 0
+    for path in sorted(adbench_dir.glob("*.npz")):
+        with np.load(path, allow_pickle=False) as data:
+            if len(data["y"]) > MAX_ROWS:
+                continue
+            X = np.asarray(data["X"], dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # duplicates in some files
+            ours = LocalOutlierFactor(n_jobs=-1).fit(X).negative_outlier_factor_
+            ref = SkLOF(n_jobs=-1).fit(X).negative_outlier_factor_
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=0, err_msg=path.name)
+        checked += 1
+    assert checked >= 20

@@ -3,15 +3,19 @@
 // scans leaf by leaf.
 //
 // Build: a node holding more than leaf_size rows splits them at the median of
-// the feature with the widest spread (rows with equal values may fall on
-// either side); a node whose rows are all identical stays a leaf, whatever
-// its size. Each node records the bounding box of its rows. The rows are
+// the feature with the widest spread; rows with equal values split by their
+// index, lower indices left, and so do identical rows, so thousands of copies
+// of one row become a subtree ordered by index. Each node records the
+// bounding box of its rows and the smallest row index among them. The rows are
 // stored contiguously in tree order (`data`, row-major), with `order`
 // mapping a tree position back to the caller's row index, so a leaf is one
 // contiguous range.
 //
-// Search: depth first, nearer child first, skipping a node whose box lies
-// farther than the current k-th neighbour (Metric::min_rdist_box). The result
+// Search: depth first, nearer child first (on a tie, the one holding lower
+// indices), skipping a node when no row in it can beat the current k-th
+// neighbour: its box lies farther (Metric::min_rdist_box), or exactly as far
+// with only higher indices (KnnHeap::excludes). Copies of a row thus cost a
+// query O(k), not O(copies). The result
 // is exact and, through KnnHeap's tie rule, identical to a brute-force scan.
 #pragma once
 
@@ -31,6 +35,7 @@ class KdTree {
     Index end = 0;    ///< one past the last
     std::int32_t left = -1;  ///< child nodes; -1 for a leaf
     std::int32_t right = -1;
+    Index min_index = 0;  ///< smallest row index in the node
   };
 
   KdTree() = default;

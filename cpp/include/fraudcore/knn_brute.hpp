@@ -3,7 +3,10 @@
 //
 // The fitted rows are scanned leaf by leaf of a coarse KdTree partition
 // (leaves of 256 to 4096 rows), nearest leaves first, and a leaf is skipped
-// when its bounding box lies beyond every query's current k-th neighbour.
+// for a query when none of its rows can beat the query's current k-th
+// neighbour (KnnHeap::excludes: too far, or as far with higher indices). A
+// row with a higher index than a heap full of distance-0 pairs is rejected
+// without computing its distance, so copies of a row stay cheap.
 //
 // Euclidean metric: each (query, row) pair is first screened in float32 with
 // the matrix-product form of the squared distance,
@@ -86,6 +89,7 @@ class BruteForceIndex {
     Index node;
     Index group_begin, group_end;  // panels of 64 rows
   };
+  Index leaf_min_index(const KdTree& tree, Index leaf) const;
   void screen_euclidean(const KdTree& tree, const Metric& metric, const double* queries,
                         Index n_queries, KnnHeap* heaps, const std::vector<Index>& leaf_order,
                         const std::vector<double>& bounds) const;

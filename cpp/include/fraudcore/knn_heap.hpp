@@ -4,10 +4,12 @@
 // equidistant points the lower index wins, whatever order the points were
 // visited in. That makes every search algorithm return the same neighbours.
 // The heap borrows caller storage (k slots of each array) so results can be
-// built in place in the output arrays.
+// built in place in the output arrays. Indices are stored as int32 (the
+// index holds fewer than 2^31 rows) to halve the memory of n x k tables.
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <utility>
 
@@ -17,7 +19,9 @@ namespace fraudcore {
 
 class KnnHeap {
  public:
-  KnnHeap(double* rdist, Index* index, Index k) : rd_(rdist), id_(index), k_(k) {}
+  using Id = std::int32_t;
+
+  KnnHeap(double* rdist, Id* index, Index k) : rd_(rdist), id_(index), k_(k) {}
 
   Index capacity() const { return k_; }
   Index size() const { return size_; }
@@ -26,6 +30,16 @@ class KnnHeap {
   /// The rdist a new pair must not exceed to enter: +inf until full.
   double threshold() const {
     return full() ? rd_[0] : std::numeric_limits<double>::infinity();
+  }
+
+  /// Index of the current largest pair (meaningful once full).
+  Index top_index() const { return id_[0]; }
+
+  /// True when no pair (r, i) with r >= bound and i >= min_index can enter:
+  /// lets a search skip a region whose rows all lie at least `bound` away
+  /// and have indices of at least `min_index`.
+  bool excludes(double bound, Index min_index) const {
+    return full() && (bound > rd_[0] || (bound == rd_[0] && min_index > id_[0]));
   }
 
   /// Offer a pair; it is kept when the heap has room or it is smaller than
@@ -41,7 +55,7 @@ class KnnHeap {
         i = parent;
       }
       rd_[i] = rdist;
-      id_[i] = index;
+      id_[i] = static_cast<Id>(index);
       return;
     }
     if (!less(rdist, index, rd_[0], id_[0])) return;
@@ -52,7 +66,7 @@ class KnnHeap {
   void sort() {
     for (Index end = size_ - 1; end > 0; --end) {
       const double r = rd_[end];
-      const Index i = id_[end];
+      const Index i = id_[end];  // widened; sift_down narrows it back
       rd_[end] = rd_[0];
       id_[end] = id_[0];
       sift_down(r, i, end);
@@ -77,11 +91,11 @@ class KnnHeap {
       pos = child;
     }
     rd_[pos] = r;
-    id_[pos] = i;
+    id_[pos] = static_cast<Id>(i);
   }
 
   double* rd_;
-  Index* id_;
+  Id* id_;
   Index k_;
   Index size_ = 0;
 };

@@ -7,23 +7,26 @@
 // distances (not reduced ones), ascending.
 //
 //  - kneighbors(Q, k): the k nearest fitted rows of every query row.
-//  - kneighbors_fitted(k): every fitted row against the others. As
-//    scikit-learn's kneighbors(X=None), it searches k + 1 neighbours and
-//    drops the row itself or, when k + 1 duplicates of lower index crowd it
-//    out, the first neighbour.
+//  - kneighbors_fitted(k): every fitted row against the others, as one
+//    n x k table. As scikit-learn's kneighbors(X=None), it searches k + 1
+//    neighbours and drops the row itself or, when k + 1 duplicates of lower
+//    index crowd it out, the first neighbour. The search writes straight
+//    into the table, which is then compacted in place: its n x (k + 1)
+//    doubles and int32 indices are the whole memory of the search.
 //
-// Results reach the caller per block of query rows through a consumer,
-// called concurrently from the worker threads with disjoint rows, so a
-// detector can reduce them to scores without storing n x k arrays. Work is
-// parallel over blocks of queries (OpenMP, `n_threads`), memory per thread is
-// one block: never an n x n matrix. A fitted index is immutable and safe to
-// query from several threads.
+// kneighbors() hands its results on per block of query rows through a
+// consumer, called concurrently from the worker threads with disjoint rows,
+// so a detector can reduce them to scores without storing n x k arrays.
+// Work is parallel over blocks of queries (OpenMP, `n_threads`): never an
+// n x n matrix. A fitted index is immutable and safe to query from several
+// threads.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fraudcore/kd_tree.hpp"
 #include "fraudcore/knn_brute.hpp"
@@ -45,6 +48,14 @@ NeighborAlgorithm choose_neighbor_algorithm(Index n_rows, Index n_features, Inde
 using NeighborConsumer =
     std::function<void(Index count, const Index* rows, const double* dist, const Index* ind)>;
 
+/// Each fitted row's k nearest other rows: row i's distances (ascending,
+/// ties by index) at dist[i * k, i * k + k), their row indices likewise.
+struct NeighborTable {
+  Index k = 0;
+  std::vector<double> dist;
+  std::vector<std::int32_t> ind;
+};
+
 class NeighborIndex {
  public:
   NeighborIndex() = default;
@@ -62,7 +73,7 @@ class NeighborIndex {
                   const NeighborConsumer& consume) const;
 
   /// k nearest other fitted rows of each fitted row (1 <= k < n_rows).
-  void kneighbors_fitted(Index k, int n_threads, const NeighborConsumer& consume) const;
+  NeighborTable kneighbors_fitted(Index k, int n_threads) const;
 
   bool fitted() const { return tree_.n_rows() > 0; }
   Index n_rows() const { return tree_.n_rows(); }
@@ -81,9 +92,17 @@ class NeighborIndex {
   // `first`, and the row number each result belongs to.
   using QueryLoader = std::function<void(Index first, Index count, double* rows, Index* ids)>;
   // Receives a block's sorted (rdist, index) lists, k per query.
-  using BlockSink = std::function<void(Index count, const Index* ids, double* rdist, Index* ind)>;
+  using BlockSink = std::function<void(Index count, const Index* ids, const double* rdist,
+                                       const KnnHeap::Id* ind)>;
+  // Where results go: a table with `width` slots per row number, or (null)
+  // per-block buffers handed to the sink.
+  struct SearchTarget {
+    double* rdist = nullptr;
+    KnnHeap::Id* ind = nullptr;
+    Index width = 0;
+  };
   void search(Index n_queries, Index k, int n_threads, const QueryLoader& load,
-              const BlockSink& sink) const;
+              const SearchTarget& target, const BlockSink& sink) const;
 
   Metric metric_ = Metric::minkowski(2.0);
   NeighborAlgorithm algorithm_ = NeighborAlgorithm::kKdTree;
