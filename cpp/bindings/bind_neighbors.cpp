@@ -72,6 +72,8 @@ void bind_neighbors(py::module_& m) {
       .def(
           "kneighbors",
           [](const NeighborIndex& self, const py::array& X, Index k, int n_threads) {
+            FRAUDCORE_CHECK(k >= 1 && k <= self.n_rows(),
+                            "n_neighbors must be in [1, " << self.n_rows() << "], got " << k);
             NeighborArrays out(rows_of(X), k);
             auto consume = out.consumer(k);
             with_matrix(X, [&](const auto& view) { self.kneighbors(view, k, n_threads, consume); });

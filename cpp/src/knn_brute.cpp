@@ -5,7 +5,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #endif
 #include <limits>
@@ -71,7 +71,8 @@ struct ScanArgs {
 // One kernel per instruction set: the same source compiled in a target
 // region, so each uses its own registers and compare instructions and no
 // function compiled for a wider set is ever called on a CPU without it.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// GCC only: Clang ignores `#pragma GCC target` and builds the portable kernel.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define FRAUDCORE_X86_DISPATCH 1
 
 namespace sse2 {
@@ -163,7 +164,7 @@ const KernelChoice& kernel_choice() {
 
 // The smallest float >= x, capped at FLT_MAX.
 float round_up_to_float(double x) {
-  if (x >= static_cast<double>(FLT_MAX)) return FLT_MAX;
+  if (!(x < static_cast<double>(FLT_MAX))) return FLT_MAX;  // also NaN: keep everything
   float f = static_cast<float>(x);
   if (static_cast<double>(f) < x) f = std::nextafter(f, FLT_MAX);
   return f;
@@ -276,20 +277,18 @@ void BruteForceIndex::use_isa(const std::string& isa) {
 void BruteForceIndex::build(const KdTree& tree) {
   d_ = tree.n_features();
   const Index n = tree.n_rows();
+  // Centre on the midrange and scale by a power of two so every scaled
+  // value lies in (-1, 1); halves first, so no step can overflow.
   center_.assign(static_cast<std::size_t>(d_), 0.0);
-  for (Index i = 0; i < n; ++i) {
-    for (Index j = 0; j < d_; ++j) center_[static_cast<std::size_t>(j)] += tree.row(i)[j];
-  }
-  for (double& c : center_) c /= static_cast<double>(n);
-  double max_abs = 0.0;
-  for (Index i = 0; i < n; ++i) {
-    for (Index j = 0; j < d_; ++j) {
-      max_abs = std::max(max_abs, std::fabs(tree.row(i)[j] - center_[static_cast<std::size_t>(j)]));
-    }
+  double max_half = 0.0;
+  for (Index j = 0; j < d_; ++j) {
+    const double lo = tree.lower(0)[j], hi = tree.upper(0)[j];
+    center_[static_cast<std::size_t>(j)] = lo / 2 + hi / 2;
+    max_half = std::max(max_half, hi / 2 - lo / 2);
   }
   int exponent = 0;
-  if (max_abs > 0.0) std::frexp(max_abs, &exponent);
-  scale_ = std::ldexp(1.0, -exponent);  // max |scaled value| in [0.5, 1)
+  if (max_half > 0.0) std::frexp(max_half, &exponent);
+  scale_ = std::ldexp(1.0, 1 - exponent);  // max |scaled value| <= 1 (+ rounding)
   cu_ = static_cast<double>(4 * d_ + 16) * std::ldexp(1.0, -24);
 
   leaves_.clear();
@@ -305,6 +304,7 @@ void BruteForceIndex::build(const KdTree& tree) {
   norms_.assign(slots, std::numeric_limits<float>::infinity());
   position_.assign(slots, -1);
   sqnorm_.assign(slots, 0.0);
+  screens_ = true;
   for (const Leaf& leaf : leaves_) {
     const auto& nd = tree.nodes()[static_cast<std::size_t>(leaf.node)];
     for (Index pos = nd.begin; pos < nd.end; ++pos) {
@@ -312,7 +312,8 @@ void BruteForceIndex::build(const KdTree& tree) {
       const Index g = slot / kLanes, lane = slot % kLanes;
       double norm = 0.0;
       for (Index j = 0; j < d_; ++j) {
-        const double v = (tree.row(pos)[j] - center_[static_cast<std::size_t>(j)]) * scale_;
+        const double v = scaled_value(tree.row(pos)[j], j);
+        screens_ &= std::fabs(v) <= 2.0;  // false only if rounding went astray
         norm += v * v;
         panels_[static_cast<std::size_t>((g * d_ + j) * kLanes + lane)] =
             -2.0f * static_cast<float>(v);
@@ -320,6 +321,25 @@ void BruteForceIndex::build(const KdTree& tree) {
       norms_[static_cast<std::size_t>(slot)] = static_cast<float>(norm * (1.0 - cu_));
       position_[static_cast<std::size_t>(slot)] = pos;
       sqnorm_[static_cast<std::size_t>(slot)] = norm;
+    }
+  }
+}
+
+double BruteForceIndex::scaled_value(double x, Index feature) const {
+  return (x - center_[static_cast<std::size_t>(feature)]) * scale_;
+}
+
+void BruteForceIndex::scan_exact(const KdTree& tree, const Metric& metric, const double* query,
+                                 KnnHeap& heap, const std::vector<Index>& leaf_order,
+                                 const double* bounds) const {
+  for (Index l : leaf_order) {
+    const auto& nd =
+        tree.nodes()[static_cast<std::size_t>(leaves_[static_cast<std::size_t>(l)].node)];
+    if (heap.excludes(bounds[l], nd.min_index)) continue;
+    for (Index pos = nd.begin; pos < nd.end; ++pos) {
+      const Index index = tree.original_index(pos);
+      if (heap.excludes(0.0, index)) continue;
+      offer(heap, metric.rdist(query, tree.row(pos), d_), index);
     }
   }
 }
@@ -350,22 +370,12 @@ void BruteForceIndex::search_block(const KdTree& tree, const Metric& metric,
                          nearest[static_cast<std::size_t>(b)], leaf_min_index(tree, b));
   });
 
-  if (metric.kind() == Metric::Kind::kEuclidean) {
+  if (metric.kind() == Metric::Kind::kEuclidean && screens_) {
     screen_euclidean(tree, metric, queries, n_queries, heaps, order, bounds);
     return;
   }
-  for (Index l : order) {
-    const auto& nd =
-        tree.nodes()[static_cast<std::size_t>(leaves_[static_cast<std::size_t>(l)].node)];
-    for (Index i = 0; i < n_queries; ++i) {
-      KnnHeap& heap = heaps[i];
-      if (heap.excludes(bounds[static_cast<std::size_t>(i * n_leaves + l)], nd.min_index)) continue;
-      for (Index pos = nd.begin; pos < nd.end; ++pos) {
-        const Index index = tree.original_index(pos);
-        if (heap.excludes(0.0, index)) continue;
-        offer(heap, metric.rdist(queries + i * d_, tree.row(pos), d_), index);
-      }
-    }
+  for (Index i = 0; i < n_queries; ++i) {
+    scan_exact(tree, metric, queries + i * d_, heaps[i], order, &bounds[static_cast<std::size_t>(i * n_leaves)]);
   }
 }
 
@@ -377,11 +387,20 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
   const Index tiles = (n_queries + kTile - 1) / kTile;
   std::vector<float> scaled(static_cast<std::size_t>(tiles * kTile * d_), 0.0f);
   std::vector<double> qn(static_cast<std::size_t>(tiles * kTile), 0.0);
+  // A query far outside the fitted rows' range (|scaled value| > 2^60)
+  // would overflow float32: it is searched exactly instead of screened.
+  std::vector<char> exact(static_cast<std::size_t>(n_queries), 0);
   for (Index i = 0; i < n_queries; ++i) {
     for (Index j = 0; j < d_; ++j) {
-      const double v = (queries[i * d_ + j] - center_[static_cast<std::size_t>(j)]) * scale_;
+      const double v = scaled_value(queries[i * d_ + j], j);
+      if (!(std::fabs(v) <= 0x1p60)) exact[static_cast<std::size_t>(i)] = 1;
       scaled[static_cast<std::size_t>(i * d_ + j)] = static_cast<float>(v);
       qn[static_cast<std::size_t>(i)] += v * v;
+    }
+    if (exact[static_cast<std::size_t>(i)]) {
+      std::fill(&scaled[static_cast<std::size_t>(i * d_)], &scaled[static_cast<std::size_t>((i + 1) * d_)], 0.0f);
+      scan_exact(tree, metric, queries + i * d_, heaps[i], leaf_order,
+                 &bounds[static_cast<std::size_t>(i * n_leaves)]);
     }
   }
   ScreenContext ctx{};
@@ -398,7 +417,7 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
       for (int r = 0; r < kTile; ++r) {
         const Index i = tile * kTile + r;
         ctx.phi[r] = -FLT_MAX;  // an idle slot: nothing passes
-        if (i >= n_queries) continue;
+        if (i >= n_queries || exact[static_cast<std::size_t>(i)]) continue;
         const double theta = heaps[i].threshold();
         if (heaps[i].excludes(bounds[static_cast<std::size_t>(i * n_leaves + l)],
                               leaf_min_index(tree, l))) {
@@ -489,7 +508,7 @@ void BruteForceIndex::search_all_fitted(const KdTree& tree, const Metric& metric
   // the pairs as queries when symmetric).
   const auto scan = [&](const Leaf& a, const Leaf& b, bool symmetric) {
     ScreenContext ctx = new_context();
-    thread_local std::vector<float> q;
+    std::vector<float> q;
     leaf_queries(a, q);
     const Index first_slot = a.group_begin * kLanes;
     for (Index first = first_slot; first < a.group_end * kLanes; first += kTile) {

@@ -37,6 +37,9 @@ void KnnDetector::fit(const ConstMatrixView<T>& X, const Metric& metric,
   model.fitted_.resize(static_cast<std::size_t>(X.rows()));
   for (Index i = 0; i < X.rows(); ++i) {
     model.fitted_[static_cast<std::size_t>(i)] = model.reduce(&table.dist[i * n_neighbors]);
+    FRAUDCORE_CHECK(std::isfinite(model.fitted_[static_cast<std::size_t>(i)]),
+                    "distances between rows of X overflow float64 (row " << i
+                        << "); scale the features down");
   }
   *this = std::move(model);
 }
@@ -63,19 +66,21 @@ std::string KnnDetector::serialize() const {
 KnnDetector KnnDetector::deserialize(std::string_view bytes) {
   ByteReader r(bytes, "KNNDetector data");
   KnnDetector model;
-  model.index_ = NeighborIndex::read(r);
+  const NeighborIndex::Saved saved = NeighborIndex::read(r);
   model.k_ = r.get<std::int64_t>();
   const auto aggregate = r.get<std::int32_t>();
   model.fitted_ = r.get_vector<double>();
   r.expect_end();
-  if (model.k_ < 1 || model.k_ >= model.index_.n_rows() || aggregate < 0 || aggregate > 2 ||
-      model.fitted_.size() != static_cast<std::size_t>(model.index_.n_rows())) {
+  const Index rows = saved.rows.rows();
+  if (model.k_ < 1 || model.k_ >= rows || aggregate < 0 || aggregate > 2 ||
+      model.fitted_.size() != static_cast<std::size_t>(rows)) {
     throw FormatError("KNNDetector data is inconsistent (n_neighbors, method or array size)");
   }
   for (double v : model.fitted_) {
     if (!(v >= 0.0) || !std::isfinite(v)) throw FormatError("KNNDetector data holds an invalid distance");
   }
   model.aggregate_ = static_cast<KnnAggregate>(aggregate);
+  model.index_ = NeighborIndex::from_saved(saved);  // only once the file checks out
   return model;
 }
 

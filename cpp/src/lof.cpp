@@ -44,7 +44,12 @@ void LocalOutlierFactor::fit(const ConstMatrixView<T>& X, const Metric& metric,
   model.kdist_.resize(static_cast<std::size_t>(n));
   model.lrd_.resize(static_cast<std::size_t>(n));
   model.nof_.resize(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) model.kdist_[static_cast<std::size_t>(i)] = table.dist[i * k + k - 1];
+  for (Index i = 0; i < n; ++i) {
+    model.kdist_[static_cast<std::size_t>(i)] = table.dist[i * k + k - 1];
+    FRAUDCORE_CHECK(std::isfinite(model.kdist_[static_cast<std::size_t>(i)]),
+                    "distances between rows of X overflow float64 (row " << i
+                        << "); scale the features down");
+  }
   for (Index i = 0; i < n; ++i) {
     model.lrd_[static_cast<std::size_t>(i)] =
         reachability_density(&table.dist[i * k], &table.ind[i * k], k, model.kdist_);
@@ -83,14 +88,15 @@ std::string LocalOutlierFactor::serialize() const {
 LocalOutlierFactor LocalOutlierFactor::deserialize(std::string_view bytes) {
   ByteReader r(bytes, "LocalOutlierFactor data");
   LocalOutlierFactor model;
-  model.index_ = NeighborIndex::read(r);
+  const NeighborIndex::Saved saved = NeighborIndex::read(r);
   model.k_ = r.get<std::int64_t>();
   model.kdist_ = r.get_vector<double>();
   model.lrd_ = r.get_vector<double>();
   model.nof_ = r.get_vector<double>();
   r.expect_end();
-  const auto n = static_cast<std::size_t>(model.index_.n_rows());
-  if (model.k_ < 1 || model.k_ >= model.index_.n_rows() || model.kdist_.size() != n ||
+  const Index rows = saved.rows.rows();
+  const auto n = static_cast<std::size_t>(rows);
+  if (model.k_ < 1 || model.k_ >= rows || model.kdist_.size() != n ||
       model.lrd_.size() != n || model.nof_.size() != n) {
     throw FormatError("LocalOutlierFactor data is inconsistent (n_neighbors or array sizes)");
   }
@@ -100,6 +106,7 @@ LocalOutlierFactor LocalOutlierFactor::deserialize(std::string_view bytes) {
       throw FormatError("LocalOutlierFactor data holds an invalid density or distance");
     }
   }
+  model.index_ = NeighborIndex::from_saved(saved);  // only once the file checks out
   return model;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "fraudcore/error.hpp"
@@ -11,6 +12,12 @@ namespace fraudcore {
 
 namespace {
 constexpr Index kTreeQueryBlock = 256;
+
+// Every search asks for at most as many neighbours as there are rows, so a
+// heap with room left means a search skipped a row it should not have.
+void check_complete(const KnnHeap& heap) {
+  if (!heap.full()) throw std::logic_error("fraudcore internal error: a neighbour search came back short");
+}
 }  // namespace
 
 NeighborAlgorithm choose_neighbor_algorithm(Index n_rows, Index n_features, Index k) {
@@ -67,7 +74,10 @@ void NeighborIndex::search(Index n_queries, Index k, int n_threads, const QueryL
     } else {
       for (Index i = 0; i < count; ++i) tree_.search(&rows[i * d], metric_, heaps[i]);
     }
-    for (auto& heap : heaps) heap.sort();
+    for (auto& heap : heaps) {
+      check_complete(heap);
+      heap.sort();
+    }
     if (!target.rdist) sink(count, ids.data(), rdist.data(), ind.data());
   });
 }
@@ -116,7 +126,8 @@ NeighborTable NeighborIndex::kneighbors_fitted(Index k, int n_threads) const {
   table.dist.resize(static_cast<std::size_t>(n * width));
   table.ind.resize(static_cast<std::size_t>(n * width));
 
-  if (algorithm_ == NeighborAlgorithm::kBrute && metric_.kind() == Metric::Kind::kEuclidean) {
+  if (algorithm_ == NeighborAlgorithm::kBrute && metric_.kind() == Metric::Kind::kEuclidean &&
+      brute_.screens()) {
     // All rows at once, each pair screened once for both of its rows.
     std::vector<KnnHeap> heaps;
     heaps.reserve(static_cast<std::size_t>(n));
@@ -125,7 +136,10 @@ NeighborTable NeighborIndex::kneighbors_fitted(Index k, int n_threads) const {
       heaps.emplace_back(&table.dist[row * width], &table.ind[row * width], width);
     }
     brute_.search_all_fitted(tree_, metric_, heaps.data(), n_threads);
-    parallel_for(n, n_threads, [&](Index pos) { heaps[pos].sort(); });
+    parallel_for(n, n_threads, [&](Index pos) {
+      check_complete(heaps[pos]);
+      heaps[pos].sort();
+    });
   } else {
     // Queries in tree order: consecutive queries are spatial neighbours,
     // which keeps the search structures in cache and prunes early.
@@ -185,30 +199,36 @@ void NeighborIndex::write(ByteWriter& w) const {
   for (double v : rows) w.put<double>(v);
 }
 
-NeighborIndex NeighborIndex::read(ByteReader& r) {
-  const double p = r.get<double>();
+NeighborIndex::Saved NeighborIndex::read(ByteReader& r) {
+  Saved saved;
+  saved.p = r.get<double>();
   const auto algorithm = r.get<std::int32_t>();
-  const auto leaf_size = r.get<std::int64_t>();
+  saved.leaf_size = r.get<std::int64_t>();
   const auto n = r.get<std::int64_t>();
   const auto d = r.get<std::int64_t>();
-  if (!(p >= 1.0) || (algorithm != 1 && algorithm != 2) || leaf_size < 1 || n < 1 || d < 1 ||
-      n >= (std::int64_t{1} << 31)) {
+  if (!(saved.p >= 1.0) || (algorithm != 1 && algorithm != 2) || saved.leaf_size < 1 || n < 1 ||
+      d < 1 || n >= (std::int64_t{1} << 31)) {
     throw FormatError("neighbour index header is inconsistent (metric, algorithm or sizes)");
   }
   if (static_cast<std::uint64_t>(d) > r.remaining() / sizeof(double) ||
       static_cast<std::uint64_t>(n) > r.remaining() / sizeof(double) / static_cast<std::uint64_t>(d)) {
     throw FormatError("neighbour index data is truncated");
   }
-  RowMajorMatrix<double> X(n, d);
+  saved.algorithm = static_cast<NeighborAlgorithm>(algorithm);
+  saved.rows.resize(n, d);
   for (Index i = 0; i < n; ++i) {
     for (Index j = 0; j < d; ++j) {
-      X(i, j) = r.get<double>();
-      if (!std::isfinite(X(i, j))) throw FormatError("neighbour index holds a non-finite value");
+      saved.rows(i, j) = r.get<double>();
+      if (!std::isfinite(saved.rows(i, j))) throw FormatError("neighbour index holds a non-finite value");
     }
   }
+  return saved;
+}
+
+NeighborIndex NeighborIndex::from_saved(const Saved& saved) {
   NeighborIndex index;
-  index.fit(row_major_view(X.data(), n, d), Metric::minkowski(p),
-            static_cast<NeighborAlgorithm>(algorithm), leaf_size);
+  index.fit(row_major_view(saved.rows.data(), saved.rows.rows(), saved.rows.cols()),
+            Metric::minkowski(saved.p), saved.algorithm, saved.leaf_size);
   return index;
 }
 

@@ -72,17 +72,25 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
         "n_samples_fit_",
         "fit_algorithm_",
         "effective_p_",
+        "effective_metric_",
+        "effective_metric_params_",
         "n_features_in_",
         "feature_names_in_",
     )
     _contamination_auto_offset = None  # the offset for contamination="auto", if any
 
     def _resolve_p(self):
-        metric = self.metric
+        """The Minkowski order of metric / p / metric_params (as scikit-learn
+        reads them: metric_params["p"] overrides p)."""
+        metric, params = self.metric, self.metric_params
         if not isinstance(metric, str):
             raise ValueError(f"metric must be a string, got {metric!r}")
+        if params is not None and (not isinstance(params, dict) or set(params) - {"p"}):
+            raise ValueError(
+                f"metric_params may only hold 'p' (the Minkowski order), got {params!r}"
+            )
         if metric == "minkowski":
-            p = self.p
+            p = params["p"] if params and "p" in params else self.p
             if isinstance(p, bool) or not isinstance(p, Real) or not (p >= 1):
                 raise ValueError(
                     f"p must be a number >= 1 (1 = Manhattan, 2 = Euclidean, inf = Chebyshev), "
@@ -95,6 +103,12 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
                 f"{sorted(_METRIC_ORDERS)}"
             )
         return _METRIC_ORDERS[metric]
+
+    @staticmethod
+    def _effective_metric(p):
+        """scikit-learn's effective_metric_ and effective_metric_params_."""
+        named = {1.0: "manhattan", 2.0: "euclidean", math.inf: "chebyshev"}
+        return (named[p], {}) if p in named else ("minkowski", {"p": p})
 
     def _check_algorithm(self):
         if self.algorithm == "ball_tree":
@@ -154,6 +168,7 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
         self.n_samples_fit_ = n_samples
         self.fit_algorithm_ = native.algorithm
         self.effective_p_ = p
+        self.effective_metric_, self.effective_metric_params_ = self._effective_metric(p)
         self._set_training_scores()
         scores = getattr(self, self._training_scores_attribute)
         if contamination == "auto":

@@ -35,6 +35,8 @@ def _to_json(value):
         return value.item()
     if isinstance(value, tuple):
         return {"__tuple__": [_to_json(v) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"__dict__": {k: _to_json(v) for k, v in value.items()}}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"cannot save a parameter of type {type(value).__name__}: {value!r}")
@@ -51,6 +53,8 @@ def _from_json(value):
             return np.asarray(value["__ndarray__"], dtype=value["dtype"])
         if "__tuple__" in value:
             return tuple(_from_json(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {k: _from_json(v) for k, v in value["__dict__"].items()}
     return value
 
 

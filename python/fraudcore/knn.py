@@ -33,6 +33,8 @@ class KNNDetector(NeighborDetectorMixin):
         "minkowski" (order ``p``), "euclidean", "manhattan" or "chebyshev".
     p : float, default=2
         Order of the Minkowski metric, p >= 1.
+    metric_params : dict or None, default=None
+        Only ``{"p": order}`` (overriding ``p``).
     contamination : float in (0, 0.5], default=0.1
         Share of outliers: the threshold is that percentile of the training
         scores.
@@ -51,7 +53,7 @@ class KNNDetector(NeighborDetectorMixin):
     offset_ : float
         ``decision_function = score_samples - offset_``.
     n_neighbors_, n_samples_fit_, fit_algorithm_, effective_p_,
-    n_features_in_, feature_names_in_
+    effective_metric_, effective_metric_params_, n_features_in_, feature_names_in_
         As in LocalOutlierFactor.
 
     Notes
@@ -73,6 +75,7 @@ class KNNDetector(NeighborDetectorMixin):
         leaf_size=30,
         metric="minkowski",
         p=2,
+        metric_params=None,
         contamination=0.1,
         novelty=False,
         n_jobs=None,
@@ -83,6 +86,7 @@ class KNNDetector(NeighborDetectorMixin):
         self.leaf_size = leaf_size
         self.metric = metric
         self.p = p
+        self.metric_params = metric_params
         self.contamination = contamination
         self.novelty = novelty
         self.n_jobs = n_jobs

@@ -37,6 +37,8 @@ class LocalOutlierFactor(NeighborDetectorMixin):
         "minkowski" (order ``p``), "euclidean", "manhattan" or "chebyshev".
     p : float, default=2
         Order of the Minkowski metric, p >= 1 (``inf`` = Chebyshev).
+    metric_params : dict or None, default=None
+        Only ``{"p": order}`` (overriding ``p``, as in scikit-learn).
     contamination : "auto" or float in (0, 0.5], default="auto"
         "auto" puts the threshold at a LOF of 1.5 (``offset_ = -1.5``); a
         float at that percentile of the training scores.
@@ -62,6 +64,9 @@ class LocalOutlierFactor(NeighborDetectorMixin):
         "brute" or "kd_tree", as resolved from ``algorithm``.
     effective_p_ : float
         Minkowski order of the metric used.
+    effective_metric_, effective_metric_params_ : str, dict
+        The metric used, as scikit-learn names it ("euclidean", "manhattan",
+        "chebyshev", or "minkowski" with {"p": p}).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Column names, when fit on a DataFrame with string column names.
@@ -87,6 +92,7 @@ class LocalOutlierFactor(NeighborDetectorMixin):
         leaf_size=30,
         metric="minkowski",
         p=2,
+        metric_params=None,
         contamination="auto",
         novelty=False,
         n_jobs=None,
@@ -96,6 +102,7 @@ class LocalOutlierFactor(NeighborDetectorMixin):
         self.leaf_size = leaf_size
         self.metric = metric
         self.p = p
+        self.metric_params = metric_params
         self.contamination = contamination
         self.novelty = novelty
         self.n_jobs = n_jobs

@@ -67,10 +67,21 @@ def test_duplicates_beyond_n_neighbors(n_features):
 
 def test_minkowski_orders_and_named_metrics(data):
     X, _ = data
-    for kwargs in ({"p": 1}, {"p": 3}, {"metric": "manhattan"}, {"metric": "chebyshev"}):
+    for kwargs in ({"p": 1}, {"p": 3}, {"metric": "manhattan"}, {"metric": "chebyshev"},
+                   {"metric_params": {"p": 1.5}}):
         ours = LocalOutlierFactor(n_neighbors=8, **kwargs).fit(X)
-        theirs = SkLOF(n_neighbors=8, algorithm="kd_tree", **kwargs).fit(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-learn notes metric_params' p
+            theirs = SkLOF(n_neighbors=8, algorithm="ball_tree", **kwargs).fit(X)
         assert_same_scores(ours.negative_outlier_factor_, theirs.negative_outlier_factor_)
+        assert ours.effective_metric_ == theirs.effective_metric_
+        assert ours.effective_metric_params_.get("p") == theirs.effective_metric_params_.get("p")
+
+
+def test_distances_that_overflow_float64_are_refused():
+    X = np.array([[1e200, 0.0], [-1e200, 0.0], [0.0, 1e200], [5.0, 5.0]])
+    with pytest.raises(ValueError, match="overflow float64"):
+        LocalOutlierFactor(n_neighbors=2).fit(X)
 
 
 def test_algorithms_and_thread_counts_agree(data):

@@ -135,6 +135,7 @@ def test_shapes(cls, data):
         ({"leaf_size": 0}, "leaf_size must be >= 1"),
         ({"p": 0.5}, "p must be a number >= 1"),
         ({"metric": "cosine"}, "metric 'cosine' is not supported"),
+        ({"metric_params": {"w": [1, 2]}}, "metric_params may only hold 'p'"),
         ({"algorithm": "ball_tree"}, "'ball_tree' is not available"),
         ({"algorithm": "fast"}, "algorithm must be one of"),
         ({"contamination": 0.6}, "contamination must be"),

@@ -171,3 +171,30 @@ def test_engine_rejects_bad_requests():
         _core.NeighborIndex().fit(np.zeros((3, 2)), 0.5)
     with pytest.raises(ValueError, match="not supported on this CPU"):
         _core.NeighborIndex.use_isa("avx1024")
+
+
+@pytest.mark.parametrize(
+    "X, Q",
+    [
+        (np.array([[-1e-3], [0.0], [1e-3]]), np.array([[1e39]])),
+        (np.random.default_rng(0).normal(size=(300, 20)),
+         np.where(np.arange(20) % 2, 1e38, -1e38)[None, :]),
+        (np.array([[1e308], [1e308], [-1e308], [0.0], [5.0]]), np.array([[4.0], [-1e308]])),
+    ],
+    ids=["query-beyond-float32", "alternating-1e38", "column-sum-overflows"],
+)
+def test_values_beyond_float32_range_stay_exact(X, Q, kernel):
+    # Rows are centred on their midrange (no overflowing sums) and a query
+    # too far out for float32 screening is searched exactly.
+    k = min(2, len(X) - 1)
+    brute, tree = index(X, 2.0, "brute"), index(X, 2.0, "kd_tree")
+    for a, b in zip(brute.kneighbors(Q, k, 2), tree.kneighbors(Q, k, 1)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(brute.kneighbors_fitted(k, 2), tree.kneighbors_fitted(k, 1)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_absurd_k_is_a_value_error_not_an_allocation():
+    engine = index(np.random.default_rng(0).normal(size=(10, 3)))
+    with pytest.raises(ValueError, match="n_neighbors must be in"):
+        engine.kneighbors(np.zeros((2, 3)), 10**12)

@@ -11,9 +11,10 @@
 // Euclidean metric: each (query, row) pair is first screened in float32 with
 // the matrix-product form of the squared distance,
 //     s~ = |q|^2 + |y|^2 - 2 q.y,
-// on rows centred on the data mean and scaled by a power of two (so values
-// lie in (-1, 1) and float32 neither overflows nor loses the spread to the
-// offset). The screening error is bounded:
+// on rows centred on the fitted rows' midrange and scaled by a power of two
+// (so values lie in [-1, 1] and float32 neither overflows nor loses the
+// spread to the offset); a query whose scaled values exceed 2^60 is searched
+// exactly instead. The screening error is bounded:
 //     |s~ - d^2| <= E(q, y) = c u (|q|^2 + |y|^2) + tiny,  c = 4 d + 16,
 // u = 2^-24, which covers rounding the inputs to float32, the d + 1 rounded
 // multiply-adds in any order, and rounding |y|^2 (the analysis needs c =
@@ -84,12 +85,21 @@ class BruteForceIndex {
   /// give identical results). Throws std::invalid_argument if unsupported.
   static void use_isa(const std::string& isa);
 
+  /// False if build() found a row it cannot screen in float32 (never
+  /// expected; the searches then compute every distance exactly).
+  bool screens() const { return screens_; }
+
  private:
   struct Leaf {
     Index node;
     Index group_begin, group_end;  // panels of 64 rows
   };
   Index leaf_min_index(const KdTree& tree, Index leaf) const;
+  double scaled_value(double x, Index feature) const;
+  // Offer every row of the leaves in `leaf_order` that `bounds` (one per
+  // leaf) does not rule out, with exact distances.
+  void scan_exact(const KdTree& tree, const Metric& metric, const double* query, KnnHeap& heap,
+                  const std::vector<Index>& leaf_order, const double* bounds) const;
   void screen_euclidean(const KdTree& tree, const Metric& metric, const double* queries,
                         Index n_queries, KnnHeap* heaps, const std::vector<Index>& leaf_order,
                         const std::vector<double>& bounds) const;
@@ -103,6 +113,7 @@ class BruteForceIndex {
   std::vector<double> center_;
   double scale_ = 1.0;
   double cu_ = 0.0;  // c * u of the error bound
+  bool screens_ = true;
 };
 
 }  // namespace fraudcore

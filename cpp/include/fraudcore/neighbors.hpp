@@ -82,10 +82,20 @@ class NeighborIndex {
   NeighborAlgorithm algorithm() const { return algorithm_; }
   Index leaf_size() const { return leaf_size_; }
 
-  /// Append / read the index (parameters and rows in their fitted order);
-  /// read() rebuilds the same search structures.
+  /// What write() stores: the parameters and the rows in their fitted order.
+  struct Saved {
+    double p = 2.0;
+    NeighborAlgorithm algorithm = NeighborAlgorithm::kKdTree;
+    Index leaf_size = 30;
+    RowMajorMatrix<double> rows;
+  };
+  /// Append the index to w.
   void write(ByteWriter& w) const;
-  static NeighborIndex read(ByteReader& r);
+  /// Read what write() stored, checked (FormatError otherwise) but not yet
+  /// indexed, so a caller can validate the rest of a file first.
+  static Saved read(ByteReader& r);
+  /// Rebuild the same search structures from what read() returned.
+  static NeighborIndex from_saved(const Saved& saved);
 
  private:
   // Fills `count` query rows (row-major, float64) starting at query number
