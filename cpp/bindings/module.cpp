@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 namespace fraudcore::bindings {
 void bind_serialize(py::module_& m);
+void bind_autoencoder(py::module_& m);
 void bind_iforest(py::module_& m);
 void bind_neighbors(py::module_& m);
 }  // namespace fraudcore::bindings
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
   fraudcore::bindings::bind_serialize(m);
   fraudcore::bindings::bind_iforest(m);
   fraudcore::bindings::bind_neighbors(m);
+  fraudcore::bindings::bind_autoencoder(m);
 }

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fraudcore._core import ModelFormatError
 from fraudcore._persistence import load
+from fraudcore.autoencoder import AutoEncoder
 from fraudcore.iforest import IsolationForest
 from fraudcore.knn import KNNDetector
 from fraudcore.lof import LocalOutlierFactor
@@ -19,6 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "AutoEncoder",
     "IsolationForest",
     "KNNDetector",
     "LocalOutlierFactor",

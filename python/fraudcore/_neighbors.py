@@ -18,6 +18,7 @@ from sklearn.utils.metaestimators import available_if
 
 from fraudcore._parallel import resolve_n_jobs
 from fraudcore._persistence import NativeModelMixin
+from fraudcore._thresholds import ThresholdMixin
 from fraudcore._validation import check_int, validate_fit_input, validate_score_input
 
 _METRIC_ORDERS = {
@@ -217,9 +218,9 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
     @available_if(_novelty_only("decision_function"))
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers (novelty=True only)."""
-        return self.score_samples(X) - self.offset_
+        return ThresholdMixin.decision_function(self, X)
 
     @available_if(_novelty_only("predict"))
     def predict(self, X):
         """-1 for outliers, 1 for inliers among new rows (novelty=True only)."""
-        return np.where(self.decision_function(X) < 0, -1, 1)
+        return ThresholdMixin.predict(self, X)

@@ -35,6 +35,8 @@ def _to_json(value):
         return value.item()
     if isinstance(value, tuple):
         return {"__tuple__": [_to_json(v) for v in value]}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"__dict__": {k: _to_json(v) for k, v in value.items()}}
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -68,6 +70,7 @@ class NativeModelMixin:
     """
 
     _fitted_attributes = ()
+    _unsaved_params = ()  # parameters that are not model state (saved as None)
 
     def __sklearn_is_fitted__(self):
         return getattr(self, "_native", None) is not None
@@ -78,7 +81,10 @@ class NativeModelMixin:
         fitted = self.__sklearn_is_fitted__()
         meta = {
             "fraudcore_version": __version__,
-            "params": {k: _to_json(v) for k, v in self.get_params(deep=False).items()},
+            "params": {
+                k: None if k in self._unsaved_params else _to_json(v)
+                for k, v in self.get_params(deep=False).items()
+            },
             "attributes": {
                 name: _to_json(getattr(self, name))
                 for name in self._fitted_attributes

@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state
 from fraudcore import _core
 from fraudcore._parallel import resolve_n_jobs
 from fraudcore._persistence import NativeModelMixin, register
+from fraudcore._thresholds import ThresholdMixin
 from fraudcore._validation import (
     check_contamination,
     check_fraction,
@@ -22,7 +23,7 @@ __all__ = ["IsolationForest"]
 
 
 @register
-class IsolationForest(NativeModelMixin, OutlierMixin, BaseEstimator):
+class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator):
     """Isolation Forest anomaly detector (Liu, Ting & Zhou, 2008).
 
     A drop-in replacement for :class:`sklearn.ensemble.IsolationForest` whose
@@ -195,11 +196,3 @@ class IsolationForest(NativeModelMixin, OutlierMixin, BaseEstimator):
         """
         X = validate_score_input(self, X)
         return self._native.score_samples(X, resolve_n_jobs(self.n_jobs))
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers."""
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """-1 for outliers, 1 for inliers."""
-        return np.where(self.decision_function(X) < 0, -1, 1)

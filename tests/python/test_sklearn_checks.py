@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fraudcore import IsolationForest, KNNDetector, LocalOutlierFactor
+from fraudcore import AutoEncoder, IsolationForest, KNNDetector, LocalOutlierFactor
 
 STANDARD = IsolationForest(n_estimators=20)
 EXTENDED = IsolationForest(n_estimators=20, extension_level=1)
@@ -27,10 +27,12 @@ NEIGHBOR_DETECTORS = [
     KNNDetector(),
     KNNDetector(novelty=True, method="median", p=1),
 ]
+AUTOENCODERS = [AutoEncoder(epochs=3), AutoEncoder(epochs=2, activation="tanh", dtype="float64")]
 
 
 @parametrize_with_checks(
-    [STANDARD, EXTENDED, *NEIGHBOR_DETECTORS], expected_failed_checks=expected_failed_checks
+    [STANDARD, EXTENDED, *NEIGHBOR_DETECTORS, *AUTOENCODERS],
+    expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -1,0 +1,96 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "fraudcore/autoencoder.hpp"
+#include "fraudcore/error.hpp"
+#include "fraudcore/random.hpp"
+
+using namespace fraudcore;
+
+namespace {
+
+// Rows near a 2-D plane in 6 dimensions: an autoencoder with a 2-unit
+// bottleneck can learn them.
+RowMajorMatrix<double> plane(Index n, std::uint64_t seed) {
+  Rng rng(seed);
+  RowMajorMatrix<double> X(n, 6);
+  for (Index i = 0; i < n; ++i) {
+    const double a = rng.normal(), b = rng.normal();
+    const double row[6] = {a, b, a + b, a - b, 2 * a, -b};
+    for (Index j = 0; j < 6; ++j) X(i, j) = row[j] + 0.01 * rng.normal();
+  }
+  return X;
+}
+
+AutoEncoderParams small_params(bool float64) {
+  AutoEncoderParams p;
+  p.layers = {6, 8, 2, 8, 6};
+  p.activation = Activation::kTanh;
+  p.dropout = 0.1;
+  p.learning_rate = 0.01;
+  p.batch_size = 100;
+  p.float64 = float64;
+  p.seed = 3;
+  return p;
+}
+
+}  // namespace
+
+TEST(AutoEncoder, LearnsAndIsTheSameForEveryThreadCount) {
+  const auto X = plane(700, 1);
+  const auto view = row_major_view(X.data(), X.rows(), X.cols());
+  for (bool float64 : {false, true}) {
+    std::vector<std::vector<double>> scores;
+    for (int threads : {1, 2, 4}) {
+      AutoEncoder ae;
+      ae.initialize(view, small_params(float64), true);
+      const double first = ae.train_epoch(view, threads);
+      double last = first;
+      for (int e = 0; e < 30; ++e) last = ae.train_epoch(view, threads);
+      EXPECT_LT(last, 0.3 * first);
+      scores.emplace_back(X.rows());
+      ae.row_errors(view, scores.back().data(), threads);
+    }
+    EXPECT_EQ(scores[0], scores[1]);
+    EXPECT_EQ(scores[0], scores[2]);
+  }
+}
+
+TEST(AutoEncoder, RoundTripAndRefusesDamagedData) {
+  const auto X = plane(200, 2);
+  const auto view = row_major_view(X.data(), X.rows(), X.cols());
+  AutoEncoder ae;
+  ae.initialize(view, small_params(false), true);
+  ae.train_epoch(view, 2);
+  const std::string bytes = ae.serialize();
+  const AutoEncoder twin = AutoEncoder::deserialize(bytes);
+  std::vector<double> a(200), b(200);
+  ae.row_errors(view, a.data(), 1);
+  twin.row_errors(view, b.data(), 2);
+  EXPECT_EQ(a, b);
+  for (std::size_t cut = 0; cut < bytes.size(); cut += 5) {
+    EXPECT_THROW(AutoEncoder::deserialize(std::string_view(bytes.data(), cut)), FormatError) << cut;
+  }
+}
+
+TEST(AutoEncoder, RejectsBadParametersAndInput) {
+  const auto X = plane(50, 3);
+  const auto view = row_major_view(X.data(), X.rows(), X.cols());
+  AutoEncoder ae;
+  auto p = small_params(false);
+  p.layers = {6, 0, 6};
+  EXPECT_THROW(ae.initialize(view, p, true), std::invalid_argument);
+  p = small_params(false);
+  p.layers = {6, 4, 5};
+  EXPECT_THROW(ae.initialize(view, p, true), std::invalid_argument);
+  p = small_params(false);
+  p.dropout = 1.0;
+  EXPECT_THROW(ae.initialize(view, p, true), std::invalid_argument);
+  ae.initialize(view, small_params(false), true);
+  RowMajorMatrix<double> bad = X;
+  bad(40, 3) = std::nan("");
+  EXPECT_THROW(ae.train_epoch(row_major_view(bad.data(), bad.rows(), bad.cols()), 2),
+               std::invalid_argument);
+}
