@@ -4,12 +4,14 @@
 
 #include "array.hpp"
 #include "fraudcore/autoencoder.hpp"
+#include "fraudcore/dense_kernels.hpp"
 
 namespace py = pybind11;
 
 namespace fraudcore::bindings {
 
 void bind_autoencoder(py::module_& m) {
+  m.def("dense_gemm_isa", &dense_gemm_isa, "Instruction set of the float32 layer kernels.");
   py::class_<AutoEncoder>(m, "AutoEncoderModel", "Native autoencoder; see fraudcore.AutoEncoder.")
       .def(py::init<>())
       .def(

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <type_traits>
 
+#include "fraudcore/dense_kernels.hpp"
 #include "fraudcore/error.hpp"
 #include "fraudcore/parallel.hpp"
 #include "fraudcore/random.hpp"
@@ -28,7 +29,8 @@ std::uint64_t epoch_stream(int epoch) { return (static_cast<std::uint64_t>(epoch
 
 template <class S>
 struct Network {
-  std::vector<Mat<S>> W;  // W[l]: layers[l + 1] x layers[l]
+  std::vector<Mat<S>> W;   // W[l]: layers[l + 1] x layers[l]
+  std::vector<Mat<S>> Wt;  // W[l] transposed, for the vector kernels (float32)
   std::vector<Vec<S>> b;
   std::vector<Mat<S>> mW, vW;  // Adam moments
   std::vector<Vec<S>> mb, vb;
@@ -77,6 +79,59 @@ void multiply_derivative(Activation f, const Mat<S>& z, const Mat<S>& h, Mat<S>&
       delta = delta.cwiseProduct((h.array() * (S(1) - h.array())).matrix());
       return;
   }
+}
+
+// The three products of a layer. float32 runs them on the CPU's vector
+// kernel (dense_kernels.hpp) when there is one, float64 and the rest on
+// Eigen.
+
+// z = a W^T
+template <class S>
+void product_transposed(const Mat<S>& a, const Network<S>& nw, Index l, Mat<S>& z) {
+  const auto& w = nw.W[static_cast<std::size_t>(l)];
+  if constexpr (std::is_same_v<S, float>) {
+    if (const DenseGemm gemm = best_dense_gemm()) {
+      z.resize(a.rows(), w.rows());
+      gemm(a.rows(), w.rows(), w.cols(), a.data(), a.cols(), 1, nw.Wt[static_cast<std::size_t>(l)].data(),
+           w.rows(), z.data(), w.rows(), false);
+      return;
+    }
+  }
+  z.noalias() = a * w.transpose();
+}
+
+// g = delta^T a
+template <class S>
+void gradient_product(const Mat<S>& delta, const Mat<S>& a, Mat<S>& g) {
+  if constexpr (std::is_same_v<S, float>) {
+    if (const DenseGemm gemm = best_dense_gemm()) {
+      g.resize(delta.cols(), a.cols());
+      gemm(delta.cols(), a.cols(), delta.rows(), delta.data(), 1, delta.cols(), a.data(), a.cols(),
+           g.data(), a.cols(), false);
+      return;
+    }
+  }
+  g.noalias() = delta.transpose() * a;
+}
+
+// out = delta W
+template <class S>
+void product(const Mat<S>& delta, const Mat<S>& w, Mat<S>& out) {
+  if constexpr (std::is_same_v<S, float>) {
+    if (const DenseGemm gemm = best_dense_gemm()) {
+      out.resize(delta.rows(), w.cols());
+      gemm(delta.rows(), w.cols(), w.rows(), delta.data(), delta.cols(), 1, w.data(), w.cols(),
+           out.data(), w.cols(), false);
+      return;
+    }
+  }
+  out.noalias() = delta * w;
+}
+
+template <class S>
+void refresh_transposes(Network<S>& nw) {
+  nw.Wt.resize(nw.W.size());
+  for (std::size_t l = 0; l < nw.W.size(); ++l) nw.Wt[l] = nw.W[l].transpose();
 }
 
 }  // namespace
@@ -130,15 +185,19 @@ struct AutoEncoder::Impl {
     const S keep = S(1) - static_cast<S>(params.dropout);
     for (Index l = 0; l < L; ++l) {
       auto& z = ws.Z[static_cast<std::size_t>(l)];
-      z.noalias() = ws.A[static_cast<std::size_t>(l)] * nw.W[static_cast<std::size_t>(l)].transpose();
+      product_transposed(ws.A[static_cast<std::size_t>(l)], nw, l, z);
       z.rowwise() += nw.b[static_cast<std::size_t>(l)].transpose();
       if (l == L - 1) {
         ws.A[static_cast<std::size_t>(l + 1)] = z;
         break;
       }
+      if (!dropout_rng) {  // scoring: no derivative needed, no copy
+        activate(params.activation, z, ws.A[static_cast<std::size_t>(l + 1)]);
+        continue;
+      }
       auto& h = ws.H[static_cast<std::size_t>(l)];
       activate(params.activation, z, h);
-      if (dropout_rng && params.dropout > 0.0) {
+      if (params.dropout > 0.0) {
         auto& m = ws.mask[static_cast<std::size_t>(l)];
         m.resize(h.rows(), h.cols());
         for (Index i = 0; i < m.size(); ++i) {
@@ -162,10 +221,10 @@ struct AutoEncoder::Impl {
     const Mat<S>& out = ws.A[static_cast<std::size_t>(L)];
     ws.delta = (out - ws.A[0]) * static_cast<S>(2.0 / (static_cast<double>(batch_rows) * static_cast<double>(d())));
     for (Index l = L - 1; l >= 0; --l) {
-      ws.gW[static_cast<std::size_t>(l)].noalias() = ws.delta.transpose() * ws.A[static_cast<std::size_t>(l)];
+      gradient_product(ws.delta, ws.A[static_cast<std::size_t>(l)], ws.gW[static_cast<std::size_t>(l)]);
       ws.gb[static_cast<std::size_t>(l)] = ws.delta.colwise().sum().transpose();
       if (l == 0) break;
-      ws.back.noalias() = ws.delta * nw.W[static_cast<std::size_t>(l)];
+      product(ws.delta, nw.W[static_cast<std::size_t>(l)], ws.back);
       if (dropout && params.dropout > 0.0) ws.back = ws.back.cwiseProduct(ws.mask[static_cast<std::size_t>(l - 1)]);
       multiply_derivative(params.activation, ws.Z[static_cast<std::size_t>(l - 1)],
                           ws.H[static_cast<std::size_t>(l - 1)], ws.back);
@@ -191,6 +250,7 @@ struct AutoEncoder::Impl {
       update(nw.W[l], gW[l], nw.mW[l], nw.vW[l]);
       update(nw.b[l], gb[l], nw.mb[l], nw.vb[l]);
     }
+    refresh_transposes(nw);
   }
 
   template <class S>
@@ -217,6 +277,7 @@ struct AutoEncoder::Impl {
       nw.mb.push_back(Vec<S>::Zero(out));
       nw.vb.push_back(Vec<S>::Zero(out));
     }
+    refresh_transposes(nw);
   }
 
   template <class S, class T>
@@ -270,7 +331,7 @@ struct AutoEncoder::Impl {
                                               << d() << " features");
     const Index n = X.rows();
     parallel_for((n + kChunk - 1) / kChunk, n_threads, [&](Index c) {
-      Workspace<S> w;
+      thread_local Workspace<S> w;  // reused: no allocation per chunk
       const Index first = c * kChunk, count = std::min(kChunk, n - first);
       std::vector<Index> rows(static_cast<std::size_t>(count));
       std::iota(rows.begin(), rows.end(), first);
@@ -447,6 +508,7 @@ void read_network(ByteReader& r, Network<S>& nw) {
     read_into(nw.W[l]);
     read_into(nw.b[l]);
   }
+  refresh_transposes(nw);
 }
 }  // namespace
 

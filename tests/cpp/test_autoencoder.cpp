@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "fraudcore/autoencoder.hpp"
+#include "fraudcore/dense_kernels.hpp"
 #include "fraudcore/error.hpp"
 #include "fraudcore/random.hpp"
 
@@ -93,4 +94,39 @@ TEST(AutoEncoder, RejectsBadParametersAndInput) {
   bad(40, 3) = std::nan("");
   EXPECT_THROW(ae.train_epoch(row_major_view(bad.data(), bad.rows(), bad.cols()), 2),
                std::invalid_argument);
+}
+
+TEST(DenseGemm, EveryKernelMatchesADoubleReference) {
+  Rng rng(9);
+  for (const char* isa : {"avx512", "avx2"}) {
+    const DenseGemm gemm = dense_gemm_for(isa);
+    if (!gemm) continue;  // not on this CPU
+    for (Index M : {1, 3, 4, 9, 64}) {
+      for (Index N : {1, 7, 16, 18, 33, 64, 70}) {
+        for (Index K : {1, 18, 65}) {
+          for (bool transposed : {false, true}) {
+            for (bool accumulate : {false, true}) {
+              std::vector<float> a(M * K), b(K * N), c(M * N);
+              for (auto& x : a) x = static_cast<float>(rng.normal());
+              for (auto& x : b) x = static_cast<float>(rng.normal());
+              for (auto& x : c) x = static_cast<float>(rng.normal());
+              const Index a_row = transposed ? 1 : K, a_col = transposed ? M : 1;
+              std::vector<double> expected(M * N);
+              for (Index i = 0; i < M; ++i) {
+                for (Index j = 0; j < N; ++j) {
+                  double s = accumulate ? c[i * N + j] : 0.0;
+                  for (Index k = 0; k < K; ++k) s += double(a[i * a_row + k * a_col]) * b[k * N + j];
+                  expected[i * N + j] = s;
+                }
+              }
+              gemm(M, N, K, a.data(), a_row, a_col, b.data(), N, c.data(), N, accumulate);
+              for (Index i = 0; i < M * N; ++i) {
+                ASSERT_NEAR(c[i], expected[i], 1e-5 * (1.0 + std::fabs(expected[i]))) << isa;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
 }

@@ -72,6 +72,25 @@ def test_one_adam_step_equals_the_numpy_reference(activation):
     np.testing.assert_allclose(native.row_errors(X, 1), ((h - Xs) ** 2).mean(axis=1), rtol=1e-10)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_float32_step_is_the_float64_step_to_float32_precision(activation):
+    # float32 runs on the CPU's vector kernels (AVX-512 / AVX2), float64 on
+    # Eigen: after one full-batch step both must equal the reference.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 18))
+    sizes = [18, 64, 32, 64, 18]
+    native = _core.AutoEncoderModel()
+    native.initialize(X, sizes, CODES[activation], 0.0, 0.0, 1e-3, 300, False, 11, True)
+    before = native_layers(native, 4)
+    Xs = (X - X.mean(0)) / X.std(0)
+    expected, loss = reference_step(Xs, before, activation, lr=1e-3, l2=0.0)
+    assert native.train_epoch(X.astype(np.float32), 2) == pytest.approx(loss, rel=1e-5)
+    for (W, b), (W_ref, b_ref) in zip(native_layers(native, 4), expected):
+        # Adam's first step moves each weight by about lr * sign(gradient).
+        np.testing.assert_allclose(W, W_ref, atol=2e-6)
+        np.testing.assert_allclose(b, b_ref, atol=2e-6)
+
+
 def test_layer_layout_and_initialisation():
     model = AutoEncoder(hidden_layers=(16, 4), epochs=1, random_state=0).fit(np.eye(10))
     assert model.layers_ == (10, 16, 4, 16, 10)
