@@ -47,9 +47,7 @@ struct NeighborArrays {
   py::tuple result() { return py::make_tuple(dist, ind); }
 };
 
-template <class Model>
-py::array_t<double> vector_array(const Model& owner, const std::vector<double>& v) {
-  (void)owner;
+py::array_t<double> vector_array(const std::vector<double>& v) {
   return py::array_t<double>(static_cast<py::ssize_t>(v.size()), v.data());
 }
 
@@ -132,11 +130,11 @@ void bind_neighbors(py::module_& m) {
           py::arg("X"), py::arg("n_threads"))
       .def_property_readonly("negative_outlier_factor",
                              [](const LocalOutlierFactor& self) {
-                               return vector_array(self, self.negative_outlier_factor());
+                               return vector_array(self.negative_outlier_factor());
                              })
       .def_property_readonly("local_reachability_density",
                              [](const LocalOutlierFactor& self) {
-                               return vector_array(self, self.local_reachability_density());
+                               return vector_array(self.local_reachability_density());
                              })
       .def_property_readonly("n_neighbors", &LocalOutlierFactor::n_neighbors)
       .def_property_readonly("algorithm",
@@ -175,7 +173,7 @@ void bind_neighbors(py::module_& m) {
           py::arg("X"), py::arg("n_threads"))
       .def_property_readonly("fitted_distances",
                              [](const KnnDetector& self) {
-                               return vector_array(self, self.fitted_distances());
+                               return vector_array(self.fitted_distances());
                              })
       .def_property_readonly("n_neighbors", &KnnDetector::n_neighbors)
       .def_property_readonly("algorithm",

@@ -130,7 +130,7 @@ void KdTree::search_node(Index node, double node_bound, const double* query,
       const Index index = order_[static_cast<std::size_t>(i)];
       if (heap.excludes(0.0, index)) continue;  // a copy: cannot win even at distance 0
       const double r = metric.rdist(query, row(i), d_);
-      if (r <= heap.threshold()) heap.push(r, index);
+      heap.push(r, index);
     }
     return;
   }

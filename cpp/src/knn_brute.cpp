@@ -184,18 +184,23 @@ float reverse_threshold(float phi, float w) {
   return round_up_to_float(static_cast<double>(phi) + static_cast<double>(w));
 }
 
-// Offer a candidate to a heap; true when the heap changed.
-bool offer(KnnHeap& heap, double rd, Index index) {
-  if (!(rd <= heap.threshold())) return false;
-  heap.push(rd, index);
-  return true;
-}
-
 // Recompute a row's screening bounds after its heap changed.
 void refresh_row_bounds(ScreenContext& c, Index slot, const KnnHeap& heap) {
   const float phi = screening_threshold(heap.threshold(), c.slot_qn[slot], c.scale, c.cu);
   c.row_phi[slot] = phi;
   c.psi[slot] = reverse_threshold(phi, c.norms[slot]);
+}
+
+// A context with the parts every scan shares; the rest is per scan or tile.
+ScreenContext base_context(const KdTree& tree, const Metric& metric, const std::int64_t* position,
+                           double scale, double cu) {
+  ScreenContext ctx{};
+  ctx.tree = &tree;
+  ctx.metric = &metric;
+  ctx.position = position;
+  ctx.scale = scale;
+  ctx.cu = cu;
+  return ctx;
 }
 
 void take_candidates(ScreenContext& c, Index group, const PanelHits& hits) {
@@ -208,7 +213,7 @@ void take_candidates(ScreenContext& c, Index group, const PanelHits& hits) {
       const Index index = c.tree->original_index(pos);
       if (c.heap[r]->excludes(0.0, index)) continue;  // a copy: cannot win even at distance 0
       const double rd = c.metric->rdist(c.query[r], c.tree->row(pos), d);
-      changed |= offer(*c.heap[r], rd, index);
+      changed |= c.heap[r]->push(rd, index);
     }
     if (!changed) continue;
     if (c.row_phi) {
@@ -229,13 +234,9 @@ void take_pairs(ScreenContext& c, Index group, const PanelHits& hits) {
       const std::int64_t pos = c.position[slot];
       if (c.row_heaps[pos].excludes(0.0, c.query_index[r])) continue;
       const double rd = c.metric->rdist(c.query[r], c.tree->row(pos), d);
-      if (offer(c.row_heaps[pos], rd, c.query_index[r])) refresh_row_bounds(c, slot, c.row_heaps[pos]);
+      if (c.row_heaps[pos].push(rd, c.query_index[r])) refresh_row_bounds(c, slot, c.row_heaps[pos]);
     }
   }
-}
-
-Index leaf_min_index_of(const KdTree& tree, Index node) {
-  return tree.nodes()[static_cast<std::size_t>(node)].min_index;
 }
 
 // Lower bound of the rdist between any point of box a and any of box b
@@ -255,7 +256,7 @@ double box_gap_rdist(const double* lo_a, const double* hi_a, const double* lo_b,
 const char* BruteForceIndex::kernel_isa() { return kernel_choice().isa; }
 
 Index BruteForceIndex::leaf_min_index(const KdTree& tree, Index leaf) const {
-  return leaf_min_index_of(tree, leaves_[static_cast<std::size_t>(leaf)].node);
+  return tree.nodes()[static_cast<std::size_t>(leaves_[static_cast<std::size_t>(leaf)].node)].min_index;
 }
 
 std::vector<std::string> BruteForceIndex::supported_isas() {
@@ -339,7 +340,7 @@ void BruteForceIndex::scan_exact(const KdTree& tree, const Metric& metric, const
     for (Index pos = nd.begin; pos < nd.end; ++pos) {
       const Index index = tree.original_index(pos);
       if (heap.excludes(0.0, index)) continue;
-      offer(heap, metric.rdist(query, tree.row(pos), d_), index);
+      heap.push(metric.rdist(query, tree.row(pos), d_), index);
     }
   }
 }
@@ -403,12 +404,7 @@ void BruteForceIndex::screen_euclidean(const KdTree& tree, const Metric& metric,
                  &bounds[static_cast<std::size_t>(i * n_leaves)]);
     }
   }
-  ScreenContext ctx{};
-  ctx.tree = &tree;
-  ctx.metric = &metric;
-  ctx.position = position_.data();
-  ctx.scale = scale_;
-  ctx.cu = cu_;
+  ScreenContext ctx = base_context(tree, metric, position_.data(), scale_, cu_);
   const ScreenKernel kernel = kernel_choice().forward;
   for (Index l : leaf_order) {
     const Leaf& leaf = leaves_[static_cast<std::size_t>(l)];
@@ -491,12 +487,7 @@ void BruteForceIndex::search_all_fitted(const KdTree& tree, const Metric& metric
     }
   };
   const auto new_context = [&]() {
-    ScreenContext ctx{};
-    ctx.tree = &tree;
-    ctx.metric = &metric;
-    ctx.position = position_.data();
-    ctx.scale = scale_;
-    ctx.cu = cu_;
+    ScreenContext ctx = base_context(tree, metric, position_.data(), scale_, cu_);
     ctx.row_heaps = heaps;
     ctx.row_phi = row_phi.data();
     ctx.psi = psi.data();

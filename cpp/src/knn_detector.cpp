@@ -34,12 +34,10 @@ void KnnDetector::fit(const ConstMatrixView<T>& X, const Metric& metric,
   model.aggregate_ = aggregate;
   model.index_.fit(X, metric, algorithm, leaf_size);
   const NeighborTable table = model.index_.kneighbors_fitted(n_neighbors, n_threads);
+  require_finite_distances(table);
   model.fitted_.resize(static_cast<std::size_t>(X.rows()));
   for (Index i = 0; i < X.rows(); ++i) {
     model.fitted_[static_cast<std::size_t>(i)] = model.reduce(&table.dist[i * n_neighbors]);
-    FRAUDCORE_CHECK(std::isfinite(model.fitted_[static_cast<std::size_t>(i)]),
-                    "distances between rows of X overflow float64 (row " << i
-                        << "); scale the features down");
   }
   *this = std::move(model);
 }

@@ -41,15 +41,11 @@ void LocalOutlierFactor::fit(const ConstMatrixView<T>& X, const Metric& metric,
   model.index_.fit(X, metric, algorithm, leaf_size);
   const Index n = X.rows(), k = n_neighbors;
   const NeighborTable table = model.index_.kneighbors_fitted(k, n_threads);
+  require_finite_distances(table);
   model.kdist_.resize(static_cast<std::size_t>(n));
   model.lrd_.resize(static_cast<std::size_t>(n));
   model.nof_.resize(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) {
-    model.kdist_[static_cast<std::size_t>(i)] = table.dist[i * k + k - 1];
-    FRAUDCORE_CHECK(std::isfinite(model.kdist_[static_cast<std::size_t>(i)]),
-                    "distances between rows of X overflow float64 (row " << i
-                        << "); scale the features down");
-  }
+  for (Index i = 0; i < n; ++i) model.kdist_[static_cast<std::size_t>(i)] = table.dist[i * k + k - 1];
   for (Index i = 0; i < n; ++i) {
     model.lrd_[static_cast<std::size_t>(i)] =
         reachability_density(&table.dist[i * k], &table.ind[i * k], k, model.kdist_);

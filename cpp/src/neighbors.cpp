@@ -116,6 +116,15 @@ void NeighborIndex::kneighbors(const ConstMatrixView<T>& Q, Index k, int n_threa
       });
 }
 
+void require_finite_distances(const NeighborTable& table) {
+  const Index n = table.k ? static_cast<Index>(table.dist.size()) / table.k : 0;
+  for (Index i = 0; i < n; ++i) {
+    FRAUDCORE_CHECK(std::isfinite(table.dist[i * table.k + table.k - 1]),
+                    "distances between rows of X overflow float64 (row " << i
+                        << "); scale the features down");
+  }
+}
+
 NeighborTable NeighborIndex::kneighbors_fitted(Index k, int n_threads) const {
   FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
   FRAUDCORE_CHECK(k >= 1 && k < n_rows(), "n_neighbors must be in [1, " << n_rows() - 1

@@ -180,12 +180,11 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not (low <= value < high):
                 raise ValueError(f"{name} must be in [{low}, {high}), got {value!r}")
-        for name in ("l2", "learning_rate"):
+        for name, smallest, kind in (("l2", 0.0, "non-negative"), ("learning_rate", 0.0, "positive")):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) or value < 0 \
-                    or (name == "learning_rate" and value == 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'learning_rate' else 'non-negative'} "
-                                 f"number, got {value!r}")
+            finite = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+            if not finite or value < smallest or (kind == "positive" and value == smallest):
+                raise ValueError(f"{name} must be a {kind} number, got {value!r}")
         check_int("batch_size", self.batch_size, 1)
         check_int("epochs", self.epochs, 1)
         check_int("patience", self.patience, 1)

@@ -42,9 +42,9 @@ class KnnHeap {
     return full() && (bound > rd_[0] || (bound == rd_[0] && min_index > id_[0]));
   }
 
-  /// Offer a pair; it is kept when the heap has room or it is smaller than
-  /// the current largest pair.
-  void push(double rdist, Index index) {
+  /// Offer a pair; it is kept (and true returned) when the heap has room or
+  /// it is smaller than the current largest pair.
+  bool push(double rdist, Index index) {
     if (size_ < k_) {
       Index i = size_++;
       while (i > 0) {
@@ -56,10 +56,11 @@ class KnnHeap {
       }
       rd_[i] = rdist;
       id_[i] = static_cast<Id>(index);
-      return;
+      return true;
     }
-    if (!less(rdist, index, rd_[0], id_[0])) return;
+    if (!less(rdist, index, rd_[0], id_[0])) return false;
     sift_down(rdist, index, k_);
+    return true;
   }
 
   /// Sort the pairs ascending in place (the heap is spent afterwards).

@@ -56,6 +56,10 @@ struct NeighborTable {
   std::vector<std::int32_t> ind;
 };
 
+/// Throws std::invalid_argument naming the first row whose neighbour
+/// distances overflow float64 (the detectors cannot score such data).
+void require_finite_distances(const NeighborTable& table);
+
 class NeighborIndex {
  public:
   NeighborIndex() = default;
