@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 
@@ -50,6 +51,21 @@ struct Workspace {
   double sq_error = 0.0;
 };
 
+// True when none of p[0..n) is NaN or infinite: a branch-free test of the
+// exponent bits that the compiler vectorises (Eigen's allFinite does not).
+template <class S>
+bool all_finite(const S* p, Index n) {
+  using Bits = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits kExponent = static_cast<Bits>(sizeof(S) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
+  Bits bad = 0;
+  for (Index i = 0; i < n; ++i) {
+    Bits u;
+    std::memcpy(&u, p + i, sizeof u);
+    bad |= static_cast<Bits>((u & kExponent) == kExponent);
+  }
+  return bad == 0;
+}
+
 template <class S>
 void activate(Activation f, const Mat<S>& z, Mat<S>& h) {
   switch (f) {
@@ -85,19 +101,29 @@ void multiply_derivative(Activation f, const Mat<S>& z, const Mat<S>& h, Mat<S>&
 // kernel (dense_kernels.hpp) when there is one, float64 and the rest on
 // Eigen.
 
-// z = a W^T
+// z = a W^T + b, then z = f(z) when f is given. On the vector kernels the
+// bias starts each multiply-add chain and the rectifiers are applied as z is
+// stored.
 template <class S>
-void product_transposed(const Mat<S>& a, const Network<S>& nw, Index l, Mat<S>& z) {
+void layer_product(const Mat<S>& a, const Network<S>& nw, Index l, Mat<S>& z, const Activation* f) {
   const auto& w = nw.W[static_cast<std::size_t>(l)];
+  const auto& b = nw.b[static_cast<std::size_t>(l)];
   if constexpr (std::is_same_v<S, float>) {
     if (const DenseGemm gemm = best_dense_gemm()) {
+      DenseEpilogue out;
+      out.bias = b.data();
+      out.rectify = f && (*f == Activation::kRelu || *f == Activation::kLeakyRelu);
+      out.negative_slope = f && *f == Activation::kLeakyRelu ? static_cast<float>(kLeakySlope) : 0.0f;
       z.resize(a.rows(), w.rows());
       gemm(a.rows(), w.rows(), w.cols(), a.data(), a.cols(), 1, nw.Wt[static_cast<std::size_t>(l)].data(),
-           w.rows(), z.data(), w.rows(), false);
+           w.rows(), z.data(), w.rows(), false, &out);
+      if (f && !out.rectify) activate(*f, z, z);
       return;
     }
   }
   z.noalias() = a * w.transpose();
+  z.rowwise() += b.transpose();
+  if (f) activate(*f, z, z);
 }
 
 // g = delta^T a
@@ -107,7 +133,7 @@ void gradient_product(const Mat<S>& delta, const Mat<S>& a, Mat<S>& g) {
     if (const DenseGemm gemm = best_dense_gemm()) {
       g.resize(delta.cols(), a.cols());
       gemm(delta.cols(), a.cols(), delta.rows(), delta.data(), 1, delta.cols(), a.data(), a.cols(),
-           g.data(), a.cols(), false);
+           g.data(), a.cols(), false, nullptr);
       return;
     }
   }
@@ -121,7 +147,7 @@ void product(const Mat<S>& delta, const Mat<S>& w, Mat<S>& out) {
     if (const DenseGemm gemm = best_dense_gemm()) {
       out.resize(delta.rows(), w.cols());
       gemm(delta.rows(), w.cols(), w.rows(), delta.data(), delta.cols(), 1, w.data(), w.cols(),
-           out.data(), w.cols(), false);
+           out.data(), w.cols(), false, nullptr);
       return;
     }
   }
@@ -159,18 +185,43 @@ struct AutoEncoder::Impl {
     return const_cast<Impl&>(*this).net<S>();
   }
 
-  // Copy rows rows[0..count) of X, standardised, into `out` (count x d).
-  template <class S, class T>
-  void load_rows(const ConstMatrixView<T>& X, const Index* rows, Index count, Mat<S>& out) const {
-    out.resize(count, d());
+  // Copy rows row_of(0..count) of X, standardised, into the first `count`
+  // rows of `out` (padded x d); the rows after them are zero.
+  template <class S, class T, class RowOf>
+  void load_rows(const ConstMatrixView<T>& X, Index count, Index padded, RowOf row_of, Mat<S>& out) const {
+    const Index width = d();
+    out.resize(padded, width);
+    const double* mu = mean.data();
+    const double* sd = scale.data();
     for (Index i = 0; i < count; ++i) {
-      for (Index j = 0; j < d(); ++j) {
-        const double v = static_cast<double>(X(rows[i], j));
-        FRAUDCORE_CHECK(std::isfinite(v), "X contains NaN or infinity (row " << rows[i] << ", column "
-                                                                              << j << ")");
-        out(i, j) = static_cast<S>((v - mean[static_cast<std::size_t>(j)]) / scale[static_cast<std::size_t>(j)]);
+      const Index r = row_of(i);
+      S* o = out.data() + i * width;
+      if (X.innerStride() == 1) {
+        const T* x = X.data() + r * X.outerStride();
+        for (Index j = 0; j < width; ++j) o[j] = static_cast<S>((static_cast<double>(x[j]) - mu[j]) / sd[j]);
+      } else {
+        for (Index j = 0; j < width; ++j) o[j] = static_cast<S>((static_cast<double>(X(r, j)) - mu[j]) / sd[j]);
       }
     }
+    out.bottomRows(padded - count).setZero();
+    if (!all_finite(out.data(), count * width)) report_non_finite(X, count, row_of, out);
+  }
+
+  // Names the first value of load_rows' input that is not finite, or that
+  // overflows S once standardised.
+  template <class S, class T, class RowOf>
+  [[noreturn]] void report_non_finite(const ConstMatrixView<T>& X, Index count, RowOf row_of, const Mat<S>& out) const {
+    for (Index i = 0; i < count; ++i) {
+      for (Index j = 0; j < d(); ++j) {
+        const double v = static_cast<double>(X(row_of(i), j));
+        FRAUDCORE_CHECK(std::isfinite(v), "X contains NaN or infinity (row " << row_of(i) << ", column " << j << ")");
+        FRAUDCORE_CHECK(std::isfinite(out(i, j)), "X[" << row_of(i) << ", " << j << "] = " << v
+                                                       << " is out of range once standardised (|(x - mean) / scale| "
+                                                          "above the largest float32); scale the column down or use "
+                                                          "dtype float64");
+      }
+    }
+    throw std::logic_error("a non-finite standardised value was not found");
   }
 
   // Forward pass of ws.A[0]; dropout drawn from rng when given.
@@ -184,16 +235,16 @@ struct AutoEncoder::Impl {
     ws.mask.resize(static_cast<std::size_t>(L));
     const S keep = S(1) - static_cast<S>(params.dropout);
     for (Index l = 0; l < L; ++l) {
+      if (!dropout_rng) {  // scoring: no derivative needed, so activate in place
+        layer_product(ws.A[static_cast<std::size_t>(l)], nw, l, ws.A[static_cast<std::size_t>(l + 1)],
+                      l < L - 1 ? &params.activation : nullptr);
+        continue;
+      }
       auto& z = ws.Z[static_cast<std::size_t>(l)];
-      product_transposed(ws.A[static_cast<std::size_t>(l)], nw, l, z);
-      z.rowwise() += nw.b[static_cast<std::size_t>(l)].transpose();
+      layer_product(ws.A[static_cast<std::size_t>(l)], nw, l, z, nullptr);
       if (l == L - 1) {
         ws.A[static_cast<std::size_t>(l + 1)] = z;
         break;
-      }
-      if (!dropout_rng) {  // scoring: no derivative needed, no copy
-        activate(params.activation, z, ws.A[static_cast<std::size_t>(l + 1)]);
-        continue;
       }
       auto& h = ws.H[static_cast<std::size_t>(l)];
       activate(params.activation, z, h);
@@ -303,7 +354,8 @@ struct AutoEncoder::Impl {
         const Index first = start + c * kChunk;
         const Index count = std::min(kChunk, start + rows - first);
         if (w.A.empty()) w.A.resize(1);
-        load_rows(X, &order[static_cast<std::size_t>(first)], count, w.A[0]);
+        const Index* rows_of_chunk = &order[static_cast<std::size_t>(first)];
+        load_rows(X, count, count, [rows_of_chunk](Index i) { return rows_of_chunk[i]; }, w.A[0]);
         Rng dropout(params.seed, epoch_stream(epochs) + 1 + static_cast<std::uint64_t>(chunk_counter + c));
         forward(w, &dropout);
         w.sq_error = (w.A.back() - w.A[0]).squaredNorm();
@@ -333,17 +385,14 @@ struct AutoEncoder::Impl {
     parallel_for((n + kChunk - 1) / kChunk, n_threads, [&](Index c) {
       thread_local Workspace<S> w;  // reused: no allocation per chunk
       const Index first = c * kChunk, count = std::min(kChunk, n - first);
-      std::vector<Index> rows(static_cast<std::size_t>(count));
-      std::iota(rows.begin(), rows.end(), first);
       w.A.resize(1);
-      load_rows(X, rows.data(), count, w.A[0]);
       // Always a full chunk (zero rows after the data): the matrix products
       // then take the same path for every chunk, so a row's score does not
       // depend on which rows are scored with it.
-      w.A[0].conservativeResize(kChunk, d());
-      w.A[0].bottomRows(kChunk - count).setZero();
+      load_rows(X, count, kChunk, [first](Index i) { return first + i; }, w.A[0]);
       forward<S>(w, nullptr);
-      const Mat<S> e = w.A.back() - w.A[0];
+      Mat<S>& e = w.A.back();
+      e -= w.A[0];
       for (Index i = 0; i < count; ++i) sink(first + i, e.row(i));
     });
   }

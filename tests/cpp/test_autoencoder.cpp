@@ -105,21 +105,28 @@ TEST(DenseGemm, EveryKernelMatchesADoubleReference) {
       for (Index N : {1, 7, 16, 18, 33, 64, 70}) {
         for (Index K : {1, 18, 65}) {
           for (bool transposed : {false, true}) {
-            for (bool accumulate : {false, true}) {
-              std::vector<float> a(M * K), b(K * N), c(M * N);
+            // from zero, from C, from the bias, then the bias with ReLU / leaky ReLU
+            for (int start : {0, 1, 2, 3, 4}) {
+              const bool accumulate = start == 1;
+              DenseEpilogue epilogue;
+              epilogue.rectify = start >= 3;
+              epilogue.negative_slope = start == 4 ? 0.01f : 0.0f;
+              std::vector<float> a(M * K), b(K * N), c(M * N), bias(N);
               for (auto& x : a) x = static_cast<float>(rng.normal());
               for (auto& x : b) x = static_cast<float>(rng.normal());
               for (auto& x : c) x = static_cast<float>(rng.normal());
+              for (auto& x : bias) x = static_cast<float>(rng.normal());
               const Index a_row = transposed ? 1 : K, a_col = transposed ? M : 1;
               std::vector<double> expected(M * N);
               for (Index i = 0; i < M; ++i) {
                 for (Index j = 0; j < N; ++j) {
-                  double s = accumulate ? c[i * N + j] : 0.0;
+                  double s = start == 1 ? c[i * N + j] : start >= 2 ? bias[j] : 0.0;
                   for (Index k = 0; k < K; ++k) s += double(a[i * a_row + k * a_col]) * b[k * N + j];
-                  expected[i * N + j] = s;
+                  expected[i * N + j] = epilogue.rectify && s < 0 ? epilogue.negative_slope * s : s;
                 }
               }
-              gemm(M, N, K, a.data(), a_row, a_col, b.data(), N, c.data(), N, accumulate);
+              epilogue.bias = start >= 2 ? bias.data() : nullptr;
+              gemm(M, N, K, a.data(), a_row, a_col, b.data(), N, c.data(), N, accumulate, &epilogue);
               for (Index i = 0; i < M * N; ++i) {
                 ASSERT_NEAR(c[i], expected[i], 1e-5 * (1.0 + std::fabs(expected[i]))) << isa;
               }

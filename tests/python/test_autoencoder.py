@@ -198,3 +198,10 @@ def test_bad_input():
         model.score_samples(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="0 sample"):
         AutoEncoder().fit(np.empty((0, 3)))
+    # finite, but beyond float32 once standardised: an error, not inf scores
+    with pytest.raises(ValueError, match=r"X\[0, 1\] = 1e\+300 is out of range once standardised"):
+        model.score_samples(np.array([[0.0, 1e300, 0.0]]))
+    with pytest.raises(ValueError, match="out of range once standardised"):
+        AutoEncoder(standardize=False).fit(np.full((5, 2), 1e39))
+    assert np.isfinite(AutoEncoder(standardize=False, dtype="float64", epochs=1)
+                       .fit(np.full((5, 2), 1e39)).score_samples(np.full((1, 2), 1e39)))
