@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace fraudcore::bindings {
 void bind_serialize(py::module_& m);
 void bind_autoencoder(py::module_& m);
+void bind_features(py::module_& m);
 void bind_iforest(py::module_& m);
 void bind_neighbors(py::module_& m);
 }  // namespace fraudcore::bindings
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
   fraudcore::bindings::bind_iforest(m);
   fraudcore::bindings::bind_neighbors(m);
   fraudcore::bindings::bind_autoencoder(m);
+  fraudcore::bindings::bind_features(m);
 }

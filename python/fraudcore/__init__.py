@@ -10,9 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 from fraudcore._core import ModelFormatError
 from fraudcore._persistence import load
 from fraudcore.autoencoder import AutoEncoder
+from fraudcore.features import FeatureState, build_features
 from fraudcore.iforest import IsolationForest
 from fraudcore.knn import KNNDetector
 from fraudcore.lof import LocalOutlierFactor
+from fraudcore.schema import Schema
 
 try:
     __version__ = version("fraudcore")
@@ -21,10 +23,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AutoEncoder",
+    "FeatureState",
     "IsolationForest",
     "KNNDetector",
     "LocalOutlierFactor",
     "ModelFormatError",
+    "Schema",
+    "build_features",
     "load",
     "__version__",
 ]

@@ -125,3 +125,77 @@ class KNNDetectorModel:
     def serialize(self) -> bytes: ...
     @staticmethod
     def deserialize(data: bytes) -> KNNDetectorModel: ...
+
+class IpRangeTable:
+    def __init__(self, lower: npt.ArrayLike, upper: npt.ArrayLike) -> None: ...
+    def __len__(self) -> int: ...
+    def find_all(self, ips: npt.ArrayLike, n_threads: int) -> npt.NDArray[np.int64]: ...
+
+class FeatureConfig:
+    windows_ns: list[int]
+    night_start_hour: int
+    night_end_hour: int
+    spike_sigmas: float
+    has_quantity: bool
+    has_invoice: bool
+    has_country: bool
+    has_device: bool
+    has_ip: bool
+    has_signup: bool
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+    def feature_names(self) -> list[str]: ...
+
+def build_features(
+    config: FeatureConfig,
+    entity: npt.NDArray[np.int64] | None,
+    time_ns: npt.NDArray[np.int64],
+    amount: npt.NDArray[np.float64],
+    quantity: npt.NDArray[np.float64] | None,
+    invoice: npt.NDArray[np.int64] | None,
+    country: npt.NDArray[np.int64] | None,
+    device: npt.NDArray[np.int64] | None,
+    ip: npt.NDArray[np.int64] | None,
+    signup_ns: npt.NDArray[np.int64] | None,
+    has_signup_time: npt.NDArray[np.uint8] | None,
+    n_threads: int,
+) -> npt.NDArray[np.float64]: ...
+
+class FeatureStateModel:
+    def __init__(self, config: FeatureConfig) -> None: ...
+    @property
+    def names(self) -> list[str]: ...
+    @property
+    def n_entities(self) -> int: ...
+    @property
+    def config(self) -> FeatureConfig: ...
+    def update(
+        self,
+        keys: list[str],
+        entity: int,
+        time_ns: int,
+        amount: float,
+        quantity: float,
+        invoice: int,
+        country: int,
+        device: int,
+        ip: int,
+        signup_ns: int,
+        has_signup_time: bool,
+    ) -> dict[str, float]: ...
+    def update_many(
+        self,
+        entity: npt.NDArray[np.int64] | None,
+        time_ns: npt.NDArray[np.int64],
+        amount: npt.NDArray[np.float64],
+        quantity: npt.NDArray[np.float64] | None,
+        invoice: npt.NDArray[np.int64] | None,
+        country: npt.NDArray[np.int64] | None,
+        device: npt.NDArray[np.int64] | None,
+        ip: npt.NDArray[np.int64] | None,
+        signup_ns: npt.NDArray[np.int64] | None,
+        has_signup_time: npt.NDArray[np.uint8] | None,
+    ) -> npt.NDArray[np.float64]: ...
+    def serialize(self) -> bytes: ...
+    @staticmethod
+    def deserialize(data: bytes) -> FeatureStateModel: ...

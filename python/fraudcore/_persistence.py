@@ -26,6 +26,10 @@ def register(cls):
 
 def _to_json(value):
     """Parameters and fitted scalars as JSON values."""
+    from fraudcore.schema import Schema
+
+    if isinstance(value, Schema):
+        return {"__schema__": value.to_dict()}
     if isinstance(value, np.random.RandomState):
         kind, keys, pos, has_gauss, cached = value.get_state()
         return {"__random_state__": [kind, keys.tolist(), pos, has_gauss, cached]}
@@ -53,6 +57,10 @@ def _from_json(value):
             return rs
         if "__ndarray__" in value:
             return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+        if "__schema__" in value:
+            from fraudcore.schema import Schema
+
+            return Schema.from_dict(value["__schema__"])
         if "__tuple__" in value:
             return tuple(_from_json(v) for v in value["__tuple__"])
         if "__dict__" in value:

@@ -1,9 +1,33 @@
-"""Data sets the package generates itself (for the demo, tests and notebooks)."""
+"""Data: generated (for the demo, tests and notebooks) and loaded from files.
+
+- :func:`make_anomalies`: labelled tabular data with global and local anomalies;
+- :func:`make_transactions`: labelled e-commerce transactions with fraud patterns;
+- :func:`load_online_retail`, :func:`load_fraud_data`, :func:`load_creditcard`,
+  :func:`load_adbench`: the formats users bring, cleaned by documented,
+  switchable rules, each returning ``(data, CleaningReport)``.
+"""
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["make_anomalies"]
+from fraudcore._loaders import (
+    CleaningReport,
+    load_adbench,
+    load_creditcard,
+    load_fraud_data,
+    load_online_retail,
+)
+from fraudcore._synthetic_transactions import make_transactions
+
+__all__ = [
+    "CleaningReport",
+    "load_adbench",
+    "load_creditcard",
+    "load_fraud_data",
+    "load_online_retail",
+    "make_anomalies",
+    "make_transactions",
+]
 
 
 def make_anomalies(

@@ -21,6 +21,14 @@ def blobs():
 
 
 @pytest.fixture(scope="session")
+def shared_data():
+    """../shared/data (real public data; absent from a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (only in the project's shared/ folder)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
 def adbench_dir():
     folder = SHARED_DATA / "adbench"
     if not folder.is_dir():

@@ -1,0 +1,181 @@
+// Transaction features and the IP range lookup.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "fraudcore/error.hpp"
+#include "fraudcore/features.hpp"
+#include "fraudcore/ip_ranges.hpp"
+
+namespace py = pybind11;
+
+namespace fraudcore::bindings {
+
+namespace {
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using Int64Array = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+using FlagArray = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
+
+// A column of n values, or null for None.
+template <class T, class A>
+const T* column(const std::optional<A>& a, Index n, const char* name) {
+  if (!a) return nullptr;
+  FRAUDCORE_CHECK(a->ndim() == 1 && a->shape(0) == n,
+                  "column " << name << " must be 1-D with " << n << " values");
+  return a->data();
+}
+
+// The kernel's view of the columns (borrowed: the arrays must outlive it).
+TransactionColumns columns_of(const std::optional<Int64Array>& entity, const Int64Array& time_ns,
+                              const DoubleArray& amount, const std::optional<DoubleArray>& quantity,
+                              const std::optional<Int64Array>& invoice, const std::optional<Int64Array>& country,
+                              const std::optional<Int64Array>& device, const std::optional<Int64Array>& ip,
+                              const std::optional<Int64Array>& signup_ns,
+                              const std::optional<FlagArray>& has_signup_time) {
+  FRAUDCORE_CHECK(time_ns.ndim() == 1, "timestamps must be 1-D");
+  TransactionColumns cols;
+  cols.n = time_ns.shape(0);
+  cols.time_ns = time_ns.data();
+  cols.amount = column<double>(std::optional<DoubleArray>(amount), cols.n, "amount");
+  cols.entity = column<std::int64_t>(entity, cols.n, "entity");
+  cols.quantity = column<double>(quantity, cols.n, "quantity");
+  cols.invoice = column<std::int64_t>(invoice, cols.n, "invoice");
+  cols.country = column<std::int64_t>(country, cols.n, "country");
+  cols.device = column<std::int64_t>(device, cols.n, "device");
+  cols.ip = column<std::int64_t>(ip, cols.n, "ip");
+  cols.signup_ns = column<std::int64_t>(signup_ns, cols.n, "signup_time");
+  cols.has_signup_time = column<std::uint8_t>(has_signup_time, cols.n, "has_signup_time");
+  return cols;
+}
+
+py::array_t<double> new_matrix(Index rows, Index cols) {
+  return py::array_t<double>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+}
+
+std::vector<double> to_vector(const DoubleArray& a) {
+  FRAUDCORE_CHECK(a.ndim() == 1, "expected a 1-D array, got " << a.ndim() << " dimension(s)");
+  return std::vector<double>(a.data(), a.data() + a.shape(0));
+}
+}  // namespace
+
+void bind_features(py::module_& m) {
+  py::class_<FeatureConfig>(m, "FeatureConfig", "Settings of the transaction feature kernel.")
+      .def(py::init<>())
+      .def_readwrite("windows_ns", &FeatureConfig::windows_ns)
+      .def_readwrite("night_start_hour", &FeatureConfig::night_start_hour)
+      .def_readwrite("night_end_hour", &FeatureConfig::night_end_hour)
+      .def_readwrite("spike_sigmas", &FeatureConfig::spike_sigmas)
+      .def_readwrite("has_quantity", &FeatureConfig::has_quantity)
+      .def_readwrite("has_invoice", &FeatureConfig::has_invoice)
+      .def_readwrite("has_country", &FeatureConfig::has_country)
+      .def_readwrite("has_device", &FeatureConfig::has_device)
+      .def_readwrite("has_ip", &FeatureConfig::has_ip)
+      .def_readwrite("has_signup", &FeatureConfig::has_signup)
+      .def("validate", &FeatureConfig::validate)
+      .def("feature_names", [](const FeatureConfig& c) { return feature_names(c); });
+
+  m.def(
+      "build_features",
+      [](const FeatureConfig& config, const std::optional<Int64Array>& entity, const Int64Array& time_ns,
+         const DoubleArray& amount, const std::optional<DoubleArray>& quantity,
+         const std::optional<Int64Array>& invoice, const std::optional<Int64Array>& country,
+         const std::optional<Int64Array>& device, const std::optional<Int64Array>& ip,
+         const std::optional<Int64Array>& signup_ns, const std::optional<FlagArray>& has_signup_time,
+         int n_threads) {
+        const TransactionColumns cols = columns_of(entity, time_ns, amount, quantity, invoice, country, device, ip,
+                                                   signup_ns, has_signup_time);
+        auto out = new_matrix(static_cast<Index>(feature_names(config).size()), cols.n);
+        double* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          build_features(config, cols, dst, n_threads);
+        }
+        return out;
+      },
+      py::arg("config"), py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"),
+      py::arg("invoice"), py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"),
+      py::arg("has_signup_time"), py::arg("n_threads"),
+      "Point-in-time features of every row, one row per feature (len(config.feature_names()) x n).");
+
+  py::class_<FeatureState>(m, "FeatureStateModel", "Streaming feature state; see fraudcore.FeatureState.")
+      .def(py::init<FeatureConfig>(), py::arg("config"))
+      .def_property_readonly("names", &FeatureState::names)
+      .def_property_readonly("n_entities", &FeatureState::n_entities)
+      .def_property_readonly("config", &FeatureState::config)
+      .def(
+          "update",
+          [](FeatureState& self, const py::list& keys, std::int64_t entity, std::int64_t time_ns, double amount,
+             double quantity, std::int64_t invoice, std::int64_t country, std::int64_t device, std::int64_t ip,
+             std::int64_t signup_ns, bool has_signup_time) {
+            FRAUDCORE_CHECK(static_cast<Index>(keys.size()) == self.n_features(),
+                            "keys must hold the " << self.n_features() << " feature names");
+            Transaction t;
+            t.entity = entity;
+            t.time_ns = time_ns;
+            t.amount = amount;
+            t.quantity = quantity;
+            t.invoice = invoice;
+            t.country = country;
+            t.device = device;
+            t.ip = ip;
+            t.signup_ns = signup_ns;
+            t.has_signup_time = has_signup_time;
+            thread_local std::vector<double> values;
+            values.resize(static_cast<std::size_t>(self.n_features()));
+            self.update(t, values.data());
+            py::dict out;  // {keys[i]: value i}: what the Python caller returns
+            for (std::size_t i = 0; i < values.size(); ++i) out[keys[i]] = py::float_(values[i]);
+            return out;
+          },
+          py::arg("keys"), py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"),
+          py::arg("invoice"), py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"),
+          py::arg("has_signup_time"),
+          "Features of one transaction as {keys[i]: value}, then add it to the state.")
+      .def(
+          "update_many",
+          [](FeatureState& self, const std::optional<Int64Array>& entity, const Int64Array& time_ns,
+             const DoubleArray& amount, const std::optional<DoubleArray>& quantity,
+             const std::optional<Int64Array>& invoice, const std::optional<Int64Array>& country,
+             const std::optional<Int64Array>& device, const std::optional<Int64Array>& ip,
+             const std::optional<Int64Array>& signup_ns, const std::optional<FlagArray>& has_signup_time) {
+            const TransactionColumns cols = columns_of(entity, time_ns, amount, quantity, invoice, country, device,
+                                                       ip, signup_ns, has_signup_time);
+            auto out = new_matrix(cols.n, self.n_features());
+            double* dst = out.mutable_data();
+            for (Index i = 0; i < cols.n; ++i) {
+              self.update(cols.row(i), dst + i * self.n_features());
+            }
+            return out;
+          },
+          py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"), py::arg("invoice"),
+          py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"), py::arg("has_signup_time"),
+          "update() for each row in order; stops at the first rejected row (earlier rows stay added).")
+      .def("serialize", [](const FeatureState& self) { return py::bytes(self.serialize()); })
+      .def_static("deserialize", [](const py::bytes& data) { return FeatureState::deserialize(std::string(data)); });
+
+  py::class_<IpRangeTable>(m, "IpRangeTable", "Sorted, non-overlapping [lower, upper] IP ranges.")
+      .def(py::init([](const DoubleArray& lower, const DoubleArray& upper) {
+             return IpRangeTable(to_vector(lower), to_vector(upper));
+           }),
+           py::arg("lower"), py::arg("upper"))
+      .def("__len__", &IpRangeTable::size)
+      .def(
+          "find_all",
+          [](const IpRangeTable& self, const DoubleArray& ips, int n_threads) {
+            FRAUDCORE_CHECK(ips.ndim() == 1, "ips must be a 1-D array");
+            py::array_t<std::int64_t> out(ips.shape(0));
+            const double* src = ips.data();
+            std::int64_t* dst = out.mutable_data();
+            const Index n = ips.shape(0);
+            {
+              py::gil_scoped_release release;
+              self.find_all(src, n, dst, n_threads);
+            }
+            return out;
+          },
+          py::arg("ips"), py::arg("n_threads"), "Range index of each address, -1 where none holds it.");
+}
+
+}  // namespace fraudcore::bindings

@@ -1,0 +1,173 @@
+// Point-in-time transaction features, computed once for a whole table
+// (build_features, parallel over entities) or one transaction at a time
+// (FeatureState), with one definition for both.
+//
+// Contract
+// - A transaction's entity features use only that entity's earlier
+//   transactions: earlier in time, or at the same time and earlier in input
+//   order (batch) / arrival order (streaming). So training features equal
+//   serving features: feeding a table's rows to FeatureState in (time, input
+//   order) gives bit-identical rows to build_features on the table.
+// - Device and IP counts use every entity's transactions up to and
+//   including the current one in that same order.
+// - Times are int64 nanoseconds on a naive (local wall-clock) time line;
+//   hour and day of week are read from it as if it were UTC.
+// - Neutral values stand in where there is no history, so every feature is
+//   always finite (see feature_names() for the list and the defaults).
+// - Batch memory is linear in the number of rows; the output is
+//   feature-major (one contiguous column of n values per feature, in the
+//   caller's row order), the layout of a pandas DataFrame's block.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "fraudcore/types.hpp"
+#include "fraudcore/value_set.hpp"
+
+namespace fraudcore {
+
+class ByteReader;
+class ByteWriter;
+
+/// Which optional columns exist, and the feature settings.
+struct FeatureConfig {
+  std::vector<std::int64_t> windows_ns{3'600'000'000'000LL, 86'400'000'000'000LL,
+                                       604'800'000'000'000LL};  // 1 h, 24 h, 7 d
+  int night_start_hour = 0;  // night: start <= hour < end (wraps past midnight when start > end)
+  int night_end_hour = 6;
+  double spike_sigmas = 3.0;  // quantity_spike: |q - mean| > spike_sigmas * std
+  bool has_quantity = false;
+  bool has_invoice = false;
+  bool has_country = false;
+  bool has_device = false;
+  bool has_ip = false;
+  bool has_signup = false;
+
+  /// Throws std::invalid_argument for a bad setting.
+  void validate() const;
+};
+
+/// One transaction. Categorical values are codes >= 0, or -1 when missing;
+/// fields whose column the config lacks are ignored.
+struct Transaction {
+  std::int64_t entity = 0;
+  std::int64_t time_ns = 0;
+  double amount = 0.0;
+  double quantity = 0.0;
+  std::int64_t invoice = -1;
+  std::int64_t country = -1;
+  std::int64_t device = -1;
+  std::int64_t ip = -1;
+  std::int64_t signup_ns = 0;
+  bool has_signup_time = false;
+};
+
+/// Feature names, in output column order, for a config.
+std::vector<std::string> feature_names(const FeatureConfig& config);
+
+/// Running statistics of one entity's history.
+class EntityHistory {
+ public:
+  /// Write the features of `t` (given the history so far) to out[0..);
+  /// the device/IP counts are filled in by the caller. Returns the number
+  /// of values written.
+  Index features(const FeatureConfig& config, const Transaction& t, double* out) const;
+  /// Add `t` to the history. Throws when t is earlier than the last one.
+  void add(const FeatureConfig& config, const Transaction& t);
+
+  /// Whether an earlier transaction used this device / IP (config has it).
+  bool used_device(std::int64_t device) const { return devices_.contains(device); }
+  bool used_ip(std::int64_t ip) const { return ips_.contains(ip); }
+
+  void write(ByteWriter& w) const;
+  static EntityHistory read(ByteReader& r);
+
+ private:
+  struct Recent {
+    std::int64_t time_ns;
+    double total_before;  // running amount total before this transaction
+  };
+  std::int64_t count_ = 0;
+  double mean_ = 0.0, m2_ = 0.0;      // Welford, amounts
+  double q_mean_ = 0.0, q_m2_ = 0.0;  // Welford, quantities
+  double total_ = 0.0;                // running amount total
+  std::int64_t last_time_ns_ = 0;
+  std::deque<Recent> recent_;  // transactions inside the longest window
+  ValueSet invoices_, countries_, devices_, ips_;
+};
+
+/// Distinct entities seen per device (or IP) value, in arrival order. The
+/// caller knows whether an entity uses a value for the first time (from
+/// the entity's own history), so only a count per value is kept.
+class SharedUse {
+ public:
+  /// Count a use of `value` (>= 0), by an entity using it for the first
+  /// time if first_use, and return the number of distinct entities that
+  /// have used it; 0 for a missing value (-1).
+  double add(std::int64_t value, bool first_use);
+
+  void write(ByteWriter& w) const;
+  static SharedUse read(ByteReader& r);
+
+ private:
+  std::unordered_map<std::int64_t, std::int64_t> users_;
+};
+
+/// Streaming features: one transaction at a time, keeping each entity's
+/// history. Saves and loads, so a restarted service keeps its state.
+class FeatureState {
+ public:
+  explicit FeatureState(FeatureConfig config);
+
+  const FeatureConfig& config() const { return config_; }
+  Index n_features() const { return static_cast<Index>(names_.size()); }
+  const std::vector<std::string>& names() const { return names_; }
+  Index n_entities() const { return static_cast<Index>(entities_.size()); }
+
+  /// Features of `t` into out[0..n_features()), then add it to the state.
+  /// Throws std::invalid_argument (state unchanged) for a non-finite
+  /// amount or quantity, or a time earlier than the entity's last one.
+  void update(const Transaction& t, double* out);
+
+  std::string serialize() const;
+  static FeatureState deserialize(const std::string& bytes);
+
+ private:
+  FeatureConfig config_;
+  std::vector<std::string> names_;
+  std::unordered_map<std::int64_t, EntityHistory> entities_;
+  SharedUse device_users_, ip_users_;
+};
+
+/// Column arrays of a transaction table (n rows each); optional ones may be
+/// null when the config lacks them.
+struct TransactionColumns {
+  Index n = 0;
+  const std::int64_t* entity = nullptr;  // codes, any int64
+  const std::int64_t* time_ns = nullptr;
+  const double* amount = nullptr;
+  const double* quantity = nullptr;
+  const std::int64_t* invoice = nullptr;
+  const std::int64_t* country = nullptr;
+  const std::int64_t* device = nullptr;
+  const std::int64_t* ip = nullptr;
+  const std::int64_t* signup_ns = nullptr;
+  const std::uint8_t* has_signup_time = nullptr;  // 1 where signup_ns holds a value
+
+  Transaction row(Index i) const;
+};
+
+/// Batch features of every row: feature f of row i goes to out[f * n + i]
+/// (out holds n x feature_names(config).size() values), parallel over
+/// entities on n_threads threads. Throws std::invalid_argument naming the
+/// first row with a non-finite amount or quantity or a NaT time.
+void build_features(const FeatureConfig& config, const TransactionColumns& columns, double* out,
+                    int n_threads);
+
+}  // namespace fraudcore

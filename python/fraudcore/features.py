@@ -1,0 +1,396 @@
+"""Transactions in, features out: the native feature kernel from pandas.
+
+:func:`build_features` computes every feature of a whole table at once
+(C++, parallel over entities); :class:`FeatureState` computes the same
+features one transaction (or a small batch) at a time, keeping each entity's
+history, for a service. Feeding a table's rows to ``FeatureState.update`` in
+time order (ties in input order) gives exactly the numbers
+``build_features`` gives for the table.
+
+Point in time: a transaction's entity features use only that entity's
+strictly earlier transactions (earlier in time, or at the same time and
+earlier in the input). The features, in column order:
+
+================== ==========================================================
+amount             the amount (quantity x unit price when the schema says so)
+amount_log1p       sign(a) log(1 + abs(a)); signed, so returns stay finite
+amount_sqrt        sign(a) sqrt(abs(a))
+entity_count       the entity's earlier transactions
+entity_mean        their mean amount (0 without history)
+entity_std         their population standard deviation (0 without history)
+amount_zscore      (amount - mean) / std; 0 with fewer than 2 earlier or std 0
+amount_to_mean     amount / mean; 1 without history or when mean <= 0
+hour, day_of_week  of the timestamp (Monday = 0), read as wall-clock time
+is_weekend         Saturday or Sunday
+is_night           night_hours[0] <= hour < night_hours[1] (wraps midnight)
+seconds_since_prev since the entity's previous transaction; -1 for the first
+count_<w>          the entity's earlier transactions in the trailing window w
+amount_sum_<w>     their amount sum
+amount_x_hour      amount x hour
+amount_x_night     amount if night, else 0
+quantity           (schema.quantity) the quantity
+quantity_spike     1 if abs(quantity - mean) > spike_sigmas x std of the
+                   entity's earlier quantities (2 or more, std > 0), else 0
+hist_freq          (schema.invoice) distinct earlier invoices of the entity,
+                   not counting the current one
+unusual_country    (schema.country) 1 if the entity has history and never
+                   used this country before
+new_device         (schema.device_id) 1 if the entity has history and never
+                   used this device before
+signup_delay_s     (schema.signup_time) seconds from signup; -1 if missing
+device_users       (schema.device_id) distinct entities that used this device,
+                   up to and including this transaction; 0 if missing
+ip_users           (schema.ip_address) the same for the IP address
+<passthrough>      the schema's passthrough columns, as they are
+================== ==========================================================
+
+Missing categorical values (NaN / None) count as "no value": never new,
+never shared. A missing entity, timestamp or amount is an error.
+"""
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from fraudcore import _core
+from fraudcore._parallel import resolve_n_jobs
+from fraudcore._persistence import NativeModelMixin, register
+from fraudcore.schema import Schema
+
+__all__ = ["build_features", "FeatureState"]
+
+DEFAULT_WINDOWS = ("1h", "24h", "7D")
+_CATEGORICAL_ROLES = ("invoice", "country", "device_id", "ip_address")
+_NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def build_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
+                   spike_sigmas=3.0, n_jobs=-1):
+    """Point-in-time features of every transaction in ``data``.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Transactions, in any order; the columns ``schema`` names.
+    schema : Schema
+    windows : sequence of str or pandas.Timedelta
+        Trailing windows of the ``count_*`` / ``amount_sum_*`` features.
+    night_hours : (int, int)
+        Night is start <= hour < end; start > end wraps past midnight.
+    spike_sigmas : float
+        Threshold of ``quantity_spike``, in standard deviations.
+    n_jobs : int
+        Threads (joblib convention: -1 = all cores).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per transaction, same index and order as ``data``; columns
+        as listed in this module's documentation.
+    """
+    config = _config(schema, windows, night_hours, spike_sigmas)
+    columns = _encode_table(data, schema, _Vocabularies())
+    by_feature = _core.build_features(config, **columns, n_threads=resolve_n_jobs(n_jobs))
+    return _frame(by_feature.T, config, data, schema)
+
+
+@register
+class FeatureState(NativeModelMixin, BaseEstimator):
+    """Streaming features: each entity's history, updated one transaction at a time.
+
+    Parameters are those of :func:`build_features`. ``update`` returns the
+    features of a transaction from the history so far, then adds it. Feed
+    transactions in time order per entity (an earlier time than the
+    entity's last raises ValueError and leaves the state unchanged).
+    ``save`` / ``fraudcore.load`` (and pickle) keep the whole state, so a
+    restarted service keeps every customer's history.
+
+    Attributes
+    ----------
+    feature_names_ : list of str
+    n_entities_ : int
+        Entities with at least one transaction.
+    """
+
+    _native_type = _core.FeatureStateModel
+    _fitted_attributes = ("vocabularies_",)
+
+    def __init__(self, schema=None, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
+                 spike_sigmas=3.0):
+        self.schema = schema
+        self.windows = windows
+        self.night_hours = night_hours
+        self.spike_sigmas = spike_sigmas
+
+    def __sklearn_is_fitted__(self):
+        return True  # usable from the start: an empty history
+
+    def _state(self):
+        native = getattr(self, "_native", None)
+        if native is None:
+            if not isinstance(self.schema, Schema):
+                raise ValueError(f"FeatureState needs a Schema, got {self.schema!r}")
+            config = _config(self.schema, self.windows, self.night_hours, self.spike_sigmas)
+            native = self._native = _core.FeatureStateModel(config)
+            self.vocabularies_ = {}
+            self._restore_native_attributes()
+        return native
+
+    def _restore_native_attributes(self):
+        self._vocab = _Vocabularies(self.vocabularies_)
+        self._single = _single_row_encoder(self.schema, self._vocab)
+        self._keys = list(self._native.names)
+
+    @property
+    def feature_names_(self):
+        return list(self._state().names) + list(self.schema.passthrough)
+
+    @property
+    def n_entities_(self):
+        return self._state().n_entities
+
+    def update(self, transaction):
+        """Features of ``transaction`` from the history so far, then remember it.
+
+        Parameters
+        ----------
+        transaction : dict, pandas.Series or pandas.DataFrame
+            One transaction (keys / fields named by the schema), or a small
+            batch in time order.
+
+        Returns
+        -------
+        dict {feature name: float} for one transaction, or a DataFrame
+        (same index as the batch) for a batch.
+        """
+        native = self._native if getattr(self, "_native", None) is not None else self._state()
+        if type(transaction) is dict:
+            out = native.update(self._keys, *self._single(transaction))
+            for name in self.schema.passthrough:
+                out[name] = float(transaction[name])
+            return out
+        if isinstance(transaction, pd.DataFrame):
+            columns = _encode_table(transaction, self.schema, self._vocab)
+            matrix = native.update_many(**columns)
+            return _frame(matrix, native.config, transaction, self.schema)
+        if isinstance(transaction, pd.Series):
+            transaction = transaction.to_dict()
+        if not isinstance(transaction, dict):
+            raise TypeError(f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}")
+        out = native.update(self._keys, *self._single(transaction))
+        for name in self.schema.passthrough:
+            out[name] = float(transaction[name])
+        return out
+
+    def _to_bytes(self):
+        self._state()
+        return super()._to_bytes()
+
+
+# ---------------------------------------------------------------------------
+# Encoding: pandas columns and Python values to the kernel's int64 / float64
+
+
+class _Vocabularies:
+    """Codes of categorical values (entities, invoices, countries, ...).
+
+    ``values`` maps a role to the list of its values in code order (saved
+    with a FeatureState); a code is the value's position. Missing values
+    (None, NaN) have code -1.
+    """
+
+    def __init__(self, values=None):
+        self.values = {} if values is None else values
+        self.codes = {role: {v: i for i, v in enumerate(vals)} for role, vals in self.values.items()}
+
+    def code(self, role, value):
+        if value is None or (isinstance(value, float) and value != value):
+            return -1
+        codes = self.codes.get(role)
+        if codes is None:
+            codes = self.codes[role] = {}
+            self.values[role] = []
+        code = codes.get(value)
+        if code is None:
+            code = codes[value] = len(codes)
+            self.values[role].append(_plain(value))
+        return code
+
+    def encode(self, role, series):
+        """int64 codes of a column (-1 where missing)."""
+        local, uniques = pd.factorize(series, use_na_sentinel=True)
+        mapping = np.fromiter((self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques))
+        return np.append(mapping, -1)[local]  # local code -1 (missing) picks the final -1
+
+
+def _plain(value):
+    """A JSON-able Python scalar for a vocabulary value."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _config(schema, windows, night_hours, spike_sigmas):
+    if not isinstance(schema, Schema):
+        raise ValueError(f"schema must be a fraudcore.Schema, got {schema!r}")
+    config = _core.FeatureConfig()
+    try:
+        config.windows_ns = [int(pd.Timedelta(w).value) for w in windows]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"windows must be durations such as '1h' or '7d', got {windows!r}: {exc}") from None
+    try:
+        start, end = night_hours
+        config.night_start_hour, config.night_end_hour = int(start), int(end)
+    except (TypeError, ValueError):
+        raise ValueError(f"night_hours must be a pair of hours, got {night_hours!r}") from None
+    config.spike_sigmas = float(spike_sigmas)
+    config.has_quantity = schema.quantity is not None
+    config.has_invoice = schema.invoice is not None
+    config.has_country = schema.country is not None
+    config.has_device = schema.device_id is not None
+    config.has_ip = schema.ip_address is not None
+    config.has_signup = schema.signup_time is not None
+    config.validate()
+    return config
+
+
+def _times_ns(series, unit, what):
+    """int64 nanoseconds of a time column; ValueError naming the first bad value."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        times = series
+        if getattr(series.dt, "tz", None) is not None:
+            times = series.dt.tz_localize(None)  # keep the wall-clock time
+    elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ValueError(f"{what} column {series.name!r} has a missing or infinite value at index "
+                             f"{series.index[np.argmax(bad)]!r}")
+        return np.round(values * _NS_PER_UNIT[unit]).astype(np.int64)
+    else:
+        times = pd.to_datetime(series, errors="coerce")
+        unparsed = times.isna() & series.notna()
+        if unparsed.any():
+            first = series.index[np.argmax(unparsed.to_numpy())]
+            raise ValueError(f"{what} column {series.name!r} has an unparseable value "
+                             f"{series[first]!r} at index {first!r}")
+    return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _encode_table(data, schema, vocab):
+    """The kernel's keyword arguments for a DataFrame."""
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    schema.validate(data)
+    if len(data) == 0:
+        raise ValueError("the data has no rows")
+    time_ns = _times_ns(data[schema.timestamp], schema.time_unit, "timestamp")
+    if (time_ns == np.iinfo(np.int64).min).any():
+        first = data.index[np.argmax(time_ns == np.iinfo(np.int64).min)]
+        raise ValueError(f"timestamp column {schema.timestamp!r} is missing at index {first!r}")
+    if schema.amount is not None:
+        amount = _numbers(data[schema.amount], "amount")
+    else:
+        amount = _numbers(data[schema.quantity], "quantity") * _numbers(data[schema.unit_price], "unit_price")
+    columns = {"entity": None, "time_ns": time_ns, "amount": amount, "quantity": None, "invoice": None,
+               "country": None, "device": None, "ip": None, "signup_ns": None, "has_signup_time": None}
+    if schema.entity is not None:
+        entity = data[schema.entity]
+        if entity.isna().any():
+            first = data.index[np.argmax(entity.isna().to_numpy())]
+            raise ValueError(f"entity column {schema.entity!r} is missing at index {first!r}")
+        columns["entity"] = vocab.encode("entity", entity)
+    if schema.quantity is not None:
+        columns["quantity"] = _numbers(data[schema.quantity], "quantity")
+    for role, key in zip(_CATEGORICAL_ROLES, ("invoice", "country", "device", "ip")):
+        if getattr(schema, role) is not None:
+            columns[key] = vocab.encode(role, data[getattr(schema, role)])
+    if schema.signup_time is not None:
+        signup = data[schema.signup_time]
+        present = signup.notna().to_numpy()
+        values = np.zeros(len(data), dtype=np.int64)
+        values[present] = _times_ns(signup[present], schema.time_unit, "signup_time")
+        columns["signup_ns"] = values
+        columns["has_signup_time"] = present.astype(np.uint8)
+    return columns
+
+
+def _numbers(series, role):
+    try:
+        values = series.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{role} column {series.name!r} must be numeric, got dtype {series.dtype}") from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{role} column {series.name!r} has a missing or infinite value at index "
+                         f"{series.index[np.argmax(bad)]!r}")
+    return values
+
+
+def _frame(matrix, config, data, schema):
+    """DataFrame over ``matrix`` (n x features) without copying it."""
+    out = pd.DataFrame(matrix, columns=config.feature_names(), index=data.index, copy=False)
+    for name in schema.passthrough:
+        out[name] = _numbers(data[name], name)
+    return out
+
+
+def _single_row_encoder(schema, vocab):
+    """A function: transaction dict -> FeatureStateModel.update arguments.
+
+    The streaming hot path (a service calls it per transaction), so the
+    common cases (pd.Timestamp or ISO string times, known categories) take
+    few branches.
+    """
+    unit = _NS_PER_UNIT[schema.time_unit]
+    when_key, amount_key, entity_key = schema.timestamp, schema.amount, schema.entity
+    quantity_key, price_key, signup_key = schema.quantity, schema.unit_price, schema.signup_time
+    categorical = [(role, getattr(schema, role)) for role in _CATEGORICAL_ROLES]
+    code = vocab.code
+
+    def time_ns(value, what):
+        if type(value) is pd.Timestamp and value.tzinfo is None:
+            return value.value
+        if isinstance(value, str):
+            try:
+                return int(np.datetime64(value, "ns").astype(np.int64))
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            if not np.isfinite(value):
+                raise ValueError(f"{what} is missing or infinite: {value!r}")
+            return int(round(float(value) * unit))
+        try:
+            stamp = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} {value!r} is not a time") from None
+        if stamp is pd.NaT:
+            raise ValueError(f"{what} is missing")
+        return stamp.value if stamp.tzinfo is None else stamp.tz_localize(None).value
+
+    def encode(t):
+        try:
+            when = time_ns(t[when_key], "timestamp")
+            if amount_key is not None:
+                amount = float(t[amount_key])
+            else:
+                amount = float(t[quantity_key]) * float(t[price_key])
+            quantity = float(t[quantity_key]) if quantity_key is not None else 0.0
+            entity = 0
+            if entity_key is not None:
+                entity = code("entity", t[entity_key])
+                if entity < 0:
+                    raise ValueError(f"the entity ({entity_key!r}) is missing")
+            codes = [-1 if column is None else code(role, t.get(column)) for role, column in categorical]
+            signup, has_signup = 0, False
+            if signup_key is not None:
+                raw = t.get(signup_key)
+                if raw is not None and raw is not pd.NaT and not (isinstance(raw, float) and raw != raw):
+                    signup, has_signup = time_ns(raw, "signup_time"), True
+        except KeyError as exc:
+            raise ValueError(f"the transaction lacks field {exc.args[0]!r} named by the schema") from None
+        return entity, when, amount, quantity, codes[0], codes[1], codes[2], codes[3], signup, has_signup
+
+    return encode

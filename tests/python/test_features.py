@@ -1,0 +1,244 @@
+"""The native feature kernel: the pandas oracle, batch = streaming, state, errors."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fraudcore
+from fraudcore import FeatureState, Schema, build_features
+from fraudcore._reference_features import reference_features
+
+RETAIL_LIKE = Schema(entity="customer", timestamp="when", quantity="qty", unit_price="price",
+                     invoice="invoice", country="country")
+TRANSACTIONS = Schema(entity="customer", timestamp="when", amount="amount", country="country",
+                      device_id="device", ip_address="ip", signup_time="signup")
+NO_ENTITY = Schema(timestamp="seconds", amount="amount", time_unit="s", passthrough=("v1", "v2"))
+
+
+def random_table(n, seed, *, tie_step_s=600, days=10):
+    """Transactions with many time ties, missing categories and returns."""
+    rng = np.random.default_rng(seed)
+    seconds = np.sort(rng.integers(0, days * 86_400, n)) // tie_step_s * tie_step_s
+    frame = pd.DataFrame({
+        "customer": rng.integers(0, max(2, n // 40), n),
+        "when": pd.Timestamp("2024-03-01") + pd.to_timedelta(seconds, unit="s"),
+        "amount": rng.lognormal(3, 1, n).round(2),
+        "qty": rng.choice([-2, 1, 1, 2, 3, 12, 48], n).astype(float),
+        "price": rng.choice([0.85, 1.25, 2.1, 4.95], n),
+        "invoice": rng.integers(0, n // 3 + 1, n).astype(str),
+        "country": rng.choice(["DE", "FR", "GB", None], n, p=[0.5, 0.2, 0.2, 0.1]),
+        "device": rng.choice(["d1", "d2", "d3", "d4", None], n),
+        "ip": rng.choice(["10.0.0.1", "10.0.0.2", "10.0.0.3"], n),
+        "signup": pd.Timestamp("2024-02-01") + pd.to_timedelta(rng.integers(0, 20, n), unit="D"),
+        "seconds": seconds.astype(float) + rng.random(n).round(3),
+        "v1": rng.normal(size=n),
+        "v2": rng.normal(size=n),
+    })
+    frame.loc[frame.sample(frac=0.05, random_state=seed).index, "signup"] = pd.NaT
+    return frame.sample(frac=1.0, random_state=seed)  # input order != time order
+
+
+def assert_equal_to_oracle(features, expected):
+    assert list(features.columns) == list(expected.columns)
+    assert features.index.equals(expected.index)
+    for name in features.columns:
+        np.testing.assert_allclose(features[name].to_numpy(), expected[name].to_numpy(),
+                                   rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("schema", [RETAIL_LIKE, TRANSACTIONS, NO_ENTITY], ids=["retail", "transactions", "no_entity"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equals_the_pandas_oracle(schema, seed):
+    data = random_table(4_000, seed)
+    windows = ("30min", "1h", "24h", "7D")
+    features = build_features(data, schema, windows=windows, night_hours=(22, 6), n_jobs=2)
+    assert_equal_to_oracle(features, reference_features(data, schema, windows=windows, night_hours=(22, 6)))
+    assert np.isfinite(features.to_numpy()).all()
+
+
+def test_hand_computed_values():
+    data = pd.DataFrame({
+        "customer": [7, 7, 7, 8, 7],
+        "when": pd.to_datetime(["2024-03-02 10:00", "2024-03-02 10:30", "2024-03-02 10:30",
+                                "2024-03-02 10:40", "2024-03-03 23:10"]),
+        "amount": [10.0, 30.0, 20.0, 5.0, 100.0],
+    })
+    f = build_features(data, Schema(entity="customer", timestamp="when", amount="amount"))
+    assert f["entity_count"].tolist() == [0, 1, 2, 0, 3]
+    assert f["entity_mean"].tolist() == [0, 10, 20, 0, 20]
+    assert f["entity_std"].iloc[2] == pytest.approx(10.0)
+    assert f["amount_zscore"].iloc[4] == pytest.approx((100 - 20) / np.sqrt(200 / 3))
+    assert f["amount_to_mean"].tolist() == [1, 3, 1, 1, 5]
+    # The third row ties the second in time: the earlier input row counts as earlier.
+    assert f["count_1h"].tolist() == [0, 1, 2, 0, 0]
+    assert f["amount_sum_1h"].tolist() == [0, 10, 40, 0, 0]
+    assert f["count_24h"].tolist() == [0, 1, 2, 0, 0]  # 10:30 -> 23:10 next day is > 24 h
+    assert f["seconds_since_prev"].tolist() == [-1, 1800, 0, -1, 132_000]
+    assert f["hour"].tolist() == [10, 10, 10, 10, 23]
+    assert f["day_of_week"].tolist() == [5, 5, 5, 5, 6]  # 2024-03-02 was a Saturday
+    assert f["is_weekend"].all() and f["is_night"].sum() == 0
+    assert f["amount_log1p"].iloc[0] == pytest.approx(np.log1p(10))
+
+
+def test_quantity_invoice_country_device_and_signup_features():
+    data = pd.DataFrame({
+        "customer": [1, 1, 1, 1, 2, 2],
+        "when": pd.date_range("2024-01-01", periods=6, freq="h"),
+        "qty": [1.0, 2.0, 1.0, 40.0, 3.0, 3.0],
+        "price": [2.0, 2.0, 2.0, 2.0, 1.0, 1.0],
+        "invoice": ["A", "A", "B", "C", "Z", "Z"],
+        "country": ["UK", "UK", "FR", "UK", None, "NG"],
+        "device": ["x", "x", "y", "x", "x", None],
+        "ip": ["i1", "i1", "i1", "i2", "i1", "i1"],
+        "signup": pd.to_datetime(["2023-12-31 23:00"] * 4 + [None, "2024-01-01 03:00"]),
+    })
+    schema = Schema(entity="customer", timestamp="when", quantity="qty", unit_price="price",
+                    invoice="invoice", country="country", device_id="device", ip_address="ip",
+                    signup_time="signup")
+    f = build_features(data, schema)
+    assert f["amount"].tolist() == [2, 4, 2, 80, 3, 3]
+    assert f["quantity_spike"].tolist() == [0, 0, 0, 1, 0, 0]
+    assert f["hist_freq"].tolist() == [0, 0, 1, 2, 0, 0]
+    assert f["unusual_country"].tolist() == [0, 0, 1, 0, 0, 1]  # a missing country is never unusual
+    assert f["new_device"].tolist() == [0, 0, 1, 0, 0, 0]
+    assert f["device_users"].tolist() == [1, 1, 1, 1, 2, 0]
+    assert f["ip_users"].tolist() == [1, 1, 1, 1, 2, 2]
+    assert f["signup_delay_s"].tolist() == [3600, 7200, 10800, 14400, -1, 7200]
+
+
+def test_no_history_defaults_are_neutral_and_finite():
+    data = pd.DataFrame({"when": ["2024-01-01 02:00"], "amount": [-5.0]})
+    f = build_features(data, Schema(timestamp="when", amount="amount"))
+    row = f.iloc[0]
+    assert row["entity_count"] == 0 and row["amount_zscore"] == 0 and row["amount_to_mean"] == 1
+    assert row["seconds_since_prev"] == -1 and row["is_night"] == 1
+    assert row["amount_log1p"] == pytest.approx(-np.log1p(5))  # signed: returns stay finite
+
+
+def stream(state, data, batch):
+    """Feed data (already in time order) to a FeatureState in batches of `batch` rows."""
+    if batch == 1:
+        return pd.DataFrame([state.update(row) for row in data.to_dict("records")], index=data.index)
+    return pd.concat([state.update(data.iloc[i:i + batch]) for i in range(0, len(data), batch)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 120), batch=st.sampled_from([1, 7]),
+       tie_step=st.sampled_from([1, 900, 3_600]))
+def test_streaming_equals_batch(seed, n, batch, tie_step):
+    data = random_table(n, seed, tie_step_s=tie_step, days=3)
+    data = data.sort_values("when", kind="stable")  # a stream arrives in time order
+    for schema in (TRANSACTIONS, RETAIL_LIKE):
+        expected = build_features(data, schema, windows=("1h", "6h"))
+        got = stream(FeatureState(schema, windows=("1h", "6h")), data, batch)
+        np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+        assert list(got.columns) == list(expected.columns)
+
+
+def test_state_saves_and_resumes(tmp_path):
+    data = random_table(600, 3).sort_values("when", kind="stable")
+    expected = build_features(data, TRANSACTIONS)
+    state = FeatureState(TRANSACTIONS)
+    first = stream(state, data.iloc[:400], 50)
+    resumed = fraudcore.load(state.save(tmp_path / "state.fc"))
+    assert resumed.n_entities_ == state.n_entities_
+    copy = pickle.loads(pickle.dumps(state))
+    for twin in (resumed, copy):
+        rest = stream(twin, data.iloc[400:], 1)
+        np.testing.assert_array_equal(pd.concat([first, rest]).to_numpy(), expected.to_numpy())
+    with pytest.raises(fraudcore.ModelFormatError):
+        FeatureState().__setstate__({"fraudcore_model": state.__getstate__()["fraudcore_model"][:-9]})
+
+
+def test_streaming_rejects_out_of_order_and_keeps_the_state():
+    state = FeatureState(TRANSACTIONS)
+    base = {"customer": 1, "amount": 10.0, "country": "DE", "device": "d", "ip": "i",
+            "signup": "2024-01-01"}
+    state.update({**base, "when": "2024-02-01 10:00"})
+    with pytest.raises(ValueError, match="time order"):
+        state.update({**base, "when": "2024-02-01 09:00", "amount": 1e6})
+    after = state.update({**base, "when": "2024-02-01 11:00"})
+    assert after["entity_count"] == 1 and after["entity_mean"] == 10.0
+    # An unseen category at streaming time is simply new.
+    fresh = state.update({**base, "when": "2024-02-01 12:00", "device": "never-seen", "country": "NG"})
+    assert fresh["new_device"] == 1 and fresh["unusual_country"] == 1 and fresh["device_users"] == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.drop(columns="amount"), r"lacks column\(s\) \['amount'\]"),
+        (lambda d: d.assign(amount=[1.0, np.nan, 3.0]), "amount column 'amount' has a missing or infinite value at index 1"),
+        (lambda d: d.assign(when=["2024-01-01", "not a date", "2024-01-02"]), "unparseable value 'not a date' at index 1"),
+        (lambda d: d.assign(when=[pd.Timestamp("2024-01-01"), pd.NaT, pd.Timestamp("2024-01-02")]), "missing at index 1"),
+        (lambda d: d.assign(customer=[1, None, 2]), "entity column 'customer' is missing at index 1"),
+        (lambda d: d.assign(amount=["a", "b", "c"]), "must be numeric"),
+        (lambda d: d.iloc[:0], "no rows"),
+    ],
+)
+def test_bad_input_is_a_clear_error(change, message):
+    data = pd.DataFrame({"customer": [1, 1, 2], "when": pd.date_range("2024-01-01", periods=3, freq="D"),
+                         "amount": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=message):
+        build_features(change(data), Schema(entity="customer", timestamp="when", amount="amount"))
+
+
+def test_bad_settings_and_schemas():
+    data = random_table(10, 0)
+    with pytest.raises(ValueError, match="windows must be durations"):
+        build_features(data, TRANSACTIONS, windows=("soon",))
+    with pytest.raises(ValueError, match="every window must be positive"):
+        build_features(data, TRANSACTIONS, windows=("-1h",))
+    with pytest.raises(ValueError, match="night hours"):
+        build_features(data, TRANSACTIONS, night_hours=(0, 30))
+    with pytest.raises(ValueError, match="needs a timestamp"):
+        Schema(amount="amount")
+    with pytest.raises(ValueError, match="quantity and unit_price"):
+        Schema(timestamp="when", quantity="qty")
+    with pytest.raises(ValueError, match="time_unit"):
+        Schema(timestamp="when", amount="amount", time_unit="days")
+    with pytest.raises(ValueError, match="lacks field 'amount'"):
+        FeatureState(TRANSACTIONS).update({"customer": 1, "when": "2024-01-01"})
+    with pytest.raises(ValueError, match="not a time"):
+        FeatureState(TRANSACTIONS).update({"customer": 1, "when": "yesterday-ish", "amount": 1.0})
+    assert Schema.from_dict(TRANSACTIONS.to_dict()) == TRANSACTIONS
+
+
+def test_time_zones_keep_the_wall_clock():
+    naive = pd.DataFrame({"when": pd.date_range("2024-06-01 23:30", periods=3, freq="20min"),
+                          "amount": [1.0, 2.0, 3.0]})
+    aware = naive.assign(when=naive["when"].dt.tz_localize("Europe/Berlin"))
+    schema = Schema(timestamp="when", amount="amount")
+    pd.testing.assert_frame_equal(build_features(aware, schema), build_features(naive, schema))
+
+
+def test_ready_made_schemas_name_their_formats():
+    assert Schema.online_retail().entity == "CustomerID"
+    assert Schema.fraud_data().ip_address == "ip_address"
+    assert Schema.creditcard().passthrough[-1] == "V28"
+    assert Schema.transactions().label == "is_fraud"
+
+
+def test_the_real_files_load_clean_and_featurize(shared_data):
+    from fraudcore.datasets import load_fraud_data, load_online_retail
+
+    retail, report = load_online_retail(shared_data / "online_retail.csv.gz")
+    assert report.rows == 401_604
+    features = build_features(retail, Schema.online_retail())
+    assert features.shape[0] == 401_604 and np.isfinite(features.to_numpy()).all()
+    # The oracle on the busiest customers (whole histories, so still point in time).
+    busiest = retail["CustomerID"].value_counts().index[:40]
+    subset = retail[retail["CustomerID"].isin(busiest)]
+    assert_equal_to_oracle(build_features(subset, Schema.online_retail()),
+                           reference_features(subset, Schema.online_retail()))
+
+    fraud, _ = load_fraud_data(shared_data / "fraud_data_subset.csv.gz",
+                               shared_data / "ip_to_country_subset.csv.gz")
+    features = build_features(fraud, Schema.fraud_data())
+    assert len(features) == 51_689 and np.isfinite(features.to_numpy()).all()
+    assert features["device_users"].max() > 1  # devices shared across accounts exist
+    assert_equal_to_oracle(features, reference_features(fraud, Schema.fraud_data()))
