@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <cstring>
 #include <optional>
 
 #include "fraudcore/error.hpp"
@@ -50,6 +52,79 @@ TransactionColumns columns_of(const std::optional<Int64Array>& entity, const Int
   return cols;
 }
 
+// 64-bit hash of a byte string (multiply-mix over 8-byte words).
+std::uint64_t hash_bytes(const char* data, std::size_t n) {
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xC2B2AE3D27D4EB4FULL);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, data + i, 8);
+    h = (h ^ (w * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 31;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, data + i, n - i);
+  h = (h ^ (tail * 0x94D049BB133111EBULL)) * 0xBF58476D1CE4E5B9ULL;
+  return h ^ (h >> 29);
+}
+
+// pd.factorize for an object array of str (None / NaN missing): codes in
+// first-occurrence order and the distinct strings. Returns None when some
+// value is neither a str nor missing (the caller then uses pandas).
+py::object factorize_strings(const py::array& values) {
+  FRAUDCORE_CHECK(values.ndim() == 1 && values.dtype().kind() == 'O', "expected a 1-D object array");
+  const auto n = static_cast<std::size_t>(values.shape(0));
+  const auto stride = values.strides(0) / static_cast<py::ssize_t>(sizeof(PyObject*));
+  auto* const* objects = static_cast<PyObject* const*>(values.data());
+  struct Slot {
+    std::uint64_t hash = 0;
+    const char* data = nullptr;
+    std::size_t size = 0;
+    std::int64_t code = -1;
+  };
+  std::vector<Slot> table(16);
+  std::size_t used = 0;
+  py::list uniques;
+  py::array_t<std::int64_t> codes(static_cast<py::ssize_t>(n));
+  std::int64_t* out = codes.mutable_data();
+  for (std::size_t i = 0; i < n; ++i) {
+    PyObject* v = objects[static_cast<py::ssize_t>(i) * stride];
+    if (v == Py_None || (PyFloat_Check(v) && std::isnan(PyFloat_AS_DOUBLE(v)))) {
+      out[i] = -1;
+      continue;
+    }
+    if (!PyUnicode_Check(v)) return py::none();
+    Py_ssize_t size = 0;
+    const char* data = PyUnicode_AsUTF8AndSize(v, &size);  // cached by CPython; no copy for ASCII
+    if (!data) throw py::error_already_set();
+    const std::uint64_t h = hash_bytes(data, static_cast<std::size_t>(size));
+    std::size_t mask = table.size() - 1, at = h & mask;
+    while (table[at].code >= 0 &&
+           !(table[at].hash == h && table[at].size == static_cast<std::size_t>(size) &&
+             std::memcmp(table[at].data, data, static_cast<std::size_t>(size)) == 0)) {
+      at = (at + 1) & mask;
+    }
+    if (table[at].code < 0) {
+      table[at] = {h, data, static_cast<std::size_t>(size), static_cast<std::int64_t>(used++)};
+      uniques.append(py::reinterpret_borrow<py::object>(v));
+      if (used * 2 > table.size()) {  // keep the load under one half
+        std::vector<Slot> bigger(table.size() * 2);
+        for (const Slot& slot : table) {
+          if (slot.code < 0) continue;
+          std::size_t j = slot.hash & (bigger.size() - 1);
+          while (bigger[j].code >= 0) j = (j + 1) & (bigger.size() - 1);
+          bigger[j] = slot;
+        }
+        table.swap(bigger);
+        out[i] = static_cast<std::int64_t>(used - 1);
+        continue;
+      }
+    }
+    out[i] = table[at].code;
+  }
+  return py::make_tuple(codes, uniques);
+}
+
 py::array_t<double> new_matrix(Index rows, Index cols) {
   return py::array_t<double>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
 }
@@ -61,6 +136,8 @@ std::vector<double> to_vector(const DoubleArray& a) {
 }  // namespace
 
 void bind_features(py::module_& m) {
+  m.def("factorize_strings", &factorize_strings, py::arg("values"),
+        "(codes, uniques) of an object array of str, None/NaN -> -1; None if a value is not a str.");
   py::class_<FeatureConfig>(m, "FeatureConfig", "Settings of the transaction feature kernel.")
       .def(py::init<>())
       .def_readwrite("windows_ns", &FeatureConfig::windows_ns)

@@ -149,19 +149,31 @@ std::vector<std::string> feature_names(const FeatureConfig& c) {
   return names;
 }
 
+void RunningStats::add(double x, std::int64_t n) {
+  const double d = x - mean;
+  mean += d / static_cast<double>(n);
+  m2 += d * (x - mean);
+  magnitude += (std::fabs(x) - magnitude) / static_cast<double>(n);
+}
+
+double RunningStats::std_dev(std::int64_t n) const { return n > 0 ? std::sqrt(m2 / static_cast<double>(n)) : 0.0; }
+
+bool RunningStats::negligible(double v) const { return std::fabs(v) <= 1e-9 * magnitude; }
+
 Index EntityHistory::features(const FeatureConfig& c, const Transaction& t, double* out) const {
   double* p = out;
   const double a = t.amount;
   const double n = static_cast<double>(count_);
-  const double sd = count_ > 0 ? std::sqrt(m2_ / n) : 0.0;
+  const double sd = amounts_.std_dev(count_);
+  const double mean = amounts_.mean;
   *p++ = a;
   *p++ = signed_log1p(a);
   *p++ = signed_sqrt(a);
   *p++ = n;
-  *p++ = count_ > 0 ? mean_ : 0.0;
+  *p++ = mean;
   *p++ = sd;
-  *p++ = count_ >= 2 && sd > 0 ? (a - mean_) / sd : 0.0;
-  *p++ = count_ > 0 && mean_ > 0 ? a / mean_ : 1.0;
+  *p++ = count_ >= 2 && !amounts_.negligible(sd) ? (a - mean) / sd : 0.0;
+  *p++ = count_ > 0 && mean > 0 && !amounts_.negligible(mean) ? a / mean : 1.0;
 
   const std::int64_t seconds = floor_div(t.time_ns, kNanosPerSecond);
   const std::int64_t day = floor_div(seconds, kSecondsPerDay);
@@ -186,9 +198,12 @@ Index EntityHistory::features(const FeatureConfig& c, const Transaction& t, doub
   *p++ = a * static_cast<double>(hour);
   *p++ = night ? a : 0.0;
   if (c.has_quantity) {
-    const double q_sd = count_ > 0 ? std::sqrt(q_m2_ / n) : 0.0;
+    const double q_sd = quantities_.std_dev(count_);
     *p++ = t.quantity;
-    *p++ = count_ >= 2 && q_sd > 0 && std::fabs(t.quantity - q_mean_) > c.spike_sigmas * q_sd ? 1.0 : 0.0;
+    *p++ = count_ >= 2 && !quantities_.negligible(q_sd) &&
+                   std::fabs(t.quantity - quantities_.mean) > c.spike_sigmas * q_sd
+               ? 1.0
+               : 0.0;
   }
   if (c.has_invoice) {
     const auto earlier = static_cast<double>(invoices_.size());
@@ -205,15 +220,8 @@ void EntityHistory::add(const FeatureConfig& c, const Transaction& t) {
                   "transactions of an entity must arrive in time order: got time "
                       << t.time_ns << " ns after " << last_time_ns_ << " ns");
   ++count_;
-  const double n = static_cast<double>(count_);
-  const double d = t.amount - mean_;
-  mean_ += d / n;
-  m2_ += d * (t.amount - mean_);
-  if (c.has_quantity) {
-    const double dq = t.quantity - q_mean_;
-    q_mean_ += dq / n;
-    q_m2_ += dq * (t.quantity - q_mean_);
-  }
+  amounts_.add(t.amount, count_);
+  if (c.has_quantity) quantities_.add(t.quantity, count_);
   if (!c.windows_ns.empty()) {
     recent_.push_back({t.time_ns, total_});
     const std::int64_t keep_after = window_start(t.time_ns, longest_window(c));
@@ -229,10 +237,11 @@ void EntityHistory::add(const FeatureConfig& c, const Transaction& t) {
 
 void EntityHistory::write(ByteWriter& w) const {
   w.put(count_);
-  w.put(mean_);
-  w.put(m2_);
-  w.put(q_mean_);
-  w.put(q_m2_);
+  for (const RunningStats* stats : {&amounts_, &quantities_}) {
+    w.put(stats->mean);
+    w.put(stats->m2);
+    w.put(stats->magnitude);
+  }
   w.put(total_);
   w.put(last_time_ns_);
   w.put<std::uint64_t>(recent_.size());
@@ -249,10 +258,11 @@ void EntityHistory::write(ByteWriter& w) const {
 EntityHistory EntityHistory::read(ByteReader& r) {
   EntityHistory h;
   h.count_ = r.get<std::int64_t>();
-  h.mean_ = r.get<double>();
-  h.m2_ = r.get<double>();
-  h.q_mean_ = r.get<double>();
-  h.q_m2_ = r.get<double>();
+  for (RunningStats* stats : {&h.amounts_, &h.quantities_}) {
+    stats->mean = r.get<double>();
+    stats->m2 = r.get<double>();
+    stats->magnitude = r.get<double>();
+  }
   h.total_ = r.get<double>();
   h.last_time_ns_ = r.get<std::int64_t>();
   const auto n_recent = r.get<std::uint64_t>();

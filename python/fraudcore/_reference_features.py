@@ -37,12 +37,14 @@ def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0,
     out["amount_sqrt"] = np.sign(a) * np.sqrt(a.abs())
 
     count = g.cumcount()
-    mean, std = _earlier_mean_std(t, "amount")
+    mean, std, noise = _earlier_mean_std(t, "amount")
     out["entity_count"] = count.astype(float)
     out["entity_mean"] = mean
     out["entity_std"] = std
-    out["amount_zscore"] = np.where((count >= 2) & (std > 0), (a - mean) / std.where(std > 0, 1.0), 0.0)
-    out["amount_to_mean"] = np.where((count > 0) & (mean > 0), a / mean.where(mean > 0, 1.0), 1.0)
+    spread = (count >= 2) & (std > noise)
+    out["amount_zscore"] = np.where(spread, (a - mean) / std.where(spread, 1.0), 0.0)
+    positive = (count > 0) & (mean > 0) & (mean > noise)
+    out["amount_to_mean"] = np.where(positive, a / mean.where(positive, 1.0), 1.0)
 
     hour = t["time"].dt.hour
     start, end = night_hours
@@ -65,8 +67,8 @@ def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0,
     sorted_rows = t["pos"].to_numpy()
     if schema.quantity is not None:
         t["quantity"] = data[schema.quantity].to_numpy(dtype=float)[sorted_rows]
-        q_mean, q_std = _earlier_mean_std(t, "quantity")
-        spike = (count >= 2) & (q_std > 0) & ((t["quantity"] - q_mean).abs() > spike_sigmas * q_std)
+        q_mean, q_std, q_noise = _earlier_mean_std(t, "quantity")
+        spike = (count >= 2) & (q_std > q_noise) & ((t["quantity"] - q_mean).abs() > spike_sigmas * q_std)
         out["quantity"] = t["quantity"]
         out["quantity_spike"] = spike.astype(float)
     if schema.invoice is not None:
@@ -101,13 +103,16 @@ def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0,
 
 
 def _earlier_mean_std(t, column):
-    """Mean and population std of each entity's earlier values (0 without any)."""
+    """Mean and population std of each entity's earlier values (0 without any),
+    and the rounding-noise level 1e-9 x their mean magnitude: a mean or std
+    at or below it counts as zero."""
+    def earlier(values):
+        return values.reset_index(level=0, drop=True).sort_index().groupby(
+            t["entity"], sort=False).shift(1).fillna(0.0)
+
     expanding = t.groupby("entity", sort=False)[column].expanding()
-    mean = expanding.mean().reset_index(level=0, drop=True).sort_index()
-    std = expanding.std(ddof=0).reset_index(level=0, drop=True).sort_index()
-    earlier_mean = mean.groupby(t["entity"], sort=False).shift(1).fillna(0.0)
-    earlier_std = std.groupby(t["entity"], sort=False).shift(1).fillna(0.0)
-    return earlier_mean, earlier_std
+    magnitude = t[column].abs().groupby(t["entity"], sort=False).expanding().mean()
+    return earlier(expanding.mean()), earlier(expanding.std(ddof=0)), 1e-9 * earlier(magnitude)
 
 
 def _distinct_users(t, values):

@@ -20,6 +20,9 @@ entity_mean        their mean amount (0 without history)
 entity_std         their population standard deviation (0 without history)
 amount_zscore      (amount - mean) / std; 0 with fewer than 2 earlier or std 0
 amount_to_mean     amount / mean; 1 without history or when mean <= 0
+                   (a mean or std within 1e-9 x the mean absolute earlier
+                   amount counts as 0: rounding left by a purchase and its
+                   return is not a tiny mean)
 hour, day_of_week  of the timestamp (Monday = 0), read as wall-clock time
 is_weekend         Saturday or Sunday
 is_night           night_hours[0] <= hour < night_hours[1] (wraps midnight)
@@ -89,7 +92,7 @@ def build_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
         as listed in this module's documentation.
     """
     config = _config(schema, windows, night_hours, spike_sigmas)
-    columns = _encode_table(data, schema, _Vocabularies())
+    columns = _encode_table(data, schema, _Vocabularies(remember=False))
     by_feature = _core.build_features(config, **columns, n_threads=resolve_n_jobs(n_jobs))
     return _frame(by_feature.T, config, data, schema)
 
@@ -199,7 +202,8 @@ class _Vocabularies:
     (None, NaN) have code -1.
     """
 
-    def __init__(self, values=None):
+    def __init__(self, values=None, *, remember=True):
+        self.remember = remember  # False: codes of this one table only (build_features)
         self.values = {} if values is None else values
         self.codes = {role: {v: i for i, v in enumerate(vals)} for role, vals in self.values.items()}
 
@@ -218,7 +222,15 @@ class _Vocabularies:
 
     def encode(self, role, series):
         """int64 codes of a column (-1 where missing)."""
-        local, uniques = pd.factorize(series, use_na_sentinel=True)
+        local = None
+        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+            native = _core.factorize_strings(series.to_numpy(dtype=object))  # a few times faster
+            if native is not None:
+                local, uniques = native
+        if local is None:
+            local, uniques = pd.factorize(series, use_na_sentinel=True)
+        if not self.remember:
+            return np.asarray(local, dtype=np.int64)
         mapping = np.fromiter((self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques))
         return np.append(mapping, -1)[local]  # local code -1 (missing) picks the final -1
 

@@ -71,6 +71,20 @@ struct Transaction {
 /// Feature names, in output column order, for a config.
 std::vector<std::string> feature_names(const FeatureConfig& config);
 
+/// Running mean and variance (Welford) of a value stream, with its mean
+/// magnitude to tell a real zero from rounding noise.
+struct RunningStats {
+  double mean = 0.0, m2 = 0.0, magnitude = 0.0;  // magnitude: the mean of |x|
+
+  /// Add x, the n-th value.
+  void add(double x, std::int64_t n);
+  /// Population standard deviation of n values (0 for none).
+  double std_dev(std::int64_t n) const;
+  /// |v| <= 1e-9 x magnitude: zero but for rounding (a mean after a purchase
+  /// and its return, the spread of identical values).
+  bool negligible(double v) const;
+};
+
 /// Running statistics of one entity's history.
 class EntityHistory {
  public:
@@ -94,8 +108,7 @@ class EntityHistory {
     double total_before;  // running amount total before this transaction
   };
   std::int64_t count_ = 0;
-  double mean_ = 0.0, m2_ = 0.0;      // Welford, amounts
-  double q_mean_ = 0.0, q_m2_ = 0.0;  // Welford, quantities
+  RunningStats amounts_, quantities_;
   double total_ = 0.0;                // running amount total
   std::int64_t last_time_ns_ = 0;
   std::deque<Recent> recent_;  // transactions inside the longest window
