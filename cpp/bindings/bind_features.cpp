@@ -10,6 +10,7 @@
 #include "fraudcore/error.hpp"
 #include "fraudcore/features.hpp"
 #include "fraudcore/ip_ranges.hpp"
+#include "fraudcore/parallel.hpp"
 
 namespace py = pybind11;
 
@@ -68,14 +69,14 @@ std::uint64_t hash_bytes(const char* data, std::size_t n) {
   return h ^ (h >> 29);
 }
 
-// pd.factorize for an object array of str (None / NaN missing): codes in
-// first-occurrence order and the distinct strings. Returns None when some
-// value is neither a str nor missing (the caller then uses pandas).
-py::object factorize_strings(const py::array& values) {
-  FRAUDCORE_CHECK(values.ndim() == 1 && values.dtype().kind() == 'O', "expected a 1-D object array");
-  const auto n = static_cast<std::size_t>(values.shape(0));
-  const auto stride = values.strides(0) / static_cast<py::ssize_t>(sizeof(PyObject*));
-  auto* const* objects = static_cast<PyObject* const*>(values.data());
+// Codes of one column of Python str objects, first-occurrence order, -1 for
+// None / float NaN. Runs without the GIL: it reads only fields CPython never
+// changes after creating an object (type, the compact-ASCII flag, length,
+// the inline characters, a float's value), while the array keeps every
+// object alive. Returns false when a value is anything else (a non-ASCII
+// or non-compact str, another type): the caller then falls back.
+bool ascii_codes(PyObject* const* objects, py::ssize_t n, py::ssize_t stride, std::int64_t* out,
+                 std::vector<py::ssize_t>& first_rows) {
   struct Slot {
     std::uint64_t hash = 0;
     const char* data = nullptr;
@@ -83,46 +84,84 @@ py::object factorize_strings(const py::array& values) {
     std::int64_t code = -1;
   };
   std::vector<Slot> table(16);
-  std::size_t used = 0;
-  py::list uniques;
-  py::array_t<std::int64_t> codes(static_cast<py::ssize_t>(n));
-  std::int64_t* out = codes.mutable_data();
-  for (std::size_t i = 0; i < n; ++i) {
-    PyObject* v = objects[static_cast<py::ssize_t>(i) * stride];
-    if (v == Py_None || (PyFloat_Check(v) && std::isnan(PyFloat_AS_DOUBLE(v)))) {
+  const auto insert = [](std::vector<Slot>& t, const Slot& slot) {
+    std::size_t j = slot.hash & (t.size() - 1);
+    while (t[j].code >= 0) j = (j + 1) & (t.size() - 1);
+    t[j] = slot;
+  };
+  for (py::ssize_t i = 0; i < n; ++i) {
+    PyObject* v = objects[i * stride];
+    if (v == Py_None || (Py_TYPE(v) == &PyFloat_Type && std::isnan(PyFloat_AS_DOUBLE(v)))) {
       out[i] = -1;
       continue;
     }
-    if (!PyUnicode_Check(v)) return py::none();
-    Py_ssize_t size = 0;
-    const char* data = PyUnicode_AsUTF8AndSize(v, &size);  // cached by CPython; no copy for ASCII
-    if (!data) throw py::error_already_set();
-    const std::uint64_t h = hash_bytes(data, static_cast<std::size_t>(size));
-    std::size_t mask = table.size() - 1, at = h & mask;
+    if (Py_TYPE(v) != &PyUnicode_Type || !PyUnicode_IS_COMPACT_ASCII(v)) return false;
+    const char* data = static_cast<const char*>(PyUnicode_DATA(v));
+    const auto size = static_cast<std::size_t>(PyUnicode_GET_LENGTH(v));
+    const std::uint64_t h = hash_bytes(data, size);
+    std::size_t at = h & (table.size() - 1);
     while (table[at].code >= 0 &&
-           !(table[at].hash == h && table[at].size == static_cast<std::size_t>(size) &&
-             std::memcmp(table[at].data, data, static_cast<std::size_t>(size)) == 0)) {
-      at = (at + 1) & mask;
+           !(table[at].hash == h && table[at].size == size && std::memcmp(table[at].data, data, size) == 0)) {
+      at = (at + 1) & (table.size() - 1);
     }
-    if (table[at].code < 0) {
-      table[at] = {h, data, static_cast<std::size_t>(size), static_cast<std::int64_t>(used++)};
-      uniques.append(py::reinterpret_borrow<py::object>(v));
-      if (used * 2 > table.size()) {  // keep the load under one half
-        std::vector<Slot> bigger(table.size() * 2);
-        for (const Slot& slot : table) {
-          if (slot.code < 0) continue;
-          std::size_t j = slot.hash & (bigger.size() - 1);
-          while (bigger[j].code >= 0) j = (j + 1) & (bigger.size() - 1);
-          bigger[j] = slot;
-        }
-        table.swap(bigger);
-        out[i] = static_cast<std::int64_t>(used - 1);
-        continue;
+    if (table[at].code >= 0) {
+      out[i] = table[at].code;
+      continue;
+    }
+    const Slot slot{h, data, size, static_cast<std::int64_t>(first_rows.size())};
+    out[i] = slot.code;
+    first_rows.push_back(i);
+    if (2 * first_rows.size() > table.size()) {  // keep the load under one half
+      std::vector<Slot> bigger(table.size() * 2);
+      for (const Slot& old : table) {
+        if (old.code >= 0) insert(bigger, old);
       }
+      table.swap(bigger);
     }
-    out[i] = table[at].code;
+    insert(table, slot);
   }
-  return py::make_tuple(codes, uniques);
+  return true;
+}
+
+// pd.factorize for several object columns of str at once, the columns in
+// parallel: a list with, per column, (codes, uniques) or None when a value
+// is not an ASCII str or missing (the caller then uses pandas).
+py::list factorize_strings(const std::vector<py::array>& columns, int n_threads) {
+  struct Column {
+    PyObject* const* objects;
+    py::ssize_t n, stride;
+    py::array_t<std::int64_t> codes;
+    std::int64_t* out;
+    std::vector<py::ssize_t> first_rows;
+    bool ok = false;
+  };
+  std::vector<Column> work;
+  for (const py::array& values : columns) {
+    FRAUDCORE_CHECK(values.ndim() == 1 && values.dtype().kind() == 'O', "expected 1-D object arrays");
+    Column c{static_cast<PyObject* const*>(values.data()), values.shape(0),
+             values.strides(0) / static_cast<py::ssize_t>(sizeof(PyObject*)),
+             py::array_t<std::int64_t>(values.shape(0)), nullptr, {}, false};
+    c.out = c.codes.mutable_data();
+    work.push_back(std::move(c));
+  }
+  {
+    py::gil_scoped_release release;
+    parallel_for(static_cast<Index>(work.size()), n_threads, [&](Index k) {
+      Column& c = work[static_cast<std::size_t>(k)];
+      c.ok = ascii_codes(c.objects, c.n, c.stride, c.out, c.first_rows);
+    });
+  }
+  py::list result;
+  for (Column& c : work) {
+    if (!c.ok) {
+      result.append(py::none());
+      continue;
+    }
+    py::list uniques;
+    for (py::ssize_t row : c.first_rows) uniques.append(py::reinterpret_borrow<py::object>(c.objects[row * c.stride]));
+    result.append(py::make_tuple(c.codes, uniques));
+  }
+  return result;
 }
 
 py::array_t<double> new_matrix(Index rows, Index cols) {
@@ -136,8 +175,8 @@ std::vector<double> to_vector(const DoubleArray& a) {
 }  // namespace
 
 void bind_features(py::module_& m) {
-  m.def("factorize_strings", &factorize_strings, py::arg("values"),
-        "(codes, uniques) of an object array of str, None/NaN -> -1; None if a value is not a str.");
+  m.def("factorize_strings", &factorize_strings, py::arg("columns"), py::arg("n_threads"),
+        "Per object array of ASCII str: (codes, uniques), None/NaN -> -1; None for a column with other values.");
   py::class_<FeatureConfig>(m, "FeatureConfig", "Settings of the transaction feature kernel.")
       .def(py::init<>())
       .def_readwrite("windows_ns", &FeatureConfig::windows_ns)
@@ -163,7 +202,7 @@ void bind_features(py::module_& m) {
          int n_threads) {
         const TransactionColumns cols = columns_of(entity, time_ns, amount, quantity, invoice, country, device, ip,
                                                    signup_ns, has_signup_time);
-        auto out = new_matrix(static_cast<Index>(feature_names(config).size()), cols.n);
+        auto out = new_matrix(cols.n, static_cast<Index>(feature_names(config).size()));
         double* dst = out.mutable_data();
         {
           py::gil_scoped_release release;
@@ -174,7 +213,7 @@ void bind_features(py::module_& m) {
       py::arg("config"), py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"),
       py::arg("invoice"), py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"),
       py::arg("has_signup_time"), py::arg("n_threads"),
-      "Point-in-time features of every row, one row per feature (len(config.feature_names()) x n).");
+      "Point-in-time features of every row (n x len(config.feature_names())).");
 
   py::class_<FeatureState>(m, "FeatureStateModel", "Streaming feature state; see fraudcore.FeatureState.")
       .def(py::init<FeatureConfig>(), py::arg("config"))

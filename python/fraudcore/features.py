@@ -93,8 +93,8 @@ def build_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
     """
     config = _config(schema, windows, night_hours, spike_sigmas)
     columns = _encode_table(data, schema, _Vocabularies(remember=False))
-    by_feature = _core.build_features(config, **columns, n_threads=resolve_n_jobs(n_jobs))
-    return _frame(by_feature.T, config, data, schema)
+    matrix = _core.build_features(config, **columns, n_threads=resolve_n_jobs(n_jobs))
+    return _frame(matrix, config, data, schema)
 
 
 @register
@@ -220,19 +220,28 @@ class _Vocabularies:
             self.values[role].append(_plain(value))
         return code
 
-    def encode(self, role, series):
-        """int64 codes of a column (-1 where missing)."""
-        local = None
-        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            native = _core.factorize_strings(series.to_numpy(dtype=object))  # a few times faster
-            if native is not None:
-                local, uniques = native
-        if local is None:
-            local, uniques = pd.factorize(series, use_na_sentinel=True)
-        if not self.remember:
-            return np.asarray(local, dtype=np.int64)
-        mapping = np.fromiter((self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques))
-        return np.append(mapping, -1)[local]  # local code -1 (missing) picks the final -1
+    def encode(self, columns):
+        """{role: int64 codes} of {role: column} (-1 where missing).
+
+        Columns of str are factorised natively, in parallel (a few times
+        faster than pandas); others, or str columns holding other values,
+        by pandas.
+        """
+        text = [role for role, series in columns.items()
+                if series.dtype == object or pd.api.types.is_string_dtype(series.dtype)]
+        native = _core.factorize_strings([columns[role].to_numpy(dtype=object) for role in text],
+                                         resolve_n_jobs(-1)) if text else []
+        factorized = dict(zip(text, native))
+        out = {}
+        for role, series in columns.items():
+            found = factorized.get(role)
+            local, uniques = found if found is not None else pd.factorize(series, use_na_sentinel=True)
+            if not self.remember:
+                out[role] = np.asarray(local, dtype=np.int64)
+                continue
+            mapping = np.fromiter((self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques))
+            out[role] = np.append(mapping, -1)[local]  # local code -1 (missing) picks the final -1
+        return out
 
 
 def _plain(value):
@@ -313,12 +322,14 @@ def _encode_table(data, schema, vocab):
         if entity.isna().any():
             first = data.index[np.argmax(entity.isna().to_numpy())]
             raise ValueError(f"entity column {schema.entity!r} is missing at index {first!r}")
-        columns["entity"] = vocab.encode("entity", entity)
     if schema.quantity is not None:
         columns["quantity"] = _numbers(data[schema.quantity], "quantity")
-    for role, key in zip(_CATEGORICAL_ROLES, ("invoice", "country", "device", "ip")):
-        if getattr(schema, role) is not None:
-            columns[key] = vocab.encode(role, data[getattr(schema, role)])
+    categorical = {role: data[getattr(schema, role)] for role in ("entity", *_CATEGORICAL_ROLES)
+                   if getattr(schema, role) is not None}
+    codes = vocab.encode(categorical)
+    for role, key in zip(("entity", *_CATEGORICAL_ROLES), ("entity", "invoice", "country", "device", "ip")):
+        if role in codes:
+            columns[key] = codes[role]
     if schema.signup_time is not None:
         signup = data[schema.signup_time]
         present = signup.notna().to_numpy()

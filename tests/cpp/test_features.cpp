@@ -87,7 +87,7 @@ TEST(Features, StreamingEqualsBatchBitForBit) {
     for (Index i : stream_order(table)) {
       state.update(table.columns().row(i), row.data());
       for (Index f = 0; f < width; ++f) {
-        ASSERT_EQ(std::memcmp(&row[f], &batch[f * n + i], sizeof(double)), 0)
+        ASSERT_EQ(std::memcmp(&row[f], &batch[i * width + f], sizeof(double)), 0)
             << feature_names(config)[f] << " of row " << i;
       }
     }

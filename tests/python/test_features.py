@@ -110,6 +110,21 @@ def test_quantity_invoice_country_device_and_signup_features():
     assert f["signup_delay_s"].tolist() == [3600, 7200, 10800, 14400, -1, 7200]
 
 
+@pytest.mark.parametrize("devices", [
+    ["a", "b", "a", None, "b", "c"],                      # ASCII: the native factoriser
+    ["é", "b", "é", np.nan, "b", "ü"],                    # non-ASCII: pandas' factorize
+    [1, "b", 1, None, "b", 2.5],                          # mixed objects: pandas' factorize
+])
+def test_categorical_columns_of_any_kind(devices):
+    data = pd.DataFrame({"customer": [1, 2, 1, 2, 1, 3], "device": pd.Series(devices, dtype=object),
+                         "when": pd.date_range("2024-01-01", periods=6, freq="h"), "amount": 1.0})
+    schema = Schema(entity="customer", timestamp="when", amount="amount", device_id="device")
+    f = build_features(data, schema)
+    assert f["device_users"].tolist() == [1, 1, 1, 0, 2, 1]
+    assert f["new_device"].tolist() == [0, 0, 0, 0, 1, 0]
+    assert_equal_to_oracle(f, reference_features(data, schema))
+
+
 def test_a_mean_left_by_returns_is_zero_not_rounding_noise():
     amounts = [0.1, 0.2, -0.3, 0.7, -0.7, 5.0]  # the running mean before 5.0 is 0 (or 1e-17)
     data = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=6, freq="h"), "amount": amounts})

@@ -14,13 +14,13 @@
 //   hour and day of week are read from it as if it were UTC.
 // - Neutral values stand in where there is no history, so every feature is
 //   always finite (see feature_names() for the list and the defaults).
-// - Batch memory is linear in the number of rows; the output is
-//   feature-major (one contiguous column of n values per feature, in the
-//   caller's row order), the layout of a pandas DataFrame's block.
+// - Batch memory is linear in the number of rows (the output, the row
+//   order and a few bytes per row; scratch space is per thread and small);
+//   the output is row-major, n x feature_names(config).size(), in the
+//   caller's row order: the matrix a detector takes.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -111,7 +111,11 @@ class EntityHistory {
   RunningStats amounts_, quantities_;
   double total_ = 0.0;                // running amount total
   std::int64_t last_time_ns_ = 0;
-  std::deque<Recent> recent_;  // transactions inside the longest window
+  // Transactions inside the longest window: recent_[recent_first_ ..), in
+  // time order (a queue in a vector: popping advances recent_first_, and
+  // the dead front is dropped once it is half the vector).
+  std::vector<Recent> recent_;
+  std::size_t recent_first_ = 0;
   ValueSet invoices_, countries_, devices_, ips_;
 };
 
@@ -176,9 +180,8 @@ struct TransactionColumns {
   Transaction row(Index i) const;
 };
 
-/// Batch features of every row: feature f of row i goes to out[f * n + i]
-/// (out holds n x feature_names(config).size() values), parallel over
-/// entities on n_threads threads. Throws std::invalid_argument naming the
+/// Batch features of every row into out (n x feature_names(config).size(),
+/// row-major), parallel over entities on n_threads threads. Throws std::invalid_argument naming the
 /// first row with a non-finite amount or quantity or a NaT time.
 void build_features(const FeatureConfig& config, const TransactionColumns& columns, double* out,
                     int n_threads);
