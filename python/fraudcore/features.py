@@ -48,7 +48,11 @@ ip_users           (schema.ip_address) the same for the IP address
 ================== ==========================================================
 
 Missing categorical values (NaN / None) count as "no value": never new,
-never shared. A missing entity, timestamp or amount is an error.
+never shared. A value never seen before (a new device, country or IP, in a
+batch or at streaming time) is simply new: it gets a fresh code, and
+``new_device`` / ``unusual_country`` say so. A missing entity, timestamp or
+amount, an unparseable time, or a non-numeric amount is a ValueError naming
+the column and the row.
 """
 
 import numpy as np
