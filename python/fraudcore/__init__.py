@@ -9,7 +9,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fraudcore._core import ModelFormatError
 from fraudcore._persistence import load
+from fraudcore import metrics
 from fraudcore.autoencoder import AutoEncoder
+from fraudcore.detector import FraudDetector
 from fraudcore.features import FeatureState, build_features
 from fraudcore.iforest import IsolationForest
 from fraudcore.knn import KNNDetector
@@ -24,12 +26,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "AutoEncoder",
     "FeatureState",
+    "FraudDetector",
     "IsolationForest",
     "KNNDetector",
     "LocalOutlierFactor",
     "ModelFormatError",
     "Schema",
     "build_features",
+    "metrics",
     "load",
     "__version__",
 ]

@@ -1,0 +1,434 @@
+"""FraudDetector: transactions in, ranked and explained alerts out.
+
+One estimator for the whole job a fraud team runs: point-in-time features
+(:func:`fraudcore.build_features`), several unsupervised detectors on
+robustly scaled features, each detector's score normalised on the training
+data, a weighted ensemble, a risk score, a threshold, risk levels and the
+reasons behind each alert.
+
+Scores and levels
+-----------------
+- ``score_<detector>``: the detector's score normalised by the method
+  fitted on training data ("rank": the fraction of training rows the
+  detector scored lower; "zscore"; "minmax"); higher is riskier.
+- ``risk_score`` in [0, 1]: the fraction of training transactions whose
+  ensemble score is lower. It is monotone in the ensemble score and
+  comparable across models.
+- ``is_alert``: ``risk_score >= threshold_``. The threshold is
+  ``1 - contamination`` (the top ``contamination`` share of training
+  transactions) unless labels calibrate it (``target_recall`` or
+  ``max_fpr``, on a held-out ``validation_fraction`` of the labelled rows).
+- ``risk_level``: CRITICAL for risk_score >= 0.999, HIGH >= 0.99, MEDIUM
+  >= 0.95, else LOW (RISK_LEVELS); ``priority`` 1 (CRITICAL) to 4 (LOW)
+  for alerts, 5 for the rest.
+- ``confidence``: the weighted share of detectors that flag the row on
+  their own (their normalised rank at or above the threshold).
+- ``reasons``: for alerts, the three features that contribute most, in
+  words (see :mod:`fraudcore._reasons`).
+"""
+
+import itertools
+import json
+import struct
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from fraudcore import _core, metrics
+from fraudcore._persistence import NativeModelMixin, _open, register
+from fraudcore._reasons import describe
+from fraudcore.autoencoder import AutoEncoder
+from fraudcore.features import DEFAULT_WINDOWS, build_features
+from fraudcore.iforest import IsolationForest
+from fraudcore.knn import KNNDetector
+from fraudcore.lof import LocalOutlierFactor
+from fraudcore.schema import Schema
+
+__all__ = ["FraudDetector", "RISK_LEVELS"]
+
+RISK_LEVELS = (("CRITICAL", 0.999), ("HIGH", 0.99), ("MEDIUM", 0.95), ("LOW", 0.0))
+_DETECTORS = {
+    "isolation_forest": (IsolationForest, {"n_estimators": 200}),
+    "lof": (LocalOutlierFactor, {"n_neighbors": 20, "novelty": True}),
+    "autoencoder": (AutoEncoder, {"epochs": 10}),
+    "knn": (KNNDetector, {"n_neighbors": 5, "novelty": True}),
+}
+_DEFAULT_WEIGHTS = {"isolation_forest": 0.6, "lof": 0.4}
+_NORMALIZATIONS = ("rank", "zscore", "minmax")
+
+
+@register
+class FraudDetector(NativeModelMixin, BaseEstimator):
+    """Features, an ensemble of detectors, a calibrated threshold and reasons.
+
+    Parameters
+    ----------
+    schema : Schema
+        The columns of the transaction table.
+    detectors : sequence of str
+        From "isolation_forest", "lof" (novelty mode), "autoencoder", "knn".
+    weights : dict, "fit" or None
+        Ensemble weights by detector. None: 0.6 x isolation_forest + 0.4 x
+        lof for the default pair, else equal weights. "fit" (needs labels):
+        the weights on a 0.1 grid of the simplex with the best PR-AUC on the
+        validation part; the grid holds every single detector, so the
+        ensemble is never worse there than the best one alone.
+    normalization : {"rank", "zscore", "minmax"}
+    contamination : float in (0, 0.5]
+        Expected fraud share: the alert threshold without labels.
+    target_recall, max_fpr : float or None
+        With labels: calibrate the threshold on the validation part for this
+        recall (the highest threshold reaching it), or for this largest
+        false-positive rate (the most fraud caught within it).
+    validation_fraction : float
+        Share of labelled rows held out (stratified) for calibration and
+        the training metrics; the detectors never see them.
+    detector_params : dict
+        Per detector, parameters overriding the defaults.
+    windows, night_hours : see :func:`fraudcore.build_features`.
+    random_state : int or None
+    n_jobs : int
+
+    Attributes
+    ----------
+    feature_names_, weights_, threshold_, training_metrics_ (dict, with
+    labels), n_training_rows_.
+    """
+
+    _fitted_attributes = ("feature_names_", "weights_", "threshold_", "training_metrics_",
+                          "n_training_rows_", "normalizers_")
+
+    def __init__(self, schema=None, *, detectors=("isolation_forest", "lof"), weights=None,
+                 normalization="rank", contamination=0.01, target_recall=None, max_fpr=None,
+                 validation_fraction=0.3, detector_params=None, windows=DEFAULT_WINDOWS,
+                 night_hours=(0, 6), random_state=None, n_jobs=-1):
+        self.schema = schema
+        self.detectors = detectors
+        self.weights = weights
+        self.normalization = normalization
+        self.contamination = contamination
+        self.target_recall = target_recall
+        self.max_fpr = max_fpr
+        self.validation_fraction = validation_fraction
+        self.detector_params = detector_params
+        self.windows = windows
+        self.night_hours = night_hours
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __sklearn_is_fitted__(self):
+        return getattr(self, "models_", None) is not None
+
+    # -- fitting ---------------------------------------------------------------
+
+    def _check_params(self, labelled):
+        if not isinstance(self.schema, Schema):
+            raise ValueError(f"FraudDetector needs a fraudcore.Schema, got {self.schema!r}")
+        names = list(self.detectors)
+        unknown = [d for d in names if d not in _DETECTORS]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(f"detectors must be distinct names from {sorted(_DETECTORS)}, got {self.detectors!r}")
+        if self.normalization not in _NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {self.normalization!r}")
+        if not 0.0 < self.contamination <= 0.5:
+            raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
+        if (self.target_recall is not None or self.max_fpr is not None or self.weights == "fit") and not labelled:
+            raise ValueError("target_recall, max_fpr and weights='fit' need labels: pass y or set schema.label")
+        if self.target_recall is not None and self.max_fpr is not None:
+            raise ValueError("give target_recall or max_fpr, not both")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if isinstance(self.weights, dict):
+            if set(self.weights) != set(names) or any(w < 0 for w in self.weights.values()) \
+                    or sum(self.weights.values()) <= 0:
+                raise ValueError(f"weights must give every detector {names} a weight >= 0, not all 0")
+        elif self.weights not in (None, "fit"):
+            raise ValueError(f"weights must be a dict, 'fit' or None, got {self.weights!r}")
+        return names
+
+    def _labels(self, data, y):
+        if y is None and self.schema.label is not None and self.schema.label in data.columns:
+            y = self.schema.label
+        if y is None:
+            return None
+        y = data[y] if isinstance(y, str) else y
+        y = np.asarray(y)
+        if len(y) != len(data) or not np.isin(y, (0, 1)).all():
+            raise ValueError("labels must hold 0 (legitimate) or 1 (fraud) for every row")
+        return y.astype(np.int8)
+
+    def fit(self, data, y=None):
+        """Fit on a transaction table; ``y`` = labels (array or column name), optional."""
+        labels = self._labels(data, y)
+        names = self._check_params(labels is not None)
+        features = self._features(data)
+        X = features.to_numpy(dtype=np.float64)
+        rng = np.random.default_rng(self.random_state)
+        train = np.ones(len(X), dtype=bool)
+        calibrate = labels is not None and (self.target_recall is not None or self.max_fpr is not None
+                                            or self.weights == "fit")
+        if calibrate:
+            train = _stratified_split(labels, self.validation_fraction, rng)
+        if train.sum() < 30:
+            raise ValueError(f"FraudDetector needs at least 30 training rows, got {int(train.sum())}")
+        self.feature_names_ = list(features.columns)
+        self.center_ = np.median(X[train], axis=0)
+        q75, q25 = np.percentile(X[train], [75, 25], axis=0)
+        spread = np.where(q75 > q25, q75 - q25, X[train].std(axis=0))
+        self.scale_ = np.where(spread > 0, spread, 1.0)
+        Xs = self._scaled(X)
+        seed = int(rng.integers(2**31 - 1))
+        self.models_ = {}
+        raw = {}
+        for name in names:
+            cls, defaults = _DETECTORS[name]
+            params = {**defaults, **(self.detector_params or {}).get(name, {})}
+            if "random_state" in cls().get_params():
+                params.setdefault("random_state", seed)
+            if "n_jobs" in cls().get_params():
+                params.setdefault("n_jobs", self.n_jobs)
+            model = cls(**params).fit(Xs[train])
+            self.models_[name] = model
+            raw[name] = _training_risk(name, model, Xs[train])
+        self.normalizers_ = {name: _fit_normalizer(self.normalization, raw[name]) for name in names}
+        self._training_sorted = {name: np.sort(raw[name]) for name in names}
+        normed_train = {name: self._normalize(name, raw[name]) for name in names}
+
+        validation = None
+        if calibrate:
+            val_raw = {name: _risk(name, self.models_[name], Xs[~train]) for name in names}
+            validation = ({name: self._normalize(name, val_raw[name]) for name in names}, labels[~train])
+        self.weights_ = self._choose_weights(names, validation)
+        ensemble_train = self._ensemble(normed_train)
+        self._reference = np.sort(ensemble_train)
+        self.n_training_rows_ = int(train.sum())
+
+        self.threshold_ = 1.0 - float(self.contamination)
+        self.training_metrics_ = {}
+        if validation is not None:
+            risk_val = self._risk_score(self._ensemble(validation[0]))
+            y_val = validation[1]
+            if self.target_recall is not None:
+                self.threshold_, _, _ = metrics.threshold_for_recall(y_val, risk_val, self.target_recall)
+            elif self.max_fpr is not None:
+                _, self.threshold_ = metrics.detection_rate_at_fpr(y_val, risk_val, self.max_fpr)
+            self.training_metrics_ = {"on": "validation", "rows": int(len(y_val)),
+                                      **metrics.evaluate(y_val, risk_val, self.threshold_)}
+        elif labels is not None:
+            risk_train = self._risk_score(ensemble_train)
+            self.training_metrics_ = {"on": "training", "rows": int(train.sum()),
+                                      **metrics.evaluate(labels[train], risk_train, self.threshold_)}
+        return self
+
+    def _choose_weights(self, names, validation):
+        if isinstance(self.weights, dict):
+            total = sum(self.weights.values())
+            return {name: float(self.weights[name]) / total for name in names}
+        if self.weights == "fit":
+            scores, y_val = validation
+            if y_val.min() == y_val.max():
+                raise ValueError("weights='fit' needs fraud and legitimate rows in the validation part")
+            best, best_ap = None, -1.0
+            for combo in _simplex_grid(len(names), 10):
+                candidate = dict(zip(names, combo))
+                ap = metrics.average_precision(y_val, self._ensemble(scores, candidate))
+                if ap > best_ap + 1e-12:
+                    best, best_ap = candidate, ap
+            return best
+        if set(names) == set(_DEFAULT_WEIGHTS):
+            return dict(_DEFAULT_WEIGHTS)
+        return {name: 1.0 / len(names) for name in names}
+
+    # -- scoring ---------------------------------------------------------------
+
+    def _features(self, data):
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        return build_features(data, self.schema, windows=self.windows, night_hours=self.night_hours,
+                              n_jobs=self.n_jobs)
+
+    def _scaled(self, X):
+        return (X - self.center_) / self.scale_
+
+    def _normalize(self, name, raw):
+        kind, a, b = self.normalizers_[name]
+        if kind == "rank":
+            return np.searchsorted(self._training_sorted[name], raw, side="left") / len(self._training_sorted[name])
+        return (raw - a) / b  # zscore: (mean, std); minmax: (min, max - min)
+
+    def _ensemble(self, normed, weights=None):
+        weights = self.weights_ if weights is None else weights
+        return sum(weights[name] * normed[name] for name in weights)
+
+    def _risk_score(self, ensemble):
+        return np.searchsorted(self._reference, ensemble, side="left") / len(self._reference)
+
+    def score(self, data, *, reasons="alerts"):
+        """Risk scores, alerts, levels and reasons for every transaction of ``data``.
+
+        Features are computed within ``data`` (each row sees the earlier
+        rows of its entity in ``data``); pass the history along, or use a
+        :class:`fraudcore.FeatureState`, to score with more of it.
+        ``reasons``: "alerts" (default), "all" or None.
+        """
+        if not self.__sklearn_is_fitted__():
+            raise ValueError("this FraudDetector is not fitted yet; call fit first")
+        features = self._features(data)
+        if list(features.columns) != self.feature_names_:
+            raise ValueError("the data's features differ from the training features; was the schema changed?")
+        Xs = self._scaled(features.to_numpy(dtype=np.float64))
+        normed = {name: self._normalize(name, _risk(name, model, Xs)) for name, model in self.models_.items()}
+        risk = self._risk_score(self._ensemble(normed))
+        out = pd.DataFrame({"risk_score": risk}, index=data.index)
+        for name in self.models_:
+            out[f"score_{name}"] = normed[name]
+        alert = risk >= self.threshold_
+        out["is_alert"] = alert
+        levels = np.full(len(risk), RISK_LEVELS[-1][0], dtype=object)
+        for level, cut in reversed(RISK_LEVELS[:-1]):
+            levels[risk >= cut] = level
+        out["risk_level"] = levels
+        priority = np.select([levels == "CRITICAL", levels == "HIGH", levels == "MEDIUM"], [1, 2, 3], 4)
+        out["priority"] = np.where(alert, priority, 5)
+        ranks = {name: np.searchsorted(self._training_sorted[name], _risk(name, self.models_[name], Xs),
+                                       side="left") / len(self._training_sorted[name])
+                 for name in self.models_} if self.normalization != "rank" else normed
+        out["confidence"] = sum(self.weights_[name] * (ranks[name] >= self.threshold_) for name in self.models_)
+        explain = alert if reasons == "alerts" else np.ones(len(risk), bool) if reasons == "all" else None
+        out["reasons"] = [[] for _ in range(len(risk))]
+        if explain is not None and explain.any():
+            rows = np.flatnonzero(explain)
+            attribution = self._attribution(Xs[rows])
+            texts = describe(features.iloc[rows], data.iloc[rows], self.schema, attribution)
+            out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
+        return out
+
+    def _attribution(self, Xs):
+        """Per-feature share of each row's unusualness, weighted over the detectors.
+
+        The autoencoder gives its per-feature reconstruction errors; for the
+        other detectors each feature's robust distance from the training
+        median (|scaled value|) stands in for now.
+        """
+        total = np.zeros_like(Xs)
+        for name, model in self.models_.items():
+            parts = model.reconstruction_errors(Xs) if name == "autoencoder" else np.abs(Xs)
+            total += self.weights_[name] * parts / np.maximum(parts.sum(axis=1, keepdims=True), 1e-300)
+        return total
+
+    # -- persistence -----------------------------------------------------------
+
+    def _to_bytes(self):
+        from fraudcore import __version__
+
+        if not self.__sklearn_is_fitted__():
+            raise ValueError("only a fitted FraudDetector can be saved")
+        params = {k: v for k, v in self.get_params(deep=False).items()}
+        meta = {
+            "fraudcore_version": __version__,
+            "params": {"schema": self.schema.to_dict(), **{k: v for k, v in params.items() if k != "schema"}},
+            "attributes": {name: getattr(self, name) for name in self._fitted_attributes},
+            "detectors": list(self.models_),
+        }
+        parts = [model._to_bytes() for model in self.models_.values()]
+        arrays = [self.center_, self.scale_, self._reference, *(self._training_sorted[n] for n in self.models_)]
+        parts += [np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays]
+        body = b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+        return _core.pack_envelope(type(self).__name__, json.dumps(_jsonable(meta)).encode(), body)
+
+    def _restore(self, meta, body):
+        try:
+            params = dict(meta["params"])
+            params["schema"] = Schema.from_dict(params["schema"])
+            for key in ("detectors", "windows", "night_hours"):
+                params[key] = tuple(params[key])
+            names = list(meta["detectors"])
+            parts = _split_parts(body)
+            if len(parts) != 2 * len(names) + 3:
+                raise ValueError("wrong number of parts")
+            models = {}
+            for name, data in zip(names, parts):
+                cls, inner_meta, inner_body = _open(data)
+                if cls is not _DETECTORS[name][0]:
+                    raise ValueError(f"part {name} holds a {cls.__name__}")
+                model = cls()
+                model._restore(inner_meta, inner_body)
+                models[name] = model
+            arrays = [np.frombuffer(p, dtype="<f8").astype(np.float64) for p in parts[len(names):]]
+            attributes = dict(meta["attributes"])
+            attributes["normalizers_"] = {k: tuple(v) for k, v in attributes["normalizers_"].items()}
+        except (KeyError, TypeError, ValueError, struct.error) as exc:
+            raise _core.ModelFormatError(f"FraudDetector model data is inconsistent: {exc}") from None
+        for key, value in params.items():
+            setattr(self, key, value)
+        for key, value in attributes.items():
+            setattr(self, key, value)
+        self.models_ = models
+        self.center_, self.scale_, self._reference = arrays[:3]
+        self._training_sorted = dict(zip(names, arrays[3:]))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _split_parts(body):
+    parts, at = [], 0
+    while at < len(body):
+        (size,) = struct.unpack_from("<Q", body, at)
+        at += 8
+        if at + size > len(body):
+            raise ValueError("a part runs past the end of the data")
+        parts.append(bytes(body[at:at + size]))
+        at += size
+    return parts
+
+
+def _risk(name, model, X):
+    """A detector's score of new rows, higher = riskier."""
+    return -model.score_samples(X)
+
+
+def _training_risk(name, model, X):
+    """A detector's score of its own training rows, higher = riskier (neighbour
+    detectors leave each row out of its own neighbours, as in outlier mode)."""
+    if name == "lof":
+        return -model.negative_outlier_factor_
+    if name == "knn":
+        return -model.negative_knn_distance_
+    return -model.score_samples(X)
+
+
+def _fit_normalizer(kind, raw):
+    if kind == "zscore":
+        sd = float(np.std(raw))
+        return ("zscore", float(np.mean(raw)), sd if sd > 0 else 1.0)
+    if kind == "minmax":
+        span = float(np.max(raw) - np.min(raw))
+        return ("minmax", float(np.min(raw)), span if span > 0 else 1.0)
+    return ("rank", 0.0, 1.0)
+
+
+def _stratified_split(labels, validation_fraction, rng):
+    """Boolean mask of training rows; validation_fraction of each class held out."""
+    train = np.ones(len(labels), dtype=bool)
+    for cls in (0, 1):
+        rows = np.flatnonzero(labels == cls)
+        held = rng.choice(rows, size=int(round(validation_fraction * len(rows))), replace=False)
+        train[held] = False
+    return train
+
+
+def _simplex_grid(k, steps):
+    """Every weight vector of k non-negative multiples of 1/steps summing to 1."""
+    for cut in itertools.combinations(range(steps + k - 1), k - 1):
+        bounds = (-1, *cut, steps + k - 1)
+        yield tuple((bounds[i + 1] - bounds[i] - 1) / steps for i in range(k))
+

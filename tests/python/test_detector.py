@@ -1,0 +1,141 @@
+"""FraudDetector: ensemble, thresholds, levels, reasons and the model file."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import fraudcore
+from fraudcore import Schema, metrics
+from fraudcore.datasets import make_transactions
+from fraudcore.detector import RISK_LEVELS, FraudDetector
+
+SCHEMA = Schema.transactions()
+
+
+@pytest.fixture(scope="module")
+def transactions():
+    return make_transactions(n_customers=1_500, n_transactions=40_000, fraud_rate=0.02, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(transactions):
+    return FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:30_000])
+
+
+def test_scores_rank_fraud_and_follow_the_documented_scale(fitted, transactions):
+    new = transactions.iloc[30_000:]
+    out = fitted.score(new)
+    y = new["is_fraud"].to_numpy()
+    assert metrics.roc_auc(y, out["risk_score"]) > 0.9
+    assert out["risk_score"].between(0, 1).all()
+    assert out.index.equals(new.index)
+    assert (out["is_alert"] == (out["risk_score"] >= fitted.threshold_)).all()
+    for level, cut in RISK_LEVELS[:-1]:
+        assert (out.loc[out["risk_level"] == level, "risk_score"] >= cut).all()
+    assert set(out.loc[~out["is_alert"], "priority"]) == {5}
+    assert out.loc[out["is_alert"], "priority"].between(1, 4).all()
+    assert out["confidence"].between(0, 1 + 1e-12).all()
+    alerts = out.loc[out["is_alert"], "reasons"]
+    assert alerts.map(len).between(1, 3).all() and (out.loc[~out["is_alert"], "reasons"].map(len) == 0).all()
+
+
+def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transactions):
+    train = fitted.score(transactions.iloc[:30_000], reasons=None)
+    # Without labels the threshold is 1 - contamination: about that share alerts.
+    assert train["is_alert"].mean() == pytest.approx(fitted.contamination, abs=0.002)
+    weights = fitted.weights_
+    assert weights == {"isolation_forest": 0.6, "lof": 0.4}
+    ensemble = sum(weights[d] * train[f"score_{d}"] for d in weights)
+    order = np.argsort(ensemble.to_numpy(), kind="stable")
+    assert np.all(np.diff(train["risk_score"].to_numpy()[order]) >= 0)  # monotone
+
+
+def test_reasons_name_what_is_unusual(transactions):
+    detector = FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:30_000])
+    customer = transactions.iloc[:30_000]["customer_id"].value_counts().index[0]
+    history = transactions[transactions["customer_id"] == customer].iloc[:20]
+    spike = history.iloc[[-1]].copy()
+    spike["timestamp"] += pd.Timedelta(days=1)
+    spike["amount"] = history["amount"].mean() * 40
+    out = detector.score(pd.concat([history, spike]), reasons="all")
+    last = out["reasons"].iloc[-1]
+    assert any("this customer's average" in r or "is unusual" in r for r in last), last
+
+
+def test_target_recall_calibrates_on_held_out_labels(transactions):
+    fit_rows, new = transactions.iloc[:30_000], transactions.iloc[30_000:]
+    detector = FraudDetector(SCHEMA, target_recall=0.8, random_state=0).fit(fit_rows, y="is_fraud")
+    assert detector.training_metrics_["on"] == "validation"
+    assert detector.training_metrics_["recall"] >= 0.8
+    # Score with the history (features see each customer's earlier rows), judge the new rows.
+    # Fraud comes in bursts (~50 incidents here), so the held-out recall is noisy.
+    risk = detector.score(transactions, reasons=None)["risk_score"].iloc[30_000:]
+    recall = metrics.precision_recall_f1(new["is_fraud"], risk, detector.threshold_)[1]
+    assert recall == pytest.approx(0.8, abs=0.15)
+
+
+def test_fitted_weights_are_never_worse_than_the_best_single_detector(transactions):
+    detector = FraudDetector(SCHEMA, weights="fit", random_state=0).fit(transactions.iloc[:30_000], y="is_fraud")
+    assert sum(detector.weights_.values()) == pytest.approx(1.0)
+    # On the validation part the chosen weights beat or tie each detector alone.
+    single = {}
+    for name in ("isolation_forest", "lof"):
+        alone = FraudDetector(SCHEMA, weights={"isolation_forest": float(name == "isolation_forest"),
+                                               "lof": float(name == "lof")},
+                              target_recall=0.5, random_state=0).fit(transactions.iloc[:30_000], y="is_fraud")
+        single[name] = alone.training_metrics_["pr_auc"]
+    assert detector.training_metrics_["pr_auc"] >= max(single.values()) - 1e-12
+
+
+def test_model_file_round_trip_and_damage(fitted, transactions, tmp_path):
+    path = fitted.save(tmp_path / "model.fc")
+    new = transactions.iloc[30_000:31_000]
+    expected = fitted.score(new)
+    loaded = fraudcore.load(path)
+    pd.testing.assert_frame_equal(loaded.score(new), expected)
+    # A fresh process scores bit-identically.
+    new.to_pickle(tmp_path / "new.pkl")
+    script = ("import sys, numpy as np, pandas as pd, fraudcore; d = fraudcore.load(sys.argv[1]); "
+              "np.save(sys.argv[3], d.score(pd.read_pickle(sys.argv[2]), reasons=None)['risk_score'].to_numpy())")
+    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "new.pkl"), str(tmp_path / "out.npy")],
+                   check=True)
+    fresh = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(fresh, expected["risk_score"].to_numpy())
+    data = open(path, "rb").read()
+    for cut in (10, len(data) // 2, len(data) - 1):
+        (tmp_path / "cut.fc").write_bytes(data[:cut])
+        with pytest.raises(fraudcore.ModelFormatError):
+            fraudcore.load(tmp_path / "cut.fc")
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF
+    (tmp_path / "flip.fc").write_bytes(bytes(flipped))
+    with pytest.raises(fraudcore.ModelFormatError):
+        fraudcore.load(tmp_path / "flip.fc")
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"detectors": ("isolation_forest", "svm")}, "detectors must be distinct names"),
+        ({"normalization": "softmax"}, "normalization must be one of"),
+        ({"contamination": 0.9}, "contamination must be in"),
+        ({"target_recall": 0.9}, "need labels"),
+        ({"weights": {"isolation_forest": 1.0}}, "weights must give every detector"),
+    ],
+)
+def test_bad_parameters(params, message, transactions):
+    data = transactions.iloc[:2_000].drop(columns="is_fraud")
+    with pytest.raises(ValueError, match=message):
+        FraudDetector(Schema.transactions(), **params).fit(data)
+
+
+def test_bad_data(fitted, transactions):
+    with pytest.raises(ValueError, match="lacks column"):
+        fitted.score(transactions.drop(columns="amount"))
+    with pytest.raises(ValueError, match="not fitted"):
+        FraudDetector(SCHEMA).score(transactions)
+    with pytest.raises(ValueError, match="only a fitted"):
+        FraudDetector(SCHEMA).save("never.fc")
