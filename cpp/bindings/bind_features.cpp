@@ -259,15 +259,12 @@ void bind_features(py::module_& m) {
             const TransactionColumns cols = columns_of(entity, time_ns, amount, quantity, invoice, country, device,
                                                        ip, signup_ns, has_signup_time);
             auto out = new_matrix(cols.n, self.n_features());
-            double* dst = out.mutable_data();
-            for (Index i = 0; i < cols.n; ++i) {
-              self.update(cols.row(i), dst + i * self.n_features());
-            }
+            self.update_many(cols, out.mutable_data());
             return out;
           },
           py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"), py::arg("invoice"),
           py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"), py::arg("has_signup_time"),
-          "update() for each row in order; stops at the first rejected row (earlier rows stay added).")
+          "update() for each row in order; a rejected batch leaves the state unchanged.")
       .def("serialize", [](const FeatureState& self) { return py::bytes(self.serialize()); })
       .def_static("deserialize", [](const py::bytes& data) { return FeatureState::deserialize(std::string(data)); });
 

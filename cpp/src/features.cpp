@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstring>
 #include <numeric>
 
 #if defined(__x86_64__)
@@ -29,6 +30,13 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 // t - w without overflow (times near the int64 minimum).
 std::int64_t window_start(std::int64_t t, std::int64_t w) {
   return t < std::numeric_limits<std::int64_t>::min() + w ? std::numeric_limits<std::int64_t>::min() : t - w;
+}
+
+// (a - b) in seconds, without int64 overflow for times far apart.
+double seconds_between(std::int64_t a, std::int64_t b) {
+  std::int64_t d;
+  if (__builtin_sub_overflow(a, b, &d)) return (static_cast<double>(a) - static_cast<double>(b)) / 1e9;
+  return static_cast<double>(d) / 1e9;
 }
 
 double signed_log1p(double a) { return a < 0 ? -std::log1p(-a) : std::log1p(a); }
@@ -119,7 +127,12 @@ void sort_by_time(Index* first, Index* last, const std::int64_t* time_ns) {
 }  // namespace
 
 void FeatureConfig::validate() const {
-  for (std::int64_t w : windows_ns) FRAUDCORE_CHECK(w > 0, "every window must be positive, got " << w << " ns");
+  for (std::size_t i = 0; i < windows_ns.size(); ++i) {
+    FRAUDCORE_CHECK(windows_ns[i] > 0, "every window must be positive, got " << windows_ns[i] << " ns");
+    for (std::size_t j = 0; j < i; ++j) {
+      FRAUDCORE_CHECK(windows_ns[j] != windows_ns[i], "the window of " << windows_ns[i] << " ns is given twice");
+    }
+  }
   FRAUDCORE_CHECK(night_start_hour >= 0 && night_start_hour <= 23 && night_end_hour >= 0 && night_end_hour <= 24,
                   "night hours must be in [0, 24], got " << night_start_hour << " to " << night_end_hour);
   FRAUDCORE_CHECK(spike_sigmas > 0 && std::isfinite(spike_sigmas), "spike_sigmas must be > 0, got " << spike_sigmas);
@@ -148,6 +161,14 @@ std::vector<std::string> feature_names(const FeatureConfig& c) {
   if (c.has_device) names.push_back("device_users");
   if (c.has_ip) names.push_back("ip_users");
   return names;
+}
+
+void CompensatedSum::add(double x) {
+  const double sum = hi + x;
+  const double virtual_x = sum - hi;
+  const double error = (hi - (sum - virtual_x)) + (x - virtual_x);  // hi + x == sum + error exactly
+  hi = sum;
+  lo += error;
 }
 
 void RunningStats::add(double x, std::int64_t n) {
@@ -185,7 +206,7 @@ Index EntityHistory::features(const FeatureConfig& c, const Transaction& t, doub
   *p++ = static_cast<double>(weekday);
   *p++ = weekday >= 5 ? 1.0 : 0.0;
   *p++ = night ? 1.0 : 0.0;
-  *p++ = count_ > 0 ? static_cast<double>(t.time_ns - last_time_ns_) / 1e9 : -1.0;
+  *p++ = count_ > 0 ? seconds_between(t.time_ns, last_time_ns_) : -1.0;
 
   for (std::int64_t w : c.windows_ns) {
     // recent_ is in time order; count the entries inside (t - w, t].
@@ -194,7 +215,7 @@ Index EntityHistory::features(const FeatureConfig& c, const Transaction& t, doub
                                         [](std::int64_t v, const Recent& r) { return v < r.time_ns; });
     const auto inside = recent_.end() - first;
     *p++ = static_cast<double>(inside);
-    *p++ = inside > 0 ? total_ - first->total_before : 0.0;
+    *p++ = inside > 0 ? total_.minus(first->total_before) : 0.0;
   }
   *p++ = a * static_cast<double>(hour);
   *p++ = night ? a : 0.0;
@@ -212,7 +233,7 @@ Index EntityHistory::features(const FeatureConfig& c, const Transaction& t, doub
   }
   if (c.has_country) *p++ = count_ > 0 && t.country >= 0 && !countries_.contains(t.country) ? 1.0 : 0.0;
   if (c.has_device) *p++ = count_ > 0 && t.device >= 0 && !devices_.contains(t.device) ? 1.0 : 0.0;
-  if (c.has_signup) *p++ = t.has_signup_time ? static_cast<double>(t.time_ns - t.signup_ns) / 1e9 : -1.0;
+  if (c.has_signup) *p++ = t.has_signup_time ? seconds_between(t.time_ns, t.signup_ns) : -1.0;
   return p - out;
 }
 
@@ -232,7 +253,7 @@ void EntityHistory::add(const FeatureConfig& c, const Transaction& t) {
       recent_first_ = 0;
     }
   }
-  total_ += t.amount;
+  total_.add(t.amount);
   last_time_ns_ = t.time_ns;
   if (c.has_invoice && t.invoice >= 0) invoices_.insert(t.invoice);
   if (c.has_country && t.country >= 0) countries_.insert(t.country);
@@ -247,12 +268,14 @@ void EntityHistory::write(ByteWriter& w) const {
     w.put(stats->m2);
     w.put(stats->magnitude);
   }
-  w.put(total_);
+  w.put(total_.hi);
+  w.put(total_.lo);
   w.put(last_time_ns_);
   w.put<std::uint64_t>(recent_.size() - recent_first_);
   for (auto r = recent_.begin() + static_cast<std::ptrdiff_t>(recent_first_); r != recent_.end(); ++r) {
     w.put(r->time_ns);
-    w.put(r->total_before);
+    w.put(r->total_before.hi);
+    w.put(r->total_before.lo);
   }
   put_set(w, invoices_);
   put_set(w, countries_);
@@ -268,15 +291,18 @@ EntityHistory EntityHistory::read(ByteReader& r) {
     stats->m2 = r.get<double>();
     stats->magnitude = r.get<double>();
   }
-  h.total_ = r.get<double>();
+  h.total_.hi = r.get<double>();
+  h.total_.lo = r.get<double>();
   h.last_time_ns_ = r.get<std::int64_t>();
   const auto n_recent = r.get<std::uint64_t>();
-  if (h.count_ < 0 || n_recent > static_cast<std::uint64_t>(h.count_) || n_recent > r.remaining() / 16) {
+  if (h.count_ < 0 || n_recent > static_cast<std::uint64_t>(h.count_) || n_recent > r.remaining() / 24) {
     throw FormatError("feature state data is corrupted: an entity's history is inconsistent");
   }
   for (std::uint64_t i = 0; i < n_recent; ++i) {
     const auto time_ns = r.get<std::int64_t>();
-    const auto total_before = r.get<double>();
+    CompensatedSum total_before;
+    total_before.hi = r.get<double>();
+    total_before.lo = r.get<double>();
     h.recent_.push_back({time_ns, total_before});
   }
   h.invoices_ = get_set(r);
@@ -337,6 +363,26 @@ void FeatureState::update(const Transaction& t, double* out) {
   }
   if (config_.has_device) *p++ = device_users_.add(t.device, first_device);
   if (config_.has_ip) *p++ = ip_users_.add(t.ip, first_ip);
+}
+
+void FeatureState::update_many(const TransactionColumns& cols, double* out) {
+  // Check every row, and each entity's time order across the state and the
+  // batch, before anything changes.
+  std::unordered_map<std::int64_t, std::int64_t> latest;  // entity -> last time, state then batch
+  for (Index i = 0; i < cols.n; ++i) {
+    const Transaction t = cols.row(i);
+    check_transaction(config_, t, i);
+    auto seen = latest.find(t.entity);
+    if (seen == latest.end()) {
+      const auto found = entities_.find(t.entity);
+      seen = latest.emplace(t.entity, found == entities_.end() ? std::numeric_limits<std::int64_t>::min()
+                                                               : found->second.last_time_ns()).first;
+    }
+    FRAUDCORE_CHECK(t.time_ns >= seen->second, "transactions of an entity must arrive in time order: row "
+                                                   << i << " is earlier than the entity's previous one");
+    seen->second = t.time_ns;
+  }
+  for (Index i = 0; i < cols.n; ++i) update(cols.row(i), out + i * n_features());
 }
 
 std::string FeatureState::serialize() const {
@@ -509,16 +555,14 @@ void build_features(const FeatureConfig& config, const TransactionColumns& cols,
     for (Index g = g0; g < g1; ++g) sort_by_time(by_entity.begin(g), by_entity.end(g), cols.time_ns);
     const Index k0 = by_entity.offsets[static_cast<std::size_t>(g0)];
     const Index k1 = by_entity.offsets[static_cast<std::size_t>(g1)];
-    thread_local std::vector<Transaction> rows;
-    rows.resize(static_cast<std::size_t>(k1 - k0));
+    std::vector<Transaction> rows(static_cast<std::size_t>(k1 - k0));
     for (Index k = k0; k < k1; ++k) {
       const Index row = order[static_cast<std::size_t>(k)];
       Transaction& t = rows[static_cast<std::size_t>(k - k0)];
       t = cols.row(row);
       t.entity = entity[row];
     }
-    thread_local std::vector<double> values;
-    values.resize(static_cast<std::size_t>(width));
+    std::vector<double> values(static_cast<std::size_t>(width));
     for (Index g = g0; g < g1; ++g) {
       EntityHistory history;
       for (Index k = by_entity.offsets[static_cast<std::size_t>(g)]; k < by_entity.offsets[static_cast<std::size_t>(g + 1)]; ++k) {

@@ -171,12 +171,12 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         (same index as the batch) for a batch.
         """
         native = self._native if getattr(self, "_native", None) is not None else self._state()
-        if type(transaction) is dict:
-            out = native.update(self._keys, *self._single(transaction))
-            for name in self.schema.passthrough:
-                out[name] = float(transaction[name])
-            return out
+        if type(transaction) is dict and not self.schema.passthrough:
+            return native.update(self._keys, *self._single(transaction))
         if isinstance(transaction, pd.DataFrame):
+            if len(transaction) == 0:
+                return pd.DataFrame(np.empty((0, len(self.feature_names_))), columns=self.feature_names_,
+                                    index=transaction.index)
             columns = _encode_table(transaction, self.schema, self._vocab)
             matrix = native.update_many(**columns)
             return _frame(matrix, native.config, transaction, self.schema)
@@ -184,9 +184,12 @@ class FeatureState(NativeModelMixin, BaseEstimator):
             transaction = transaction.to_dict()
         if not isinstance(transaction, dict):
             raise TypeError(f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}")
+        try:  # read the passthrough values first: a rejected update changes nothing
+            extra = {name: float(transaction[name]) for name in self.schema.passthrough}
+        except KeyError as exc:
+            raise ValueError(f"the transaction lacks field {exc.args[0]!r} named by the schema") from None
         out = native.update(self._keys, *self._single(transaction))
-        for name in self.schema.passthrough:
-            out[name] = float(transaction[name])
+        out.update(extra)
         return out
 
     def _to_bytes(self):
@@ -212,16 +215,17 @@ class _Vocabularies:
         self.codes = {role: {v: i for i, v in enumerate(vals)} for role, vals in self.values.items()}
 
     def code(self, role, value):
-        if value is None or (isinstance(value, float) and value != value):
+        if _is_missing(value):
             return -1
+        key = _plain(value)  # what a saved vocabulary holds, so lookups agree after a load
         codes = self.codes.get(role)
         if codes is None:
             codes = self.codes[role] = {}
             self.values[role] = []
-        code = codes.get(value)
+        code = codes.get(key)
         if code is None:
-            code = codes[value] = len(codes)
-            self.values[role].append(_plain(value))
+            code = codes[key] = len(codes)
+            self.values[role].append(key)
         return code
 
     def encode(self, columns):
@@ -233,7 +237,9 @@ class _Vocabularies:
         """
         text = [role for role, series in columns.items()
                 if series.dtype == object or pd.api.types.is_string_dtype(series.dtype)]
-        native = _core.factorize_strings([columns[role].to_numpy(dtype=object) for role in text],
+        # Private copies: the native pass reads the str objects without the
+        # GIL, so no other thread may drop them from the arrays meanwhile.
+        native = _core.factorize_strings([columns[role].to_numpy(dtype=object, copy=True) for role in text],
                                          resolve_n_jobs(-1)) if text else []
         factorized = dict(zip(text, native))
         out = {}
@@ -248,8 +254,14 @@ class _Vocabularies:
         return out
 
 
+def _is_missing(value):
+    """None, NaN (any float type), pd.NA or NaT."""
+    return (value is None or value is pd.NA or value is pd.NaT
+            or (isinstance(value, (float, np.floating)) and value != value))
+
+
 def _plain(value):
-    """A JSON-able Python scalar for a vocabulary value."""
+    """A JSON-able Python scalar for a vocabulary value (other types: their str)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (str, int, float, bool)):
@@ -278,29 +290,45 @@ def _config(schema, windows, night_hours, spike_sigmas):
     config.has_ip = schema.ip_address is not None
     config.has_signup = schema.signup_time is not None
     config.validate()
+    clash = sorted(set(schema.passthrough) & set(config.feature_names()))
+    if clash:
+        raise ValueError(f"passthrough column(s) {clash} would overwrite features of the same name; rename them")
     return config
 
 
 def _times_ns(series, unit, what):
-    """int64 nanoseconds of a time column; ValueError naming the first bad value."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        times = series
-        if getattr(series.dt, "tz", None) is not None:
-            times = series.dt.tz_localize(None)  # keep the wall-clock time
-    elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+    """int64 nanoseconds of a time column; ValueError naming the first bad value.
+
+    Times with a time zone or a UTC offset keep their wall-clock time.
+    """
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values)
+        bad = ~np.isfinite(values) | (np.abs(values * _NS_PER_UNIT[unit]) >= 2.0**63)
         if bad.any():
-            raise ValueError(f"{what} column {series.name!r} has a missing or infinite value at index "
-                             f"{series.index[np.argmax(bad)]!r}")
+            raise ValueError(f"{what} column {series.name!r} has a missing, infinite or out-of-range value "
+                             f"{series.iloc[np.argmax(bad)]!r} at index {series.index[np.argmax(bad)]!r}")
+        if pd.api.types.is_integer_dtype(series.dtype) and unit == "ns":
+            return series.to_numpy(dtype=np.int64)  # exact: no trip through float64
         return np.round(values * _NS_PER_UNIT[unit]).astype(np.int64)
-    else:
-        times = pd.to_datetime(series, errors="coerce")
+    times = series
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        try:
+            times = pd.to_datetime(series, errors="coerce")
+        except (ValueError, TypeError) as exc:  # e.g. several UTC offsets in one column
+            raise ValueError(f"{what} column {series.name!r} cannot be read as times: {exc}; "
+                             "convert it to one time zone (or to naive times) first") from None
         unparsed = times.isna() & series.notna()
         if unparsed.any():
             first = series.index[np.argmax(unparsed.to_numpy())]
             raise ValueError(f"{what} column {series.name!r} has an unparseable value "
                              f"{series[first]!r} at index {first!r}")
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_localize(None)  # keep the wall-clock time
+    try:
+        times = times.dt.as_unit("ns")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"{what} column {series.name!r} holds a time outside 1677-09-21 .. 2262-04-11, "
+                         "the range fraudcore's nanosecond times cover") from None
     return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
@@ -328,6 +356,8 @@ def _encode_table(data, schema, vocab):
             raise ValueError(f"entity column {schema.entity!r} is missing at index {first!r}")
     if schema.quantity is not None:
         columns["quantity"] = _numbers(data[schema.quantity], "quantity")
+    for name in schema.passthrough:  # checked before the kernel runs, so a bad batch changes no state
+        _numbers(data[name], name)
     categorical = {role: data[getattr(schema, role)] for role in ("entity", *_CATEGORICAL_ROLES)
                    if getattr(schema, role) is not None}
     codes = vocab.encode(categorical)
@@ -378,16 +408,13 @@ def _single_row_encoder(schema, vocab):
     code = vocab.code
 
     def time_ns(value, what):
-        if type(value) is pd.Timestamp and value.tzinfo is None:
+        if type(value) is pd.Timestamp and value.tzinfo is None and value.unit == "ns":
             return value.value
-        if isinstance(value, str):
-            try:
-                return int(np.datetime64(value, "ns").astype(np.int64))
-            except ValueError:
-                pass
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            if not np.isfinite(value):
-                raise ValueError(f"{what} is missing or infinite: {value!r}")
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            if not np.isfinite(value) or abs(float(value) * unit) >= 2.0**63:
+                raise ValueError(f"{what} is missing, infinite or out of range: {value!r}")
+            if isinstance(value, (int, np.integer)) and unit == 1:
+                return int(value)
             return int(round(float(value) * unit))
         try:
             stamp = pd.Timestamp(value)
@@ -395,7 +422,12 @@ def _single_row_encoder(schema, vocab):
             raise ValueError(f"{what} {value!r} is not a time") from None
         if stamp is pd.NaT:
             raise ValueError(f"{what} is missing")
-        return stamp.value if stamp.tzinfo is None else stamp.tz_localize(None).value
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_localize(None)  # keep the wall-clock time, as batch does
+        try:
+            return stamp.as_unit("ns").value
+        except (OverflowError, pd.errors.OutOfBoundsDatetime):
+            raise ValueError(f"{what} {value!r} is outside 1677-09-21 .. 2262-04-11") from None
 
     def encode(t):
         try:

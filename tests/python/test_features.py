@@ -263,3 +263,92 @@ def test_the_real_files_load_clean_and_featurize(shared_data):
     assert len(features) == 51_689 and np.isfinite(features.to_numpy()).all()
     assert features["device_users"].max() > 1  # devices shared across accounts exist
     assert_equal_to_oracle(features, reference_features(fraud, Schema.fraud_data()))
+
+
+# Regression tests from a review of the first version.
+
+
+def test_times_outside_the_nanosecond_range_are_errors_not_wrapped():
+    schema = Schema(timestamp="t", amount="a")
+    with pytest.raises(ValueError, match="outside 1677"):
+        build_features(pd.DataFrame({"t": ["1500-06-01 10:00"], "a": [1.0]}), schema)
+    with pytest.raises(ValueError, match="outside 1677"):
+        FeatureState(schema).update({"t": "2500-06-01 10:00", "a": 1.0})
+    with pytest.raises(ValueError, match="out-of-range"):
+        build_features(pd.DataFrame({"t": [1e12], "a": [1.0]}), Schema(timestamp="t", amount="a", time_unit="s"))
+    far = build_features(pd.DataFrame({"t": [-9e9, 9e9], "a": [1.0, 1.0]}),
+                         Schema(timestamp="t", amount="a", time_unit="s"))
+    assert far["seconds_since_prev"].tolist() == [-1.0, 1.8e10]  # no int64 overflow
+    close = build_features(pd.DataFrame({"t": np.array([10**18, 10**18 + 100]), "a": [1.0, 1.0]}),
+                           Schema(timestamp="t", amount="a"))
+    assert close["seconds_since_prev"].iloc[1] == pytest.approx(1e-7)  # int ns stay exact
+
+
+def test_utc_offsets_keep_the_wall_clock_in_batch_and_streaming():
+    rows = pd.DataFrame({"t": ["2024-06-01T10:00:00+02:00", "2024-06-01T23:30:00+02:00"], "a": [1.0, 2.0]})
+    schema = Schema(timestamp="t", amount="a")
+    batch = build_features(rows, schema)
+    assert batch["hour"].tolist() == [10, 23]
+    state = FeatureState(schema)
+    assert [state.update(r)["hour"] for r in rows.to_dict("records")] == [10, 23]
+    with pytest.raises(ValueError, match="time zone"):
+        build_features(pd.DataFrame({"t": ["2024-06-01T10:00:00+02:00", "2024-06-01T10:00:00+05:00"],
+                                     "a": [1.0, 1.0]}), schema)
+
+
+def test_every_kind_of_missing_category_is_missing_in_streaming_too():
+    rows = [{"c": 1, "t": "2024-01-01 00:00", "a": 1.0, "dev": pd.NA, "co": "DE"},
+            {"c": 2, "t": "2024-01-01 01:00", "a": 1.0, "dev": pd.NA, "co": pd.NA},
+            {"c": 1, "t": "2024-01-01 02:00", "a": 1.0, "dev": np.float32("nan"), "co": None}]
+    schema = Schema(entity="c", timestamp="t", amount="a", device_id="dev", country="co")
+    state = FeatureState(schema)
+    streamed = pd.DataFrame([state.update(r) for r in rows])
+    batch = build_features(pd.DataFrame(rows).astype({"dev": object, "co": object}), schema)
+    np.testing.assert_array_equal(streamed.to_numpy(), batch.to_numpy())
+    assert streamed["device_users"].tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="entity"):
+        FeatureState(schema).update({**rows[0], "c": pd.NA})
+
+
+def test_saved_vocabularies_recognise_every_kind_of_value(tmp_path):
+    import uuid
+
+    schema = Schema(entity="c", timestamp="t", amount="a")
+    customer = uuid.uuid4()
+    state = FeatureState(schema)
+    state.update({"c": customer, "t": "2024-01-01 00:00", "a": 10.0})
+    twin = fraudcore.load(state.save(tmp_path / "s.fc"))
+    later = {"c": customer, "t": "2024-01-01 01:00", "a": 10.0}
+    assert twin.update(later)["entity_count"] == state.update(later)["entity_count"] == 1
+    assert twin.n_entities_ == 1
+
+
+def test_a_rejected_batch_changes_nothing():
+    schema = Schema(entity="c", timestamp="t", amount="a", passthrough=("v",))
+    state = FeatureState(schema)
+    bad_order = pd.DataFrame({"c": [1, 2, 2], "t": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 09:00"]),
+                              "a": 1.0, "v": 0.0})
+    with pytest.raises(ValueError, match="row 2 is earlier"):
+        state.update(bad_order)
+    with pytest.raises(ValueError, match="v"):
+        state.update(bad_order.sort_values("t").assign(v=[0.0, np.nan, 1.0]))
+    with pytest.raises(ValueError, match="lacks field 'v'"):
+        state.update({"c": 1, "t": "2024-01-01", "a": 1.0})
+    assert state.n_entities_ == 0
+    assert state.update(bad_order.sort_values("t"))["entity_count"].tolist() == [0, 0, 1]
+    assert len(state.update(bad_order.iloc[:0])) == 0  # an empty micro-batch is fine
+
+
+def test_window_sums_do_not_carry_the_rounding_of_older_amounts():
+    data = pd.DataFrame({"t": pd.to_datetime(["2024-01-01 00:00", "2024-01-02 00:00", "2024-01-02 00:10"]),
+                         "a": [1e16, 1.0, 1.0]})
+    f = build_features(data, Schema(timestamp="t", amount="a"))
+    assert f["amount_sum_1h"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_settings_that_would_clash_are_refused():
+    data = random_table(10, 0)
+    with pytest.raises(ValueError, match="given twice"):
+        build_features(data, TRANSACTIONS, windows=("1h", "60min"))
+    with pytest.raises(ValueError, match="overwrite features"):
+        build_features(data, Schema(timestamp="when", amount="amount", passthrough=("hour",)))

@@ -34,6 +34,7 @@ namespace fraudcore {
 
 class ByteReader;
 class ByteWriter;
+struct TransactionColumns;
 
 /// Which optional columns exist, and the feature settings.
 struct FeatureConfig {
@@ -71,6 +72,18 @@ struct Transaction {
 /// Feature names, in output column order, for a config.
 std::vector<std::string> feature_names(const FeatureConfig& config);
 
+/// A running sum kept as an unevaluated pair hi + lo (Knuth's two-sum), so
+/// differences of two running sums are exact to about 100 bits: a window's
+/// amount sum is total - total_before without the rounding of everything
+/// summed before the window (1e16 then 1.0 leaves 1.0, not 0).
+struct CompensatedSum {
+  double hi = 0.0, lo = 0.0;
+
+  void add(double x);
+  /// (*this - earlier), rounded once.
+  double minus(const CompensatedSum& earlier) const { return (hi - earlier.hi) + (lo - earlier.lo); }
+};
+
 /// Running mean and variance (Welford) of a value stream, with its mean
 /// magnitude to tell a real zero from rounding noise.
 struct RunningStats {
@@ -98,6 +111,8 @@ class EntityHistory {
   /// Whether an earlier transaction used this device / IP (config has it).
   bool used_device(std::int64_t device) const { return devices_.contains(device); }
   bool used_ip(std::int64_t ip) const { return ips_.contains(ip); }
+  std::int64_t count() const { return count_; }
+  std::int64_t last_time_ns() const { return last_time_ns_; }
 
   void write(ByteWriter& w) const;
   static EntityHistory read(ByteReader& r);
@@ -105,11 +120,11 @@ class EntityHistory {
  private:
   struct Recent {
     std::int64_t time_ns;
-    double total_before;  // running amount total before this transaction
+    CompensatedSum total_before;  // running amount total before this transaction
   };
   std::int64_t count_ = 0;
   RunningStats amounts_, quantities_;
-  double total_ = 0.0;                // running amount total
+  CompensatedSum total_;  // running amount total
   std::int64_t last_time_ns_ = 0;
   // Transactions inside the longest window: recent_[recent_first_ ..), in
   // time order (a queue in a vector: popping advances recent_first_, and
@@ -151,6 +166,11 @@ class FeatureState {
   /// Throws std::invalid_argument (state unchanged) for a non-finite
   /// amount or quantity, or a time earlier than the entity's last one.
   void update(const Transaction& t, double* out);
+
+  /// update() for every row of `columns` in order, into out (n x
+  /// n_features(), row-major). All rows are checked first, so a rejected
+  /// batch (naming its first bad row) leaves the state unchanged.
+  void update_many(const TransactionColumns& columns, double* out);
 
   std::string serialize() const;
   static FeatureState deserialize(const std::string& bytes);
