@@ -70,11 +70,12 @@ std::uint64_t hash_bytes(const char* data, std::size_t n) {
 }
 
 // Codes of one column of Python str objects, first-occurrence order, -1 for
-// None / float NaN. Runs without the GIL: it reads only fields CPython never
-// changes after creating an object (type, the compact-ASCII flag, length,
-// the inline characters, a float's value), while the array keeps every
-// object alive. Returns false when a value is anything else (a non-ASCII
-// or non-compact str, another type): the caller then falls back.
+// None / float NaN. Safe on a worker thread while the calling thread holds
+// the GIL: it reads only fields CPython never changes after creating an
+// object (type, the compact-ASCII flag, length, the inline characters, a
+// float's value) and touches no reference count. Returns false when a value
+// is anything else (a non-ASCII or non-compact str, another type): the
+// caller then falls back.
 bool ascii_codes(PyObject* const* objects, py::ssize_t n, py::ssize_t stride, std::int64_t* out,
                  std::vector<py::ssize_t>& first_rows) {
   struct Slot {
@@ -144,13 +145,14 @@ py::list factorize_strings(const std::vector<py::array>& columns, int n_threads)
     c.out = c.codes.mutable_data();
     work.push_back(std::move(c));
   }
-  {
-    py::gil_scoped_release release;
-    parallel_for(static_cast<Index>(work.size()), n_threads, [&](Index k) {
-      Column& c = work[static_cast<std::size_t>(k)];
-      c.ok = ascii_codes(c.objects, c.n, c.stride, c.out, c.first_rows);
-    });
-  }
+  // The calling thread keeps the GIL, so no Python code runs anywhere while
+  // the OpenMP threads read: no other thread can replace (and free) an
+  // object in the arrays meanwhile. The threads only read fields CPython
+  // never changes after creating an object.
+  parallel_for(static_cast<Index>(work.size()), n_threads, [&](Index k) {
+    Column& c = work[static_cast<std::size_t>(k)];
+    c.ok = ascii_codes(c.objects, c.n, c.stride, c.out, c.first_rows);
+  });
   py::list result;
   for (Column& c : work) {
     if (!c.ok) {

@@ -237,9 +237,7 @@ class _Vocabularies:
         """
         text = [role for role, series in columns.items()
                 if series.dtype == object or pd.api.types.is_string_dtype(series.dtype)]
-        # Private copies: the native pass reads the str objects without the
-        # GIL, so no other thread may drop them from the arrays meanwhile.
-        native = _core.factorize_strings([columns[role].to_numpy(dtype=object, copy=True) for role in text],
+        native = _core.factorize_strings([columns[role].to_numpy(dtype=object) for role in text],
                                          resolve_n_jobs(-1)) if text else []
         factorized = dict(zip(text, native))
         out = {}
