@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <random>
 
 #include "fraudcore/error.hpp"
 #include "fraudcore/features.hpp"
@@ -53,9 +54,10 @@ TransactionColumns columns_of(const std::optional<Int64Array>& entity, const Int
   return cols;
 }
 
-// 64-bit hash of a byte string (multiply-mix over 8-byte words).
-std::uint64_t hash_bytes(const char* data, std::size_t n) {
-  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xC2B2AE3D27D4EB4FULL);
+// 64-bit hash of a byte string (multiply-mix over 8-byte words), seeded per
+// call so that crafted device or IP strings cannot collide on purpose.
+std::uint64_t hash_bytes(const char* data, std::size_t n, std::uint64_t seed) {
+  std::uint64_t h = seed ^ (n * 0xC2B2AE3D27D4EB4FULL);
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     std::uint64_t w;
@@ -77,7 +79,7 @@ std::uint64_t hash_bytes(const char* data, std::size_t n) {
 // is anything else (a non-ASCII or non-compact str, another type): the
 // caller then falls back.
 bool ascii_codes(PyObject* const* objects, py::ssize_t n, py::ssize_t stride, std::int64_t* out,
-                 std::vector<py::ssize_t>& first_rows) {
+                 std::vector<py::ssize_t>& first_rows, std::uint64_t seed) {
   struct Slot {
     std::uint64_t hash = 0;
     const char* data = nullptr;
@@ -99,7 +101,7 @@ bool ascii_codes(PyObject* const* objects, py::ssize_t n, py::ssize_t stride, st
     if (Py_TYPE(v) != &PyUnicode_Type || !PyUnicode_IS_COMPACT_ASCII(v)) return false;
     const char* data = static_cast<const char*>(PyUnicode_DATA(v));
     const auto size = static_cast<std::size_t>(PyUnicode_GET_LENGTH(v));
-    const std::uint64_t h = hash_bytes(data, size);
+    const std::uint64_t h = hash_bytes(data, size, seed);
     std::size_t at = h & (table.size() - 1);
     while (table[at].code >= 0 &&
            !(table[at].hash == h && table[at].size == size && std::memcmp(table[at].data, data, size) == 0)) {
@@ -149,9 +151,10 @@ py::list factorize_strings(const std::vector<py::array>& columns, int n_threads)
   // the OpenMP threads read: no other thread can replace (and free) an
   // object in the arrays meanwhile. The threads only read fields CPython
   // never changes after creating an object.
+  const std::uint64_t seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   parallel_for(static_cast<Index>(work.size()), n_threads, [&](Index k) {
     Column& c = work[static_cast<std::size_t>(k)];
-    c.ok = ascii_codes(c.objects, c.n, c.stride, c.out, c.first_rows);
+    c.ok = ascii_codes(c.objects, c.n, c.stride, c.out, c.first_rows, seed);
   });
   py::list result;
   for (Column& c : work) {

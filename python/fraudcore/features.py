@@ -271,15 +271,19 @@ def _config(schema, windows, night_hours, spike_sigmas):
     if not isinstance(schema, Schema):
         raise ValueError(f"schema must be a fraudcore.Schema, got {schema!r}")
     config = _core.FeatureConfig()
+    if isinstance(windows, str):
+        raise ValueError(f"windows must be a sequence of durations such as ('1h', '24h'), got {windows!r}")
     try:
         config.windows_ns = [int(pd.Timedelta(w).value) for w in windows]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"windows must be durations such as '1h' or '7d', got {windows!r}: {exc}") from None
     try:
         start, end = night_hours
+        if int(start) != start or int(end) != end:
+            raise ValueError
         config.night_start_hour, config.night_end_hour = int(start), int(end)
     except (TypeError, ValueError):
-        raise ValueError(f"night_hours must be a pair of hours, got {night_hours!r}") from None
+        raise ValueError(f"night_hours must be a pair of whole hours, got {night_hours!r}") from None
     config.spike_sigmas = float(spike_sigmas)
     config.has_quantity = schema.quantity is not None
     config.has_invoice = schema.invoice is not None

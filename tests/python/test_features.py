@@ -350,5 +350,9 @@ def test_settings_that_would_clash_are_refused():
     data = random_table(10, 0)
     with pytest.raises(ValueError, match="given twice"):
         build_features(data, TRANSACTIONS, windows=("1h", "60min"))
+    with pytest.raises(ValueError, match="sequence of durations"):
+        build_features(data, TRANSACTIONS, windows="7D")
+    with pytest.raises(ValueError, match="whole hours"):
+        build_features(data, TRANSACTIONS, night_hours=(0, 5.9))
     with pytest.raises(ValueError, match="overwrite features"):
         build_features(data, Schema(timestamp="when", amount="amount", passthrough=("hour",)))
