@@ -1,10 +1,10 @@
 """FraudDetector: transactions in, ranked and explained alerts out.
 
 One estimator for the whole job a fraud team runs: point-in-time features
-(:func:`fraudcore.build_features`), several unsupervised detectors on
-robustly scaled features, each detector's score normalised on the training
-data, a weighted ensemble, a risk score, a threshold, risk levels and the
-reasons behind each alert.
+(:func:`fraudcore.build_features`), several unsupervised detectors on the
+features mapped to their training quantiles, each detector's score
+normalised on the training data, a weighted ensemble, a risk score, a
+threshold, risk levels and the reasons behind each alert.
 
 Scores and levels
 -----------------
@@ -56,6 +56,7 @@ _DETECTORS = {
 }
 _DEFAULT_WEIGHTS = {"isolation_forest": 0.6, "lof": 0.4}
 _NORMALIZATIONS = ("rank", "zscore", "minmax")
+_QUANTILES = 1001  # quantile grid per feature
 
 
 @register
@@ -173,10 +174,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if train.sum() < 30:
             raise ValueError(f"FraudDetector needs at least 30 training rows, got {int(train.sum())}")
         self.feature_names_ = list(features.columns)
-        self.center_ = np.median(X[train], axis=0)
-        q75, q25 = np.percentile(X[train], [75, 25], axis=0)
-        spread = np.where(q75 > q25, q75 - q25, X[train].std(axis=0))
-        self.scale_ = np.where(spread > 0, spread, 1.0)
+        # Each feature becomes its training quantile (mid-rank for ties), so
+        # flags, counts and heavy-tailed amounts weigh alike in distances.
+        self.quantiles_ = np.quantile(X[train], np.linspace(0.0, 1.0, _QUANTILES), axis=0)
         Xs = self._scaled(X)
         seed = int(rng.integers(2**31 - 1))
         self.models_ = {}
@@ -249,7 +249,12 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                               n_jobs=self.n_jobs)
 
     def _scaled(self, X):
-        return (X - self.center_) / self.scale_
+        out = np.empty_like(X)
+        for j in range(X.shape[1]):
+            grid = self.quantiles_[:, j]
+            out[:, j] = (np.searchsorted(grid, X[:, j], side="left")
+                         + np.searchsorted(grid, X[:, j], side="right")) / (2.0 * len(grid))
+        return out
 
     def _normalize(self, name, raw):
         kind, a, b = self.normalizers_[name]
@@ -308,12 +313,12 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         """Per-feature share of each row's unusualness, weighted over the detectors.
 
         The autoencoder gives its per-feature reconstruction errors; for the
-        other detectors each feature's robust distance from the training
-        median (|scaled value|) stands in for now.
+        other detectors each feature's distance from the training median in
+        quantiles (|q - 0.5|) stands in for now.
         """
         total = np.zeros_like(Xs)
         for name, model in self.models_.items():
-            parts = model.reconstruction_errors(Xs) if name == "autoencoder" else np.abs(Xs)
+            parts = model.reconstruction_errors(Xs) if name == "autoencoder" else np.abs(Xs - 0.5)
             total += self.weights_[name] * parts / np.maximum(parts.sum(axis=1, keepdims=True), 1e-300)
         return total
 
@@ -332,7 +337,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             "detectors": list(self.models_),
         }
         parts = [model._to_bytes() for model in self.models_.values()]
-        arrays = [self.center_, self.scale_, self._reference, *(self._training_sorted[n] for n in self.models_)]
+        arrays = [self.quantiles_, self._reference, *(self._training_sorted[n] for n in self.models_)]
         parts += [np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays]
         body = b"".join(struct.pack("<Q", len(p)) + p for p in parts)
         return _core.pack_envelope(type(self).__name__, json.dumps(_jsonable(meta)).encode(), body)
@@ -345,7 +350,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                 params[key] = tuple(params[key])
             names = list(meta["detectors"])
             parts = _split_parts(body)
-            if len(parts) != 2 * len(names) + 3:
+            if len(parts) != 2 * len(names) + 2:
                 raise ValueError("wrong number of parts")
             models = {}
             for name, data in zip(names, parts):
@@ -365,8 +370,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         for key, value in attributes.items():
             setattr(self, key, value)
         self.models_ = models
-        self.center_, self.scale_, self._reference = arrays[:3]
-        self._training_sorted = dict(zip(names, arrays[3:]))
+        self.quantiles_ = arrays[0].reshape(_QUANTILES, -1)
+        self._reference = arrays[1]
+        self._training_sorted = dict(zip(names, arrays[2:]))
 
 
 def _jsonable(value):
