@@ -70,6 +70,117 @@ def run_demo(args, out=None):
     return 0
 
 
+FORMATS = ("transactions", "online_retail", "fraud_data", "creditcard", "csv")
+
+
+def _read(path, fmt, args):
+    """(DataFrame, Schema or None) of a data file in one of FORMATS."""
+    import pandas as pd
+
+    from fraudcore import Schema
+    from fraudcore.datasets import load_creditcard, load_fraud_data, load_online_retail
+
+    if fmt == "online_retail":
+        return load_online_retail(path)[0], Schema.online_retail()
+    if fmt == "fraud_data":
+        data, _ = load_fraud_data(path, getattr(args, "ip_country", None))
+        return data, Schema.fraud_data() if "country" in data.columns else Schema.fraud_data_without_country()
+    if fmt == "creditcard":
+        return load_creditcard(path)[0], Schema.creditcard()
+    reader = pd.read_parquet if str(path).endswith(".parquet") else pd.read_csv
+    try:
+        data = reader(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty") from None
+    if data.empty:
+        raise ValueError(f"{path} has no rows")
+    if fmt == "transactions":
+        return data, Schema.transactions()
+    roles = {role: getattr(args, role, None) for role in ("entity", "timestamp", "amount", "label")}
+    if roles["timestamp"] is None or roles["amount"] is None:
+        return data, None  # the model's schema (score / evaluate), or an error (train)
+    return data, Schema(**roles)
+
+
+def run_train(args, out=None):
+    out = out or sys.stdout
+    from fraudcore import FraudDetector
+
+    data, schema = _read(args.data, args.format, args)
+    if schema is None:
+        raise ValueError("--format csv needs --timestamp and --amount (and usually --entity)")
+    label = args.label or (schema.label if schema.label in data.columns else None)
+    detector = FraudDetector(schema, detectors=tuple(args.detectors.split(",")),
+                             contamination=args.contamination, target_recall=args.target_recall,
+                             random_state=args.seed)
+    start = time.perf_counter()
+    detector.fit(data, y=label if label else None)
+    print(f"trained on {len(data):,} rows in {time.perf_counter() - start:.1f} s: "
+          f"{', '.join(f'{k} {v:.2f}' for k, v in detector.weights_.items())}, "
+          f"threshold {detector.threshold_:.4f}", file=out)
+    for key, value in detector.training_metrics_.items():
+        print(f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}", file=out)
+    print(f"model written to {detector.save(args.out)}", file=out)
+    return 0
+
+
+def _load_model(path):
+    import fraudcore
+
+    model = fraudcore.load(path)
+    if not isinstance(model, fraudcore.FraudDetector):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a FraudDetector")
+    return model
+
+
+def run_score(args, out=None):
+    out = out or sys.stdout
+    model = _load_model(args.model)
+    data, _ = _read(args.data, args.format, args)
+    start = time.perf_counter()
+    result = model.score(data)
+    elapsed = time.perf_counter() - start
+    table = result.assign(reasons=result["reasons"].map("; ".join))
+    if str(args.out).endswith(".parquet"):
+        table.to_parquet(args.out)
+    else:
+        table.to_csv(args.out)
+    alerts = result[result["is_alert"]].sort_values("risk_score", ascending=False)
+    print(f"scored {len(data):,} rows in {elapsed:.1f} s: {len(alerts):,} alerts "
+          f"({result['risk_level'].value_counts().to_dict()}); results in {args.out}", file=out)
+    for index, row in alerts.head(args.top).iterrows():
+        print(f"  {index!s:>10}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
+              f"{'; '.join(row['reasons'])}", file=out)
+    return 0
+
+
+def run_evaluate(args, out=None):
+    out = out or sys.stdout
+    from fraudcore import metrics
+
+    model = _load_model(args.model)
+    data, _ = _read(args.data, args.format, args)
+    label = args.label or model.schema.label
+    if label is None or label not in data.columns:
+        raise ValueError(f"the data has no label column {label!r}; name it with --label")
+    result = model.score(data, reasons=None)
+    figures = metrics.evaluate(data[label].to_numpy(), result["risk_score"].to_numpy(), model.threshold_)
+    print(f"{len(data):,} rows, {int(data[label].sum()):,} labelled fraud, threshold {model.threshold_:.4f}",
+          file=out)
+    for key, value in figures.items():
+        print(f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}", file=out)
+    return 0
+
+
+def _data_arguments(parser):
+    parser.add_argument("data", help="the transaction file (.csv, .csv.gz or .parquet)")
+    parser.add_argument("--format", choices=FORMATS, default="transactions",
+                        help="data format (default transactions: make_transactions' columns)")
+    parser.add_argument("--ip-country", help="fraud_data: the IpAddress_to_Country table")
+    for role in ("entity", "timestamp", "amount"):
+        parser.add_argument(f"--{role}", help=f"--format csv: the {role} column")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fraudcore", description="Fraud and anomaly detection with a native core."
@@ -86,6 +197,34 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--no-compare", action="store_true", help="skip scikit-learn")
     demo.set_defaults(handler=run_demo)
+
+    train = sub.add_parser("train", help="fit a FraudDetector on a transaction file",
+                           description="Fit a FraudDetector (features, detectors, threshold) and save it.")
+    _data_arguments(train)
+    train.add_argument("--out", required=True, help="model file to write (e.g. model.fc)")
+    train.add_argument("--label", help="label column (1 = fraud), for calibration and metrics")
+    train.add_argument("--target-recall", type=float, help="calibrate the threshold on held-out labels")
+    train.add_argument("--contamination", type=float, default=0.01, help="expected fraud share (default 0.01)")
+    train.add_argument("--detectors", default="isolation_forest,lof",
+                       help="comma-separated: isolation_forest, lof, autoencoder, knn")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.set_defaults(handler=run_train)
+
+    score = sub.add_parser("score", help="score a transaction file with a saved model",
+                           description="Score every transaction; write risk scores, alerts and reasons.")
+    score.add_argument("model", help="a model file written by fraudcore train")
+    _data_arguments(score)
+    score.add_argument("--out", required=True, help="results file (.csv or .parquet)")
+    score.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
+    score.set_defaults(handler=run_score)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved model on labelled transactions",
+                              description="ROC-AUC, PR-AUC, precision / recall / F1 at the threshold, "
+                                          "detection at 5%% FPR, confusion counts.")
+    evaluate.add_argument("model", help="a model file written by fraudcore train")
+    _data_arguments(evaluate)
+    evaluate.add_argument("--label", help="label column (default: the model's)")
+    evaluate.set_defaults(handler=run_evaluate)
     return parser
 
 
@@ -97,7 +236,7 @@ def main(argv=None):
         return 2
     try:
         return args.handler(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"fraudcore {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

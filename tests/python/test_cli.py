@@ -35,3 +35,36 @@ def test_module_entry_point_help():
                           capture_output=True, text=True)
     assert proc.returncode == 0
     assert "IsolationForest" in proc.stdout
+
+
+def test_train_score_evaluate_round_trip(tmp_path, capsys):
+    from fraudcore.datasets import make_transactions
+
+    data = make_transactions(n_customers=400, n_transactions=8_000, fraud_rate=0.02, seed=1)
+    data.to_csv(tmp_path / "tx.csv", index=False)
+    model = tmp_path / "model.fc"
+    assert main(["train", str(tmp_path / "tx.csv"), "--out", str(model), "--label", "is_fraud",
+                 "--target-recall", "0.8"]) == 0
+    assert "model written to" in capsys.readouterr().out
+    assert main(["score", str(model), str(tmp_path / "tx.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    assert "alerts" in capsys.readouterr().out
+    import pandas as pd
+
+    results = pd.read_csv(tmp_path / "out.csv")
+    assert len(results) == len(data) and {"risk_score", "is_alert", "risk_level", "reasons"} <= set(results)
+    assert main(["evaluate", str(model), str(tmp_path / "tx.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "roc_auc" in out and "recall" in out
+
+
+def test_command_errors_are_one_line(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    cases = [
+        ["train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m.fc")],
+        ["train", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "m.fc")],
+        ["score", str(tmp_path / "missing.fc"), str(tmp_path / "empty.csv"), "--out", str(tmp_path / "o.csv")],
+    ]
+    for argv in cases:
+        proc = subprocess.run([sys.executable, "-m", "fraudcore", *argv], capture_output=True, text=True)
+        assert proc.returncode == 1, argv
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
