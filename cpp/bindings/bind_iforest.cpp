@@ -47,6 +47,17 @@ void bind_iforest(py::module_& m) {
             });
           },
           py::arg("X"), py::arg("n_threads"), "E[h(x)] per row (GIL released).")
+      .def(
+          "feature_contributions",
+          [](const IsolationForest& self, const py::array& X, int n_threads) {
+            FRAUDCORE_CHECK(X.ndim() == 2, "X must be a 2-D array");
+            py::array_t<double> out({X.shape(0), static_cast<py::ssize_t>(self.n_features())});
+            double* dst = out.mutable_data();
+            with_matrix(X, [&](const auto& view) { self.feature_contributions(view, dst, n_threads); });
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads"),
+          "Each feature's depth-weighted share of the splits isolating each row (GIL released).")
       .def("serialize",
            [](const IsolationForest& self) { return py::bytes(self.serialize()); })
       .def_static(

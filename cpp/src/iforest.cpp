@@ -516,6 +516,41 @@ void IsolationForest::score_samples(const ConstMatrixView<T>& X, double* out,
   }
 }
 
+template <class T>
+void IsolationForest::feature_contributions(const ConstMatrixView<T>& X, double* out, int n_threads) const {
+  FRAUDCORE_CHECK(fitted(), "this IsolationForest is not fitted yet");
+  FRAUDCORE_CHECK(extension_level_ == 0,
+                  "feature contributions need an axis-parallel forest (extension_level=0)");
+  FRAUDCORE_CHECK(X.cols() == n_features_, "X has " << X.cols() << " features, but the forest was fitted on "
+                                                    << n_features_);
+  const Index n = X.rows(), d = n_features_;
+  parallel_for((n + kScoreBlock - 1) / kScoreBlock, n_threads, [&](Index b) {
+    for (Index i = b * kScoreBlock; i < std::min(n, (b + 1) * kScoreBlock); ++i) {
+      double* share = out + i * d;
+      std::fill(share, share + d, 0.0);
+      for (Index j = 0; j < d; ++j) {
+        FRAUDCORE_CHECK(std::isfinite(static_cast<double>(X(i, j))),
+                        "X contains NaN or infinity (row " << i << ", column " << j << ")");
+      }
+      double total = 0.0;
+      for (std::size_t t = 0; t < tree_begin_.size(); ++t) {
+        const Node* tree = nodes_.data() + tree_begin_[t];
+        std::int32_t node = 0;
+        for (int depth = 0; tree[node].left != node; ++depth) {
+          const Node& split = tree[node];
+          const double weight = 1.0 / (depth + 1);
+          share[split.split] += weight;
+          total += weight;
+          node = static_cast<double>(X(i, split.split)) <= split.threshold ? split.left : split.left + 1;
+        }
+      }
+      if (total > 0) {
+        for (Index j = 0; j < d; ++j) share[j] /= total;
+      }
+    }
+  });
+}
+
 std::string IsolationForest::serialize() const {
   ByteWriter w;
   w.put<std::int64_t>(n_features_);
@@ -625,7 +660,9 @@ IsolationForest IsolationForest::deserialize(std::string_view bytes) {
   template void IsolationForest::score_samples<T>(const ConstMatrixView<T>&, double*,  \
                                                   int) const;                          \
   template void IsolationForest::mean_path_length<T>(const ConstMatrixView<T>&,        \
-                                                     double*, int) const;
+                                                     double*, int) const;              \
+  template void IsolationForest::feature_contributions<T>(const ConstMatrixView<T>&,   \
+                                                          double*, int) const;
 FRAUDCORE_INSTANTIATE(float)
 FRAUDCORE_INSTANTIATE(double)
 #undef FRAUDCORE_INSTANTIATE

@@ -312,13 +312,19 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     def _attribution(self, Xs):
         """Per-feature share of each row's unusualness, weighted over the detectors.
 
-        The autoencoder gives its per-feature reconstruction errors; for the
-        other detectors each feature's distance from the training median in
-        quantiles (|q - 0.5|) stands in for now.
+        The isolation forest gives each feature's share of the splits that
+        isolate the row, the autoencoder its per-feature reconstruction
+        errors; for the neighbour detectors each feature's distance from the
+        training median in quantiles (|q - 0.5|) stands in for now.
         """
         total = np.zeros_like(Xs)
         for name, model in self.models_.items():
-            parts = model.reconstruction_errors(Xs) if name == "autoencoder" else np.abs(Xs - 0.5)
+            if name == "isolation_forest":
+                parts = model.feature_contributions(Xs)
+            elif name == "autoencoder":
+                parts = model.reconstruction_errors(Xs)
+            else:
+                parts = np.abs(Xs - 0.5)
             total += self.weights_[name] * parts / np.maximum(parts.sum(axis=1, keepdims=True), 1e-300)
         return total
 

@@ -196,3 +196,19 @@ class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstima
         """
         X = validate_score_input(self, X)
         return self._native.score_samples(X, resolve_n_jobs(self.n_jobs))
+
+    def feature_contributions(self, X):
+        """Each feature's share in isolating each row (rows sum to 1).
+
+        Walking every tree, a split at depth k (the root is 0) on feature f
+        adds 1 / (k + 1) to f; a row's shares are then divided by their sum.
+        Features that cut a row off near the root, in many trees, get most of
+        the share: which features make the row an outlier. Axis-parallel
+        forests only (``extension_level=0``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        X = validate_score_input(self, X)
+        return self._native.feature_contributions(X, resolve_n_jobs(self.n_jobs))

@@ -256,3 +256,31 @@ def test_scores_equal_a_plain_traversal_at_every_tree_depth(max_samples):
     rows = X[:: 3000 // 150]
     expected = -(2.0 ** (-python_path_lengths(model._native, rows) / c(model.max_samples_)))
     np.testing.assert_allclose(model.score_samples(rows), expected, rtol=1e-12)
+
+
+def reference_contributions(native, X):
+    """Depth-weighted split shares by walking export_tree in Python."""
+    out = np.zeros(X.shape)
+    for t in range(native.n_estimators):
+        tree = native.export_tree(t)
+        for i, x in enumerate(X):
+            k, depth = 0, 0
+            while tree["left"][k] != k:
+                out[i, tree["split"][k]] += 1.0 / (depth + 1)
+                k = tree["left"][k] + (x[tree["split"][k]] > tree["threshold"][k])
+                depth += 1
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def test_feature_contributions_name_the_feature_that_isolates(blobs):
+    X, _ = blobs
+    model = IsolationForest(n_estimators=50, random_state=0).fit(X)
+    odd = X[:5].copy()
+    odd[:, 3] += 40.0  # far out in feature 3 only
+    shares = model.feature_contributions(np.vstack([X[:20], odd]))
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    np.testing.assert_allclose(shares, reference_contributions(model._native, np.vstack([X[:20], odd])),
+                               rtol=1e-12)
+    assert (shares[20:].argmax(axis=1) == 3).all()
+    with pytest.raises(ValueError, match="axis-parallel"):
+        IsolationForest(n_estimators=5, extension_level=1).fit(X).feature_contributions(X[:2])

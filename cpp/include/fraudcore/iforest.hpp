@@ -94,6 +94,15 @@ class IsolationForest {
   void mean_path_length(const ConstMatrixView<T>& X, double* out,
                         int n_threads) const;
 
+  /// Each feature's share in isolating each row, into out (X.rows() x
+  /// n_features(), row-major, each row summing to 1): walking every tree, a
+  /// split at depth k (the root is 0) on feature f adds 1 / (k + 1) to f.
+  /// Features that cut a row off near the root, in many trees, get most of
+  /// the share: the forest's reason codes. Axis-parallel forests only
+  /// (extension_level 0); same checks as score_samples.
+  template <class T>
+  void feature_contributions(const ConstMatrixView<T>& X, double* out, int n_threads) const;
+
   bool fitted() const { return !tree_begin_.empty(); }
   Index n_features() const { return n_features_; }
   int n_estimators() const { return static_cast<int>(tree_begin_.size()); }
