@@ -139,3 +139,14 @@ def test_bad_data(fitted, transactions):
         FraudDetector(SCHEMA).score(transactions)
     with pytest.raises(ValueError, match="only a fitted"):
         FraudDetector(SCHEMA).save("never.fc")
+
+
+def test_cross_validation_keeps_each_customer_in_one_fold(transactions):
+    table = metrics.cross_validate(FraudDetector(SCHEMA, detectors=("isolation_forest",), random_state=0),
+                                   transactions.iloc[:20_000], "is_fraud", n_splits=3, random_state=0)
+    assert list(table.index) == ["fold 0", "fold 1", "fold 2", "mean"]
+    assert table.loc["mean", "roc_auc"] == pytest.approx(table.iloc[:3]["roc_auc"].mean())
+    assert (table.iloc[:3]["roc_auc"] > 0.8).all()
+    assert table.iloc[:3][["tp", "fp", "fn", "tn"]].to_numpy().sum() == 20_000
+    with pytest.raises(ValueError, match="n_splits"):
+        metrics.cross_validate(FraudDetector(SCHEMA), transactions, "is_fraud", n_splits=1)
