@@ -309,6 +309,41 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
         return out
 
+    def classic_recipe(self, data, *, zscore_above=3.0, autoencoder_above=0.85):
+        """The e-commerce recipe users bring from tutorials, on this model.
+
+        RiskScore = 1.0 when the amount's z-score against the customer's
+        history is above ``zscore_above`` or the autoencoder's reconstruction
+        error, min-max scaled on the training data, is above
+        ``autoencoder_above``; else 0.0. Needs "autoencoder" among the
+        detectors.
+
+        Returns
+        -------
+        results : DataFrame
+            :meth:`score` for every transaction plus ``amount_zscore``,
+            ``autoencoder_score`` and ``RiskScore``.
+        high_confidence : DataFrame
+            The rows of ``results`` that every detector flags on its own
+            (each detector's training rank at or above the threshold).
+        """
+        if "autoencoder" not in getattr(self, "models_", {}):
+            raise ValueError("the classic recipe needs a fitted FraudDetector with 'autoencoder' among its detectors")
+        results = self.score(data)
+        features = self._features(data)
+        Xs = self._scaled(features.to_numpy(dtype=np.float64))
+        sorted_train = self._training_sorted["autoencoder"]
+        span = max(sorted_train[-1] - sorted_train[0], 1e-300)
+        ae = (_risk("autoencoder", self.models_["autoencoder"], Xs) - sorted_train[0]) / span
+        results["amount_zscore"] = features["amount_zscore"].to_numpy()
+        results["autoencoder_score"] = ae
+        results["RiskScore"] = ((results["amount_zscore"] > zscore_above) | (ae > autoencoder_above)).astype(float)
+        every = np.ones(len(results), dtype=bool)
+        for name, model in self.models_.items():
+            rank = np.searchsorted(self._training_sorted[name], _risk(name, model, Xs), side="left")
+            every &= rank / len(self._training_sorted[name]) >= self.threshold_
+        return results, results[every]
+
     def _attribution(self, Xs):
         """Per-feature share of each row's unusualness, weighted over the detectors.
 

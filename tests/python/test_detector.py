@@ -150,3 +150,17 @@ def test_cross_validation_keeps_each_customer_in_one_fold(transactions):
     assert table.iloc[:3][["tp", "fp", "fn", "tn"]].to_numpy().sum() == 20_000
     with pytest.raises(ValueError, match="n_splits"):
         metrics.cross_validate(FraudDetector(SCHEMA), transactions, "is_fraud", n_splits=1)
+
+
+def test_classic_recipe(transactions):
+    detector = FraudDetector(SCHEMA, detectors=("isolation_forest", "autoencoder"),
+                             detector_params={"autoencoder": {"epochs": 3}}, random_state=0)
+    detector.fit(transactions.iloc[:20_000])
+    results, high = detector.classic_recipe(transactions.iloc[20_000:30_000])
+    expected = ((results["amount_zscore"] > 3) | (results["autoencoder_score"] > 0.85)).astype(float)
+    pd.testing.assert_series_equal(results["RiskScore"], expected, check_names=False)
+    assert set(results["RiskScore"].unique()) <= {0.0, 1.0}
+    assert high.index.isin(results.index[results["is_alert"] | (results["confidence"] > 0)]).all()
+    assert np.allclose(high["confidence"], 1.0) and len(high) > 0
+    with pytest.raises(ValueError, match="needs a fitted FraudDetector with 'autoencoder'"):
+        FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:5_000]).classic_recipe(transactions.iloc[:10])
