@@ -128,6 +128,17 @@ void bind_neighbors(py::module_& m) {
             });
           },
           py::arg("X"), py::arg("n_threads"))
+      .def(
+          "neighbor_deviations",
+          [](const LocalOutlierFactor& self, const py::array& X, int n_threads) {
+            FRAUDCORE_CHECK(X.ndim() == 2, "X must be a 2-D array");
+            py::array_t<double> out({X.shape(0), X.shape(1)});
+            double* dst = out.mutable_data();
+            with_matrix(X, [&](const auto& view) { self.neighbor_deviations(view, dst, n_threads); });
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads"),
+          "|x - mean of its k nearest fitted rows| per feature (GIL released).")
       .def_property_readonly("negative_outlier_factor",
                              [](const LocalOutlierFactor& self) {
                                return vector_array(self.negative_outlier_factor());

@@ -106,6 +106,28 @@ LocalOutlierFactor LocalOutlierFactor::deserialize(std::string_view bytes) {
   return model;
 }
 
+template <class T>
+void LocalOutlierFactor::neighbor_deviations(const ConstMatrixView<T>& Q, double* out, int n_threads) const {
+  FRAUDCORE_CHECK(fitted(), "LocalOutlierFactor is not fitted");
+  const RowMajorMatrix<double> rows = index_.fitted_rows();
+  const Index d = rows.cols();
+  index_.kneighbors(Q, k_, n_threads, [&](Index count, const Index* queries, const double*, const Index* ind) {
+    for (Index q = 0; q < count; ++q) {
+      double* dev = out + queries[q] * d;
+      std::fill(dev, dev + d, 0.0);
+      for (Index j = 0; j < k_; ++j) {
+        const double* neighbour = rows.data() + ind[q * k_ + j] * d;
+        for (Index f = 0; f < d; ++f) dev[f] += neighbour[f];
+      }
+      for (Index f = 0; f < d; ++f) {
+        dev[f] = std::fabs(static_cast<double>(Q(queries[q], f)) - dev[f] / static_cast<double>(k_));
+      }
+    }
+  });
+}
+
+template void LocalOutlierFactor::neighbor_deviations<float>(const ConstMatrixView<float>&, double*, int) const;
+template void LocalOutlierFactor::neighbor_deviations<double>(const ConstMatrixView<double>&, double*, int) const;
 template void LocalOutlierFactor::fit<float>(const ConstMatrixView<float>&, const Metric&,
                                              NeighborAlgorithm, Index, Index, int);
 template void LocalOutlierFactor::fit<double>(const ConstMatrixView<double>&, const Metric&,

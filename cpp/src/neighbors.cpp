@@ -193,6 +193,14 @@ NeighborTable NeighborIndex::kneighbors_fitted(Index k, int n_threads) const {
   return table;
 }
 
+RowMajorMatrix<double> NeighborIndex::fitted_rows() const {
+  RowMajorMatrix<double> rows(n_rows(), n_features());
+  for (Index i = 0; i < n_rows(); ++i) {
+    std::copy(tree_.row(i), tree_.row(i) + n_features(), rows.data() + tree_.original_index(i) * n_features());
+  }
+  return rows;
+}
+
 void NeighborIndex::write(ByteWriter& w) const {
   FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
   w.put<double>(metric_.p());
@@ -200,12 +208,8 @@ void NeighborIndex::write(ByteWriter& w) const {
   w.put<std::int64_t>(leaf_size_);
   w.put<std::int64_t>(n_rows());
   w.put<std::int64_t>(n_features());
-  std::vector<double> rows(static_cast<std::size_t>(n_rows() * n_features()));
-  for (Index i = 0; i < n_rows(); ++i) {
-    std::copy(tree_.row(i), tree_.row(i) + n_features(),
-              rows.begin() + tree_.original_index(i) * n_features());
-  }
-  for (double v : rows) w.put<double>(v);
+  const RowMajorMatrix<double> rows = fitted_rows();
+  for (Index i = 0; i < rows.size(); ++i) w.put<double>(rows.data()[i]);
 }
 
 NeighborIndex::Saved NeighborIndex::read(ByteReader& r) {

@@ -348,14 +348,17 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         """Per-feature share of each row's unusualness, weighted over the detectors.
 
         The isolation forest gives each feature's share of the splits that
-        isolate the row, the autoencoder its per-feature reconstruction
-        errors; for the neighbour detectors each feature's distance from the
+        isolate the row, LOF each feature's distance from the mean of the
+        row's neighbours, the autoencoder its per-feature reconstruction
+        errors; for the k-NN detector each feature's distance from the
         training median in quantiles (|q - 0.5|) stands in for now.
         """
         total = np.zeros_like(Xs)
         for name, model in self.models_.items():
             if name == "isolation_forest":
                 parts = model.feature_contributions(Xs)
+            elif name == "lof":
+                parts = model.neighbor_deviations(Xs)
             elif name == "autoencoder":
                 parts = model.reconstruction_errors(Xs)
             else:

@@ -7,6 +7,8 @@ import numpy as np
 
 from fraudcore import _core
 from fraudcore._neighbors import NeighborDetectorMixin
+from fraudcore._parallel import resolve_n_jobs
+from fraudcore._validation import validate_score_input
 from fraudcore._persistence import register
 
 __all__ = ["LocalOutlierFactor"]
@@ -124,3 +126,16 @@ class LocalOutlierFactor(NeighborDetectorMixin):
 
     def _native_scores(self, X, n_threads):
         return self._native.score_samples(X, n_threads)
+
+    def neighbor_deviations(self, X):
+        """|x - mean of its n_neighbors_ nearest training rows|, per feature.
+
+        Which features set each row apart from its neighbourhood: the LOF
+        side of a fraud alert's reason codes.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        X = validate_score_input(self, X)
+        return self._native.neighbor_deviations(X, resolve_n_jobs(self.n_jobs))

@@ -136,3 +136,14 @@ def test_finds_the_injected_anomalies(blobs):
     X, y = blobs
     scores = LocalOutlierFactor(n_neighbors=30).fit(X).negative_outlier_factor_
     assert roc_auc_score(y, -scores) > 0.9
+
+
+def test_neighbor_deviations_equal_a_numpy_reference(blobs):
+    from sklearn.neighbors import NearestNeighbors
+
+    X, _ = blobs
+    model = LocalOutlierFactor(n_neighbors=10, novelty=True).fit(X[:2_000])
+    queries = X[2_000:2_050]
+    _, ind = NearestNeighbors(n_neighbors=10).fit(X[:2_000]).kneighbors(queries)
+    expected = np.abs(queries - X[:2_000][ind].mean(axis=1))
+    np.testing.assert_allclose(model.neighbor_deviations(queries), expected, rtol=1e-12, atol=1e-12)

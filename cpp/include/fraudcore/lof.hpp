@@ -34,6 +34,12 @@ class LocalOutlierFactor {
   template <class T>
   void score_samples(const ConstMatrixView<T>& Q, double* out, int n_threads) const;
 
+  /// |x - mean of its n_neighbors nearest fitted rows|, per feature, for
+  /// every row of Q, into out (Q.rows() x n_features, row-major): which
+  /// features set a row apart from its neighbourhood (LOF's reason codes).
+  template <class T>
+  void neighbor_deviations(const ConstMatrixView<T>& Q, double* out, int n_threads) const;
+
   bool fitted() const { return index_.fitted(); }
   Index n_neighbors() const { return k_; }
   const NeighborIndex& index() const { return index_; }

@@ -79,6 +79,9 @@ class NeighborIndex {
   /// k nearest other fitted rows of each fitted row (1 <= k < n_rows).
   NeighborTable kneighbors_fitted(Index k, int n_threads) const;
 
+  /// The fitted rows in their original order (n_rows x n_features, row-major).
+  RowMajorMatrix<double> fitted_rows() const;
+
   bool fitted() const { return tree_.n_rows() > 0; }
   Index n_rows() const { return tree_.n_rows(); }
   Index n_features() const { return tree_.n_features(); }
