@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fraudcore._core import ModelFormatError
 from fraudcore._persistence import load
-from fraudcore import metrics
+from fraudcore import metrics, plots
 from fraudcore.autoencoder import AutoEncoder
 from fraudcore.detector import FraudDetector
 from fraudcore.features import FeatureState, build_features
@@ -34,6 +34,7 @@ __all__ = [
     "Schema",
     "build_features",
     "metrics",
+    "plots",
     "load",
     "__version__",
 ]
