@@ -4,69 +4,57 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 DEMO_DESCRIPTION = (
-    "Generate labelled data (fraudcore.datasets.make_anomalies), fit fraudcore's "
-    "IsolationForest and scikit-learn's side by side on all cores, and print "
-    "ROC-AUC, average precision and timings."
+    "Generate labelled e-commerce transactions (fraudcore.datasets.make_transactions), "
+    "train a FraudDetector on the first 70% (unsupervised), score the rest with each "
+    "customer's history, print the metrics of the ensemble and of each detector, the "
+    "top alerts with their reasons, and write every scored transaction to a CSV file."
 )
-
-
-def _best_of(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), result
 
 
 def run_demo(args, out=None):
     out = out or sys.stdout
-    from sklearn.ensemble import IsolationForest as SkIsolationForest
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from fraudcore import FraudDetector, Schema, metrics
+    from fraudcore.datasets import make_transactions
 
-    from fraudcore import IsolationForest
-    from fraudcore.datasets import make_anomalies
+    start = time.perf_counter()
+    data = make_transactions(n_customers=max(1, args.n_transactions // 50), n_transactions=args.n_transactions,
+                             fraud_rate=args.fraud_rate, seed=args.seed)
+    cut = int(0.7 * len(data))
+    y = data["is_fraud"].to_numpy()
+    print(f"data: {len(data):,} transactions of {data['customer_id'].nunique():,} customers, "
+          f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
+          f"training on the first {cut:,} (labels unused)", file=out)
+    detector = FraudDetector(Schema.transactions(), detectors=tuple(args.detectors.split(",")),
+                             contamination=args.fraud_rate, random_state=args.seed)
+    start = time.perf_counter()
+    detector.fit(data.iloc[:cut])
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    scored = detector.score(data).iloc[cut:]  # features see each customer's history
+    score_s = time.perf_counter() - start
+    print(f"fit {fit_s:.1f} s, scored {len(data):,} rows in {score_s:.1f} s "
+          f"({', '.join(f'{k} {v:.1f}' for k, v in detector.weights_.items())})", file=out)
 
-    X, y = make_anomalies(
-        args.n_samples, args.n_features, contamination=args.contamination,
-        random_state=args.seed,
-    )
-    print(
-        f"data: {X.shape[0]:,} rows x {X.shape[1]} features, "
-        f"{int(y.sum()):,} anomalies ({y.mean():.1%}), seed {args.seed}",
-        file=out,
-    )
-    params = dict(n_estimators=args.n_estimators, max_samples=256, n_jobs=-1,
-                  random_state=args.seed)
-    rows = []
-    tools = [("fraudcore", IsolationForest)]
-    if not args.no_compare:
-        tools.append(("scikit-learn", SkIsolationForest))
-    for name, cls in tools:
-        fit_time, model = _best_of(lambda: cls(**params).fit(X), args.repeats)
-        score_time, scores = _best_of(lambda: model.score_samples(X), args.repeats)
-        rows.append((name, fit_time, score_time, roc_auc_score(y, -scores),
-                     average_precision_score(y, -scores)))
-
-    header = f"{'model':<14}{'fit s':>9}{'score s':>10}{'rows/s':>14}{'ROC-AUC':>9}{'AP':>8}"
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    for name, fit_time, score_time, auc, ap in rows:
-        print(
-            f"{name:<14}{fit_time:>9.3f}{score_time:>10.3f}"
-            f"{X.shape[0] / score_time:>14,.0f}{auc:>9.4f}{ap:>8.4f}",
-            file=out,
-        )
-    if len(rows) == 2:
-        fc, sk = rows
-        print(
-            f"fraudcore vs scikit-learn: fit {sk[1] / fc[1]:.1f}x, "
-            f"score {sk[2] / fc[2]:.1f}x faster (median of {args.repeats})",
-            file=out,
-        )
+    held_out = y[cut:]
+    columns = {"ensemble": scored["risk_score"].to_numpy()}
+    columns.update({name: scored[f"score_{name}"].to_numpy() for name in detector.weights_})
+    table = metrics.compare(held_out, columns, thresholds={"ensemble": detector.threshold_})
+    names = ["roc_auc", "pr_auc", "precision", "recall", "f1", "detection_at_fpr_0.05", "alerts"]
+    header = f"{'scores':<18}" + "".join(f"{n.replace('detection_at_fpr_0.05', 'det@5%FPR'):>11}" for n in names)
+    print("\n" + header + "\n" + "-" * len(header), file=out)
+    for name, row in table.iterrows():
+        print(f"{name:<18}" + "".join(f"{row[n]:>11.4f}" if n != "alerts" else f"{int(row[n]):>11,}"
+                                      for n in names), file=out)
+    alerts = scored[scored["is_alert"]].sort_values("risk_score", ascending=False)
+    print(f"\ntop alerts of {len(alerts):,} (held-out part):", file=out)
+    for index, row in alerts.head(args.top).iterrows():
+        truth = data.at[index, "fraud_pattern"] or "legitimate"
+        print(f"  {row['risk_level']:<8} risk {row['risk_score']:.4f}  [{truth}]  {'; '.join(row['reasons'])}",
+              file=out)
+    result = data.iloc[cut:].join(scored.assign(reasons=scored["reasons"].map("; ".join)))
+    result.to_csv(args.out, index=False)
+    print(f"\nresults written to {args.out}", file=out)
     return 0
 
 
@@ -186,16 +174,15 @@ def build_parser():
         prog="fraudcore", description="Fraud and anomaly detection with a native core."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="fit the isolation forest on generated data",
+    demo = sub.add_parser("demo", help="train and evaluate a FraudDetector on generated transactions",
                           description=DEMO_DESCRIPTION)
-    demo.add_argument("--n-samples", type=int, default=200_000, help="rows (default 200000)")
-    demo.add_argument("--n-features", type=int, default=18, help="columns (default 18)")
-    demo.add_argument("--contamination", type=float, default=0.02,
-                      help="share of anomalies (default 0.02)")
-    demo.add_argument("--n-estimators", type=int, default=100, help="trees (default 100)")
-    demo.add_argument("--repeats", type=int, default=3, help="timing repeats (default 3)")
+    demo.add_argument("--n-transactions", type=int, default=200_000, help="rows (default 200000)")
+    demo.add_argument("--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)")
+    demo.add_argument("--detectors", default="isolation_forest,lof",
+                      help="comma-separated: isolation_forest, lof, autoencoder, knn")
+    demo.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
+    demo.add_argument("--out", default="fraudcore_demo_results.csv", help="results file")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--no-compare", action="store_true", help="skip scikit-learn")
     demo.set_defaults(handler=run_demo)
 
     train = sub.add_parser("train", help="fit a FraudDetector on a transaction file",

@@ -6,15 +6,19 @@ import sys
 from fraudcore.cli import main
 
 
-def test_demo_prints_metrics_for_both_tools(capsys):
-    assert main(["demo", "--n-samples", "5000", "--repeats", "1", "--n-features", "6"]) == 0
+def test_demo_trains_evaluates_and_writes_results(capsys, tmp_path):
+    out_file = tmp_path / "demo.csv"
+    assert main(["demo", "--n-transactions", "20000", "--out", str(out_file)]) == 0
     out = capsys.readouterr().out
-    assert "ROC-AUC" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if len(line.split()) == 6 and line.split()[0] in ("fraudcore", "scikit-learn")}
-    assert float(rows["fraudcore"][4]) > 0.9
-    assert abs(float(rows["fraudcore"][4]) - float(rows["scikit-learn"][4])) < 0.05
-    assert "faster" in out
+            if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "lof")}
+    assert set(rows) == {"ensemble", "isolation_forest", "lof"}
+    assert float(rows["isolation_forest"][1]) > 0.9  # ROC-AUC on held-out transactions
+    assert "top alerts" in out and "results written to" in out
+    import pandas as pd
+
+    results = pd.read_csv(out_file)
+    assert len(results) == 6_000 and {"risk_score", "is_alert", "reasons", "is_fraud"} <= set(results)
 
 
 def test_no_command_prints_help(capsys):
@@ -23,7 +27,7 @@ def test_no_command_prints_help(capsys):
 
 
 def test_bad_argument_is_one_line_on_stderr():
-    proc = subprocess.run([sys.executable, "-m", "fraudcore", "demo", "--n-samples", "1"],
+    proc = subprocess.run([sys.executable, "-m", "fraudcore", "demo", "--n-transactions", "0"],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -34,7 +38,7 @@ def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "fraudcore", "demo", "--help"],
                           capture_output=True, text=True)
     assert proc.returncode == 0
-    assert "IsolationForest" in proc.stdout
+    assert "FraudDetector" in proc.stdout
 
 
 def test_train_score_evaluate_round_trip(tmp_path, capsys):
