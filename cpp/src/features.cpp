@@ -347,6 +347,10 @@ FeatureState::FeatureState(FeatureConfig config) : config_(std::move(config)) {
 
 void FeatureState::update(const Transaction& t, double* out) {
   check_transaction(config_, t, -1);
+  apply(t, out);
+}
+
+void FeatureState::apply(const Transaction& t, double* out) {
   static const EntityHistory kNoHistory;
   auto found = entities_.find(t.entity);
   const EntityHistory& history = found == entities_.end() ? kNoHistory : found->second;
@@ -382,7 +386,7 @@ void FeatureState::update_many(const TransactionColumns& cols, double* out) {
                                                    << i << " is earlier than the entity's previous one");
     seen->second = t.time_ns;
   }
-  for (Index i = 0; i < cols.n; ++i) update(cols.row(i), out + i * n_features());
+  for (Index i = 0; i < cols.n; ++i) apply(cols.row(i), out + i * n_features());
 }
 
 std::string FeatureState::serialize() const {

@@ -74,7 +74,9 @@ class NativeModelMixin:
     A subclass provides ``_native`` (the fitted C++ object, absent before
     fit), ``_native_type`` (its binding class) and ``_fitted_attributes``
     (names of the JSON-able fitted attributes to keep); fitted arrays held by
-    the native model are set again by ``_restore_native_attributes``.
+    the native model are set again by ``_restore_native_attributes``. A model
+    made of several parts overrides ``_body`` / ``_read_body`` / ``_set_body``
+    instead.
     """
 
     _fitted_attributes = ()
@@ -99,8 +101,22 @@ class NativeModelMixin:
                 if hasattr(self, name)
             },
         }
-        body = self._native.serialize() if fitted else b""
+        body = self._body() if fitted else b""
         return _core.pack_envelope(type(self).__name__, json.dumps(meta).encode(), body)
+
+    def _body(self):
+        """The fitted model's bytes."""
+        return self._native.serialize()
+
+    def _read_body(self, body, params):
+        """What _body wrote, read and checked (ModelFormatError otherwise)."""
+        return self._native_type.deserialize(body)
+
+    def _set_body(self, native):
+        """Adopt what _read_body returned (None for an unfitted model)."""
+        self._native = native
+        if native is not None:
+            self._restore_native_attributes()
 
     def _restore(self, meta, body):
         # Runs on instances made by pickle without __init__, so parameters
@@ -119,12 +135,10 @@ class NativeModelMixin:
                 f"fraudcore model metadata names unknown fields {sorted(unknown)} "
                 f"for {type(self).__name__}; was it written by a newer fraudcore?"
             )
-        native = self._native_type.deserialize(body) if body else None
+        native = self._read_body(body, params) if body else None
         for name, value in {**params, **attributes}.items():
             setattr(self, name, value)
-        self._native = native
-        if native is not None:
-            self._restore_native_attributes()
+        self._set_body(native)
 
     def _restore_native_attributes(self):
         """Set fitted attributes that live in the native model (after load)."""

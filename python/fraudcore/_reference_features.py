@@ -11,7 +11,7 @@ many times slower). Same inputs and outputs as
 import numpy as np
 import pandas as pd
 
-from fraudcore.features import DEFAULT_WINDOWS, _times_ns
+from fraudcore.features import DEFAULT_WINDOWS, _config, _times_ns
 
 
 def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
@@ -55,8 +55,10 @@ def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0,
     out["is_night"] = night.astype(float)
     out["seconds_since_prev"] = g["time"].diff().dt.total_seconds().fillna(-1.0)
 
-    for w in windows:
-        label = _label(pd.Timedelta(w))
+    # The columns' window labels ("1h", "7d") are the kernel's names.
+    names = _config(schema, windows, night_hours, spike_sigmas).feature_names()
+    labels = [name[len("count_"):] for name in names if name.startswith("count_")]
+    for w, label in zip(windows, labels):
         rolled = g.rolling(pd.Timedelta(w), on="time", closed="right")["amount"]
         # (t - w, t] holds the current row too: take it out.
         out[f"count_{label}"] = rolled.count().to_numpy() - 1.0
@@ -123,18 +125,3 @@ def _distinct_users(t, values):
     first = frame["value"].notna() & ~frame.duplicated(["value", "entity"])
     users = first.groupby(frame["value"], sort=False).cumsum()
     return users.reindex(t.index).fillna(0.0).astype(float)
-
-
-def _label(delta):
-    seconds = int(delta.total_seconds())
-    if delta.value % 1_000_000_000:
-        return f"{delta.value}ns"
-    if seconds % 3600 == 0 and seconds < 2 * 86400:
-        return f"{seconds // 3600}h"
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400}d"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600}h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60}min"
-    return f"{seconds}s"

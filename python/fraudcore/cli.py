@@ -90,6 +90,11 @@ def _read(path, fmt, args):
     return data, Schema(**roles)
 
 
+def _print_figures(figures, out):
+    for key, value in figures.items():
+        print(f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}", file=out)
+
+
 def run_train(args, out=None):
     out = out or sys.stdout
     from fraudcore import FraudDetector
@@ -106,8 +111,7 @@ def run_train(args, out=None):
     print(f"trained on {len(data):,} rows in {time.perf_counter() - start:.1f} s: "
           f"{', '.join(f'{k} {v:.2f}' for k, v in detector.weights_.items())}, "
           f"threshold {detector.threshold_:.4f}", file=out)
-    for key, value in detector.training_metrics_.items():
-        print(f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}", file=out)
+    _print_figures(detector.training_metrics_, out)
     print(f"model written to {detector.save(args.out)}", file=out)
     return 0
 
@@ -155,8 +159,7 @@ def run_evaluate(args, out=None):
     figures = metrics.evaluate(data[label].to_numpy(), result["risk_score"].to_numpy(), model.threshold_)
     print(f"{len(data):,} rows, {int(data[label].sum()):,} labelled fraud, threshold {model.threshold_:.4f}",
           file=out)
-    for key, value in figures.items():
-        print(f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}", file=out)
+    _print_figures(figures, out)
     return 0
 
 

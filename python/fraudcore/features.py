@@ -96,9 +96,9 @@ def build_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
         as listed in this module's documentation.
     """
     config = _config(schema, windows, night_hours, spike_sigmas)
-    columns = _encode_table(data, schema, _Vocabularies(remember=False))
+    columns, passthrough = _encode_table(data, schema, _Vocabularies(remember=False))
     matrix = _core.build_features(config, **columns, n_threads=resolve_n_jobs(n_jobs))
-    return _frame(matrix, config, data, schema)
+    return _frame(matrix, config, data, passthrough)
 
 
 @register
@@ -171,25 +171,24 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         (same index as the batch) for a batch.
         """
         native = self._native if getattr(self, "_native", None) is not None else self._state()
-        if type(transaction) is dict and not self.schema.passthrough:
-            return native.update(self._keys, *self._single(transaction))
-        if isinstance(transaction, pd.DataFrame):
-            if len(transaction) == 0:
-                return pd.DataFrame(np.empty((0, len(self.feature_names_))), columns=self.feature_names_,
-                                    index=transaction.index)
-            columns = _encode_table(transaction, self.schema, self._vocab)
-            matrix = native.update_many(**columns)
-            return _frame(matrix, native.config, transaction, self.schema)
-        if isinstance(transaction, pd.Series):
-            transaction = transaction.to_dict()
-        if not isinstance(transaction, dict):
-            raise TypeError(f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}")
+        if type(transaction) is not dict:  # a dict, the streaming hot path, skips these checks
+            if isinstance(transaction, pd.DataFrame):
+                if len(transaction) == 0:
+                    return pd.DataFrame(np.empty((0, len(self.feature_names_))), columns=self.feature_names_,
+                                        index=transaction.index)
+                columns, passthrough = _encode_table(transaction, self.schema, self._vocab)
+                return _frame(native.update_many(**columns), native.config, transaction, passthrough)
+            if isinstance(transaction, pd.Series):
+                transaction = transaction.to_dict()
+            if not isinstance(transaction, dict):
+                raise TypeError(f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}")
         try:  # read the passthrough values first: a rejected update changes nothing
             extra = {name: float(transaction[name]) for name in self.schema.passthrough}
         except KeyError as exc:
             raise ValueError(f"the transaction lacks field {exc.args[0]!r} named by the schema") from None
         out = native.update(self._keys, *self._single(transaction))
-        out.update(extra)
+        if extra:
+            out.update(extra)
         return out
 
     def _to_bytes(self):
@@ -335,7 +334,8 @@ def _times_ns(series, unit, what):
 
 
 def _encode_table(data, schema, vocab):
-    """The kernel's keyword arguments for a DataFrame."""
+    """The kernel's keyword arguments for a DataFrame, and {name: values} of
+    the schema's passthrough columns."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     schema.validate(data)
@@ -358,8 +358,8 @@ def _encode_table(data, schema, vocab):
             raise ValueError(f"entity column {schema.entity!r} is missing at index {first!r}")
     if schema.quantity is not None:
         columns["quantity"] = _numbers(data[schema.quantity], "quantity")
-    for name in schema.passthrough:  # checked before the kernel runs, so a bad batch changes no state
-        _numbers(data[name], name)
+    # Checked before the kernel runs, so a bad batch changes no state.
+    passthrough = {name: _numbers(data[name], name) for name in schema.passthrough}
     categorical = {role: data[getattr(schema, role)] for role in ("entity", *_CATEGORICAL_ROLES)
                    if getattr(schema, role) is not None}
     codes = vocab.encode(categorical)
@@ -373,7 +373,7 @@ def _encode_table(data, schema, vocab):
         values[present] = _times_ns(signup[present], schema.time_unit, "signup_time")
         columns["signup_ns"] = values
         columns["has_signup_time"] = present.astype(np.uint8)
-    return columns
+    return columns, passthrough
 
 
 def _numbers(series, role):
@@ -388,11 +388,11 @@ def _numbers(series, role):
     return values
 
 
-def _frame(matrix, config, data, schema):
-    """DataFrame over ``matrix`` (n x features) without copying it."""
+def _frame(matrix, config, data, passthrough):
+    """DataFrame over ``matrix`` (n x features) without copying it, then the passthrough columns."""
     out = pd.DataFrame(matrix, columns=config.feature_names(), index=data.index, copy=False)
-    for name in schema.passthrough:
-        out[name] = _numbers(data[name], name)
+    for name, values in passthrough.items():
+        out[name] = values
     return out
 
 

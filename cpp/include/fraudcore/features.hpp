@@ -176,6 +176,9 @@ class FeatureState {
   static FeatureState deserialize(const std::string& bytes);
 
  private:
+  // update() once check_transaction passed (the time order is checked by add()).
+  void apply(const Transaction& t, double* out);
+
   FeatureConfig config_;
   std::vector<std::string> names_;
   std::unordered_map<std::int64_t, EntityHistory> entities_;
