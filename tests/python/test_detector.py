@@ -53,6 +53,27 @@ def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transacti
     assert np.all(np.diff(train["risk_score"].to_numpy()[order]) >= 0)  # monotone
 
 
+def test_neighbour_detectors_index_a_sample_and_scores_use_normal_quantiles(transactions):
+    from scipy.special import ndtri
+
+    train = transactions.iloc[:30_000]
+    sampled = FraudDetector(SCHEMA, neighbor_samples=5_000, random_state=0).fit(train)
+    assert sampled.models_["lof"].n_samples_fit_ == 5_000
+    assert sampled.models_["isolation_forest"].n_features_in_ == len(sampled.feature_names_)
+    # Every training row has a LOF score for the normaliser and the risk
+    # reference, not only the indexed ones.
+    assert len(sampled._training_sorted["lof"]) == len(sampled._reference) == 30_000
+    out = sampled.score(train, reasons=None)
+    for name in sampled.weights_:
+        rank = sampled._training_rank(name, -sampled.models_[name].score_samples(sampled._inputs(
+            sampled._features(train).to_numpy(np.float64))[name]))
+        expected = ndtri((rank * 30_000 + 0.5) / 30_001)
+        np.testing.assert_allclose(out[f"score_{name}"], expected, rtol=1e-12)
+    every = FraudDetector(SCHEMA, neighbor_samples=None, normalization="rank", random_state=0).fit(train)
+    assert every.models_["lof"].n_samples_fit_ == 30_000
+    assert every.score(train, reasons=None)["score_lof"].between(0, 1).all()
+
+
 def test_reasons_name_what_is_unusual(transactions):
     detector = FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:30_000])
     customer = transactions.iloc[:30_000]["customer_id"].value_counts().index[0]
@@ -125,6 +146,9 @@ def test_model_file_round_trip_and_damage(fitted, transactions, tmp_path):
         ({"contamination": 0.9}, "contamination must be in"),
         ({"target_recall": 0.9}, "need labels"),
         ({"weights": {"isolation_forest": 1.0}}, "weights must give every detector"),
+        ({"neighbor_samples": 10}, "neighbor_samples must be an integer >= 30"),
+        ({"neighbor_samples": 2_000.0}, "neighbor_samples must be an integer >= 30"),
+        ({"neighbor_samples": True}, "neighbor_samples must be an integer >= 30"),
     ],
 )
 def test_bad_parameters(params, message, transactions):
