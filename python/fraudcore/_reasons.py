@@ -14,8 +14,20 @@ __all__ = ["describe"]
 _WINDOW_WORDS = {"1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days"}
 
 
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
 def _window(label):
     return _WINDOW_WORDS.get(label, f"the last {label}")
+
+
+def _duration(seconds):
+    """A time span in the unit an analyst would use: "40 s", "12 min", "5.5 h", "38 days"."""
+    for unit, size, limit in (("s", 1, 120), ("min", 60, 120), ("h", 3_600, 48)):
+        if seconds < limit * size:
+            return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
+    days = seconds / 86_400
+    return f"{days:.1f} days" if days < 10 else f"{days:,.0f} days"
 
 
 def _phrase(name, row, raw, schema):
@@ -33,9 +45,10 @@ def _phrase(name, row, raw, schema):
     if name.startswith("count_"):
         return f"{v:.0f} earlier transactions in {_window(name[len('count_'):])}"
     if name.startswith("amount_sum_"):
-        return f"{v:,.2f} spent in {_window(name[len('amount_sum_'):])}"
+        window = _window(name[len("amount_sum_"):])
+        return f"{v:,.2f} spent in {window}" if v > 0 else f"nothing else spent in {window}"
     if name == "seconds_since_prev":
-        return "first transaction of this customer" if v < 0 else f"{v:,.0f} s after the previous transaction"
+        return "first transaction of this customer" if v < 0 else f"{_duration(v)} after the previous transaction"
     if name in ("entity_count", "entity_mean", "entity_std"):
         return f"{row['entity_count']:.0f} earlier transactions of this customer (average {row['entity_mean']:,.2f})"
     if name == "unusual_country":
@@ -48,13 +61,13 @@ def _phrase(name, row, raw, schema):
     if name == "ip_users":
         return f"IP address used by {v:.0f} accounts"
     if name == "signup_delay_s":
-        return "no signup time" if v < 0 else f"purchase {v:,.0f} s after signup"
+        return "no signup time" if v < 0 else f"purchase {_duration(v)} after signup"
     if name in ("quantity", "quantity_spike"):
         return f"quantity {row['quantity']:.0f}" + (" far from this customer's usual" if row["quantity_spike"] else "")
     if name == "hist_freq":
         return f"{v:.0f} earlier invoices of this customer"
     if name in ("day_of_week", "is_weekend"):
-        return "weekend transaction" if row.get("is_weekend", 0) else f"on day {int(row['day_of_week'])} of the week"
+        return "weekend transaction" if row.get("is_weekend", 0) else f"on a {_WEEKDAYS[int(row['day_of_week']) % 7]}"
     return f"{name} = {v:.4g}"
 
 
