@@ -26,7 +26,7 @@ def run_demo(args, out=None):
           f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
           f"training on the first {cut:,} (labels unused)", file=out)
     detector = FraudDetector(Schema.transactions(), detectors=tuple(args.detectors.split(",")),
-                             contamination=args.fraud_rate, random_state=args.seed)
+                             contamination=args.fraud_rate, random_state=args.seed, verbose=_progress(args))
     start = time.perf_counter()
     detector.fit(data.iloc[:cut])
     fit_s = time.perf_counter() - start
@@ -105,7 +105,7 @@ def run_train(args, out=None):
     label = args.label or (schema.label if schema.label in data.columns else None)
     detector = FraudDetector(schema, detectors=tuple(args.detectors.split(",")),
                              contamination=args.contamination, target_recall=args.target_recall,
-                             random_state=args.seed)
+                             random_state=args.seed, verbose=_progress(args))
     start = time.perf_counter()
     detector.fit(data, y=label if label else None)
     print(f"trained on {len(data):,} rows in {time.perf_counter() - start:.1f} s: "
@@ -116,18 +116,23 @@ def run_train(args, out=None):
     return 0
 
 
-def _load_model(path):
+def _progress(args):
+    """Progress bars on stderr when it is a terminal, unless --quiet."""
+    return sys.stderr.isatty() and not args.quiet
+
+
+def _load_model(args):
     import fraudcore
 
-    model = fraudcore.load(path)
+    model = fraudcore.load(args.model)
     if not isinstance(model, fraudcore.FraudDetector):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a FraudDetector")
-    return model
+        raise ValueError(f"{args.model} holds a {type(model).__name__}, not a FraudDetector")
+    return model.set_params(verbose=_progress(args))
 
 
 def run_score(args, out=None):
     out = out or sys.stdout
-    model = _load_model(args.model)
+    model = _load_model(args)
     data, _ = _read(args.data, args.format, args)
     start = time.perf_counter()
     result = model.score(data)
@@ -150,7 +155,7 @@ def run_evaluate(args, out=None):
     out = out or sys.stdout
     from fraudcore import metrics
 
-    model = _load_model(args.model)
+    model = _load_model(args)
     data, _ = _read(args.data, args.format, args)
     label = args.label or model.schema.label
     if label is None or label not in data.columns:
@@ -186,6 +191,7 @@ def build_parser():
     demo.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
     demo.add_argument("--out", default="fraudcore_demo_results.csv", help="results file")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
     demo.set_defaults(handler=run_demo)
 
     train = sub.add_parser("train", help="fit a FraudDetector on a transaction file",
@@ -198,6 +204,7 @@ def build_parser():
     train.add_argument("--detectors", default="isolation_forest,lof",
                        help="comma-separated: isolation_forest, lof, autoencoder, knn")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
     train.set_defaults(handler=run_train)
 
     score = sub.add_parser("score", help="score a transaction file with a saved model",
@@ -206,6 +213,7 @@ def build_parser():
     _data_arguments(score)
     score.add_argument("--out", required=True, help="results file (.csv or .parquet)")
     score.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
+    score.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
     score.set_defaults(handler=run_score)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on labelled transactions",
@@ -214,6 +222,7 @@ def build_parser():
     evaluate.add_argument("model", help="a model file written by fraudcore train")
     _data_arguments(evaluate)
     evaluate.add_argument("--label", help="label column (default: the model's)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
     evaluate.set_defaults(handler=run_evaluate)
     return parser
 

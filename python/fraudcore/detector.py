@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator
 
 from fraudcore import _core, metrics
 from fraudcore._persistence import NativeModelMixin, _open, register
+from fraudcore._progress import Steps
 from fraudcore._reasons import describe
 from fraudcore.autoencoder import AutoEncoder
 from fraudcore.features import DEFAULT_WINDOWS, build_features
@@ -105,6 +106,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     windows, night_hours : see :func:`fraudcore.build_features`.
     random_state : int or None
     n_jobs : int
+    verbose : bool
+        Show a progress bar of fit's and score's steps (features, each
+        detector, calibration or reasons) on stderr.
 
     Attributes
     ----------
@@ -118,7 +122,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     def __init__(self, schema=None, *, detectors=("isolation_forest", "lof"), weights=None,
                  normalization="normal", neighbor_samples=16_384, contamination=0.01, target_recall=None, max_fpr=None,
                  validation_fraction=0.3, detector_params=None, windows=DEFAULT_WINDOWS,
-                 night_hours=(0, 6), random_state=None, n_jobs=-1):
+                 night_hours=(0, 6), random_state=None, n_jobs=-1, verbose=False):
         self.schema = schema
         self.detectors = detectors
         self.weights = weights
@@ -133,6 +137,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         self.night_hours = night_hours
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def __sklearn_is_fitted__(self):
         return getattr(self, "models_", None) is not None
@@ -182,6 +187,11 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         """Fit on a transaction table; ``y`` = labels (array or column name), optional."""
         labels = self._labels(data, y)
         names = self._check_params(labels is not None)
+        with Steps(self.verbose, "FraudDetector.fit", ["features", *names, "calibration"]) as steps:
+            return self._fit(data, labels, names, steps)
+
+    def _fit(self, data, labels, names, steps):
+        steps.start("features")
         features = self._features(data)
         X = features.to_numpy(dtype=np.float64)
         rng = np.random.default_rng(self.random_state)
@@ -205,6 +215,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         raw = {}
         train_rows = np.flatnonzero(train)
         for name in names:
+            steps.start(name)
             cls, defaults = _DETECTORS[name]
             params = {**defaults, **(self.detector_params or {}).get(name, {})}
             if "random_state" in cls().get_params():
@@ -216,6 +227,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             model = cls(**params).fit(inputs[name][fit_rows])
             self.models_[name] = model
             raw[name] = _training_risk(name, model, inputs[name][train_rows], sample)
+        steps.start("calibration")
         self.normalizers_ = {name: _fit_normalizer(self.normalization, raw[name]) for name in names}
         self._training_sorted = {name: np.sort(raw[name]) for name in names}
         normed_train = {name: self._normalize(name, raw[name]) for name in names}
@@ -335,19 +347,26 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         :class:`fraudcore.FeatureState`, to score with more of it.
         ``reasons``: "alerts" (default), "all" or None.
         """
-        return self._result(data, *self._assess(data), reasons)
-
-    def _assess(self, data):
-        """Features, each detector's input matrix and its score (higher = riskier)."""
         if not self.__sklearn_is_fitted__():
             raise ValueError("this FraudDetector is not fitted yet; call fit first")
+        with Steps(self.verbose, "FraudDetector.score", ["features", *self.models_, "reasons"]) as steps:
+            return self._result(data, *self._assess(data, steps), reasons, steps)
+
+    def _assess(self, data, steps):
+        """Features, each detector's input matrix and its score (higher = riskier)."""
+        steps.start("features")
         features = self._features(data)
         if list(features.columns) != self.feature_names_:
             raise ValueError("the data's features differ from the training features; was the schema changed?")
         inputs = self._inputs(features.to_numpy(dtype=np.float64))
-        return features, inputs, {name: _risk(model, inputs[name]) for name, model in self.models_.items()}
+        raw = {}
+        for name, model in self.models_.items():
+            steps.start(name)
+            raw[name] = _risk(model, inputs[name])
+        return features, inputs, raw
 
-    def _result(self, data, features, inputs, raw, reasons):
+    def _result(self, data, features, inputs, raw, reasons, steps):
+        steps.start("reasons")
         normed = {name: self._normalize(name, raw[name]) for name in self.models_}
         risk = self._risk_score(self._ensemble(normed))
         out = pd.DataFrame({"risk_score": risk}, index=data.index)
@@ -393,8 +412,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         """
         if "autoencoder" not in getattr(self, "models_", {}):
             raise ValueError("the classic recipe needs a fitted FraudDetector with 'autoencoder' among its detectors")
-        features, inputs, raw = self._assess(data)
-        results = self._result(data, features, inputs, raw, "alerts")
+        with Steps(self.verbose, "FraudDetector.classic_recipe", ["features", *self.models_, "reasons"]) as steps:
+            features, inputs, raw = self._assess(data, steps)
+            results = self._result(data, features, inputs, raw, "alerts", steps)
         sorted_train = self._training_sorted["autoencoder"]
         span = max(sorted_train[-1] - sorted_train[0], 1e-300)
         ae = (raw["autoencoder"] - sorted_train[0]) / span

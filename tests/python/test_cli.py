@@ -72,3 +72,18 @@ def test_command_errors_are_one_line(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "fraudcore", *argv], capture_output=True, text=True)
         assert proc.returncode == 1, argv
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_progress_bars_name_each_step(capsys):
+    from fraudcore import FraudDetector, Schema
+    from fraudcore.datasets import make_transactions
+
+    data = make_transactions(n_customers=100, n_transactions=3_000, seed=1)
+    detector = FraudDetector(Schema.transactions(), verbose=True, random_state=0).fit(data)
+    fit_bar = capsys.readouterr().err
+    assert "FraudDetector.fit" in fit_bar and "4/4" in fit_bar and "calibration" in fit_bar
+    detector.score(data)
+    score_bar = capsys.readouterr().err
+    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "lof" in score_bar
+    detector.set_params(verbose=False).score(data)
+    assert capsys.readouterr().err == ""
