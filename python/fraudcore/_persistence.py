@@ -7,6 +7,7 @@ parameters and fitted scalar attributes) and the native model body, closed by
 a CRC-32. Loading runs no pickle and executes no code from the file.
 """
 
+import inspect
 import json
 import os
 import tempfile
@@ -80,7 +81,12 @@ class NativeModelMixin:
     """
 
     _fitted_attributes = ()
-    _unsaved_params = ()  # parameters that are not model state (saved as None)
+    _unsaved_params = ()  # parameters that are not model state (saved as their defaults)
+
+    @classmethod
+    def _param_defaults(cls):
+        return {name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)}
 
     def __sklearn_is_fitted__(self):
         return getattr(self, "_native", None) is not None
@@ -89,10 +95,11 @@ class NativeModelMixin:
         from fraudcore import __version__
 
         fitted = self.__sklearn_is_fitted__()
+        defaults = self._param_defaults()
         meta = {
             "fraudcore_version": __version__,
             "params": {
-                k: None if k in self._unsaved_params else _to_json(v)
+                k: _to_json(defaults[k] if k in self._unsaved_params else v)
                 for k, v in self.get_params(deep=False).items()
             },
             "attributes": {
@@ -135,6 +142,8 @@ class NativeModelMixin:
                 f"fraudcore model metadata names unknown fields {sorted(unknown)} "
                 f"for {type(self).__name__}; was it written by a newer fraudcore?"
             )
+        # A file from an older fraudcore lacks the parameters added since: defaults.
+        params = {**self._param_defaults(), **params}
         native = self._read_body(body, params) if body else None
         for name, value in {**params, **attributes}.items():
             setattr(self, name, value)

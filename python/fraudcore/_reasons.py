@@ -22,12 +22,16 @@ def _window(label):
 
 
 def _duration(seconds):
-    """A time span in the unit an analyst would use: "40 s", "12 min", "5.5 h", "38 days"."""
-    for unit, size, limit in (("s", 1, 120), ("min", 60, 120), ("h", 3_600, 48)):
-        if seconds < limit * size:
-            return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
+    """A time span in the unit an analyst would use: "40 s", "12 min", "5.5 h", "38 days".
+    Each unit is kept below where the next one starts, after rounding."""
+    if not np.isfinite(seconds):
+        return "an unknown time"
+    for unit, size, limit, digits in (("s", 1, 120, 0), ("min", 60, 120, 0), ("h", 3_600, 48, 1)):
+        value = round(seconds / size, digits)
+        if value < limit:
+            return f"{value:.{digits}f} {unit}"
     days = seconds / 86_400
-    return f"{days:.1f} days" if days < 10 else f"{days:,.0f} days"
+    return f"{days:.1f} days" if round(days, 1) < 10 else f"{days:,.0f} days"
 
 
 def _phrase(name, row, raw, schema):
@@ -46,7 +50,9 @@ def _phrase(name, row, raw, schema):
         return f"{v:.0f} earlier transactions in {_window(name[len('count_'):])}"
     if name.startswith("amount_sum_"):
         window = _window(name[len("amount_sum_"):])
-        return f"{v:,.2f} spent in {window}" if v > 0 else f"nothing else spent in {window}"
+        if v == 0:
+            return f"nothing else spent in {window}"
+        return f"{v:,.2f} spent in {window}" if v > 0 else f"{-v:,.2f} refunded in {window} (net)"
     if name == "seconds_since_prev":
         return "first transaction of this customer" if v < 0 else f"{_duration(v)} after the previous transaction"
     if name in ("entity_count", "entity_mean", "entity_std"):

@@ -177,6 +177,11 @@ def _data_arguments(parser):
         parser.add_argument(f"--{role}", help=f"--format csv: the {role} column")
 
 
+def _common_arguments(parser, handler):
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
+    parser.set_defaults(handler=handler)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fraudcore", description="Fraud and anomaly detection with a native core."
@@ -191,8 +196,7 @@ def build_parser():
     demo.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
     demo.add_argument("--out", default="fraudcore_demo_results.csv", help="results file")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
-    demo.set_defaults(handler=run_demo)
+    _common_arguments(demo, run_demo)
 
     train = sub.add_parser("train", help="fit a FraudDetector on a transaction file",
                            description="Fit a FraudDetector (features, detectors, threshold) and save it.")
@@ -204,8 +208,7 @@ def build_parser():
     train.add_argument("--detectors", default="isolation_forest,lof",
                        help="comma-separated: isolation_forest, lof, autoencoder, knn")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
-    train.set_defaults(handler=run_train)
+    _common_arguments(train, run_train)
 
     score = sub.add_parser("score", help="score a transaction file with a saved model",
                            description="Score every transaction; write risk scores, alerts and reasons.")
@@ -213,8 +216,7 @@ def build_parser():
     _data_arguments(score)
     score.add_argument("--out", required=True, help="results file (.csv or .parquet)")
     score.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
-    score.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
-    score.set_defaults(handler=run_score)
+    _common_arguments(score, run_score)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on labelled transactions",
                               description="ROC-AUC, PR-AUC, precision / recall / F1 at the threshold, "
@@ -222,8 +224,7 @@ def build_parser():
     evaluate.add_argument("model", help="a model file written by fraudcore train")
     _data_arguments(evaluate)
     evaluate.add_argument("--label", help="label column (default: the model's)")
-    evaluate.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
-    evaluate.set_defaults(handler=run_evaluate)
+    _common_arguments(evaluate, run_evaluate)
     return parser
 
 

@@ -26,7 +26,7 @@ Scores and levels
   >= 0.95, else LOW (RISK_LEVELS); ``priority`` 1 (CRITICAL) to 4 (LOW)
   for alerts, 5 for the rest.
 - ``confidence``: the weighted share of detectors that flag the row on
-  their own (their normalised rank at or above the threshold).
+  their own (their training rank at or above the threshold).
 - ``reasons``: for alerts, the three features that contribute most, in
   words (see :mod:`fraudcore._reasons`).
 """
@@ -118,6 +118,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
 
     _fitted_attributes = ("feature_names_", "weights_", "threshold_", "training_metrics_",
                           "n_training_rows_", "normalizers_")
+    _unsaved_params = ("verbose",)
 
     def __init__(self, schema=None, *, detectors=("isolation_forest", "lof"), weights=None,
                  normalization="normal", neighbor_samples=16_384, contamination=0.01, target_recall=None, max_fpr=None,
@@ -328,7 +329,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if kind == "rank":
             return self._training_rank(name, raw)
         if kind == "normal":
-            below = np.searchsorted(self._training_sorted[name], raw, side="left")
+            below = _count_below(self._training_sorted[name], raw)
             return ndtri((below + 0.5) / (len(self._training_sorted[name]) + 1.0))
         return (raw - a) / b  # zscore: (mean, std); minmax: (min, max - min)
 
@@ -347,10 +348,15 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         :class:`fraudcore.FeatureState`, to score with more of it.
         ``reasons``: "alerts" (default), "all" or None.
         """
+        return self._scored(data, reasons, "FraudDetector.score")[0]
+
+    def _scored(self, data, reasons, description):
+        """(score's table, each detector's raw score, the features), the steps on a progress bar."""
         if not self.__sklearn_is_fitted__():
             raise ValueError("this FraudDetector is not fitted yet; call fit first")
-        with Steps(self.verbose, "FraudDetector.score", ["features", *self.models_, "reasons"]) as steps:
-            return self._result(data, *self._assess(data, steps), reasons, steps)
+        with Steps(self.verbose, description, ["features", *self.models_, "reasons"]) as steps:
+            features, inputs, raw = self._assess(data, steps)
+            return self._result(data, features, inputs, raw, reasons, steps), raw, features
 
     def _assess(self, data, steps):
         """Features, each detector's input matrix and its score (higher = riskier)."""
@@ -410,11 +416,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             The rows of ``results`` that every detector flags on its own
             (each detector's training rank at or above the threshold).
         """
-        if "autoencoder" not in getattr(self, "models_", {}):
+        if "autoencoder" not in (getattr(self, "models_", None) or {}):
             raise ValueError("the classic recipe needs a fitted FraudDetector with 'autoencoder' among its detectors")
-        with Steps(self.verbose, "FraudDetector.classic_recipe", ["features", *self.models_, "reasons"]) as steps:
-            features, inputs, raw = self._assess(data, steps)
-            results = self._result(data, features, inputs, raw, "alerts", steps)
+        results, raw, features = self._scored(data, "alerts", "FraudDetector.classic_recipe")
         sorted_train = self._training_sorted["autoencoder"]
         span = max(sorted_train[-1] - sorted_train[0], 1e-300)
         ae = (raw["autoencoder"] - sorted_train[0]) / span
@@ -507,9 +511,14 @@ def _split_parts(body):
     return parts
 
 
+def _count_below(sorted_values, x):
+    """How many of sorted_values are strictly below each x."""
+    return np.searchsorted(sorted_values, x, side="left")
+
+
 def _fraction_below(sorted_values, x):
     """The share of sorted_values strictly below each x."""
-    return np.searchsorted(sorted_values, x, side="left") / len(sorted_values)
+    return _count_below(sorted_values, x) / len(sorted_values)
 
 
 def _risk(model, X):
@@ -523,7 +532,7 @@ def _training_risk(name, model, X, sample=None):
     (as in outlier mode); `sample` says which rows of X those are (None: all)."""
     if name not in _NEIGHBOR_DETECTORS:
         return _risk(model, X)
-    own = -(model.negative_outlier_factor_ if name == "lof" else model.negative_knn_distance_)
+    own = -getattr(model, model._training_scores_attribute)
     if sample is None:
         return own
     risk = np.empty(len(X))

@@ -74,16 +74,13 @@ def test_command_errors_are_one_line(tmp_path):
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-def test_progress_bars_name_each_step(capsys):
-    from fraudcore import FraudDetector, Schema
-    from fraudcore.datasets import make_transactions
 
-    data = make_transactions(n_customers=100, n_transactions=3_000, seed=1)
-    detector = FraudDetector(Schema.transactions(), verbose=True, random_state=0).fit(data)
-    fit_bar = capsys.readouterr().err
-    assert "FraudDetector.fit" in fit_bar and "4/4" in fit_bar and "calibration" in fit_bar
-    detector.score(data)
-    score_bar = capsys.readouterr().err
-    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "lof" in score_bar
-    detector.set_params(verbose=False).score(data)
-    assert capsys.readouterr().err == ""
+def test_progress_bars_only_on_a_terminal_and_not_with_quiet(monkeypatch):
+    from fraudcore import cli
+
+    args = cli.build_parser().parse_args(["demo"])
+    quiet = cli.build_parser().parse_args(["demo", "--quiet"])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli._progress(args) and not cli._progress(quiet)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert not cli._progress(args)

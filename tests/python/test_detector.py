@@ -53,25 +53,71 @@ def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transacti
     assert np.all(np.diff(train["risk_score"].to_numpy()[order]) >= 0)  # monotone
 
 
-def test_neighbour_detectors_index_a_sample_and_scores_use_normal_quantiles(transactions):
-    from scipy.special import ndtri
-
+def test_neighbour_detectors_index_a_sample(transactions):
     train = transactions.iloc[:30_000]
     sampled = FraudDetector(SCHEMA, neighbor_samples=5_000, random_state=0).fit(train)
     assert sampled.models_["lof"].n_samples_fit_ == 5_000
-    assert sampled.models_["isolation_forest"].n_features_in_ == len(sampled.feature_names_)
     # Every training row has a LOF score for the normaliser and the risk
     # reference, not only the indexed ones.
     assert len(sampled._training_sorted["lof"]) == len(sampled._reference) == 30_000
-    out = sampled.score(train, reasons=None)
-    for name in sampled.weights_:
-        rank = sampled._training_rank(name, -sampled.models_[name].score_samples(sampled._inputs(
-            sampled._features(train).to_numpy(np.float64))[name]))
-        expected = ndtri((rank * 30_000 + 0.5) / 30_001)
-        np.testing.assert_allclose(out[f"score_{name}"], expected, rtol=1e-12)
-    every = FraudDetector(SCHEMA, neighbor_samples=None, normalization="rank", random_state=0).fit(train)
-    assert every.models_["lof"].n_samples_fit_ == 30_000
-    assert every.score(train, reasons=None)["score_lof"].between(0, 1).all()
+    for samples in (None, 30_000, 100_000):
+        every = FraudDetector(SCHEMA, neighbor_samples=samples, random_state=0).fit(train)
+        assert every.models_["lof"].n_samples_fit_ == 30_000
+
+
+def test_knn_on_a_sample_with_calibration(transactions):
+    train = transactions.iloc[:30_000]
+    detector = FraudDetector(SCHEMA, detectors=("isolation_forest", "knn"), neighbor_samples=3_000,
+                             target_recall=0.8, random_state=0).fit(train, y="is_fraud")
+    assert detector.models_["knn"].n_samples_fit_ == 3_000
+    assert len(detector._training_sorted["knn"]) == detector.n_training_rows_ == 21_000
+    assert detector.training_metrics_["recall"] >= 0.8
+    y = transactions["is_fraud"].to_numpy()[30_000:]
+    assert metrics.roc_auc(y, detector.score(transactions.iloc[30_000:])["risk_score"]) > 0.9
+
+
+def test_normal_scores_are_standard_normal_on_training_and_keep_the_rank_order(transactions):
+    train = transactions.iloc[:30_000]
+    normal = FraudDetector(SCHEMA, detectors=("isolation_forest",), random_state=0).fit(train)
+    scores = normal.score(train, reasons=None)["score_isolation_forest"]
+    assert abs(scores.mean()) < 0.02 and abs(scores.std() - 1.0) < 0.05
+    ranked = FraudDetector(SCHEMA, detectors=("isolation_forest",), normalization="rank", random_state=0)
+    ranks = ranked.fit(train).score(train, reasons=None)["score_isolation_forest"]
+    assert ranks.between(0, 1).all()
+    order = np.argsort(ranks.to_numpy(), kind="stable")
+    assert np.all(np.diff(scores.to_numpy()[order]) >= 0)
+    assert scores.max() < 4.5  # a new extreme row stands at most at the top of the training scores
+
+
+def test_a_model_file_without_newer_parameters_loads_with_their_defaults(fitted, tmp_path):
+    import json
+
+    from fraudcore import _core
+
+    data = fitted._to_bytes()
+    _, kind, meta, body = _core.unpack_envelope(data)
+    meta = json.loads(meta)
+    for name in ("neighbor_samples", "verbose"):
+        del meta["params"][name]
+    (tmp_path / "old.fc").write_bytes(_core.pack_envelope(kind, json.dumps(meta).encode(), body))
+    old = fraudcore.load(tmp_path / "old.fc")
+    assert old.neighbor_samples == 16_384 and old.verbose is False
+    # verbose is a display choice, not model state: it is saved as its default.
+    fitted.set_params(verbose=True).save(tmp_path / "new.fc")
+    fitted.set_params(verbose=False)
+    assert fraudcore.load(tmp_path / "new.fc").verbose is False
+
+
+def test_progress_bars_name_each_step(capsys):
+    data = make_transactions(n_customers=100, n_transactions=3_000, seed=1)
+    detector = FraudDetector(SCHEMA, verbose=True, random_state=0).fit(data)
+    fit_bar = capsys.readouterr().err
+    assert "FraudDetector.fit" in fit_bar and "4/4" in fit_bar and "calibration" in fit_bar
+    detector.score(data)
+    score_bar = capsys.readouterr().err
+    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "lof" in score_bar
+    detector.set_params(verbose=False).score(data)
+    assert capsys.readouterr().err == ""
 
 
 def test_reasons_name_what_is_unusual(transactions):

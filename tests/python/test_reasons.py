@@ -10,9 +10,9 @@ from fraudcore._reasons import _duration, describe
 
 @pytest.mark.parametrize(
     "seconds, words",
-    [(0, "0 s"), (45, "45 s"), (119, "119 s"), (120, "2 min"), (7_140, "119 min"), (7_200, "2.0 h"),
-     (19_800, "5.5 h"), (172_799, "48.0 h"), (172_800, "2.0 days"), (3_283_200, "38 days"),
-     (69_546_930, "805 days")],
+    [(0, "0 s"), (45, "45 s"), (119, "119 s"), (119.6, "2 min"), (120, "2 min"), (7_140, "119 min"),
+     (7_199, "2.0 h"), (7_200, "2.0 h"), (19_800, "5.5 h"), (172_799, "2.0 days"), (172_800, "2.0 days"),
+     (863_999, "10 days"), (3_283_200, "38 days"), (69_546_930, "805 days"), (float("nan"), "an unknown time")],
 )
 def test_durations_read_in_the_unit_an_analyst_uses(seconds, words):
     assert _duration(seconds) == words
