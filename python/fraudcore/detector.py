@@ -91,7 +91,11 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         in a sample they stand alone (Zimek et al., "Subsampling for
         efficient and effective unsupervised outlier detection ensembles",
         KDD 2013). Scoring n rows then costs O(n x neighbor_samples), not
-        O(n^2).
+        O(n^2). The normaliser sees every training row: the indexed ones
+        with their leave-one-out score (as in outlier mode), the others
+        with their novelty score. Scoring the indexed rows again later
+        makes each its own neighbour (as scikit-learn's novelty LOF on its
+        training rows), so they score a little lower then.
     contamination : float in (0, 0.5]
         Expected fraud share: the alert threshold without labels.
     target_recall, max_fpr : float or None
