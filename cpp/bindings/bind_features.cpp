@@ -1,4 +1,4 @@
-// Transaction features and the IP range lookup.
+// Transaction features, the quantile map of detector inputs, and the IP range lookup.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +12,7 @@
 #include "fraudcore/features.hpp"
 #include "fraudcore/ip_ranges.hpp"
 #include "fraudcore/parallel.hpp"
+#include "fraudcore/quantile_map.hpp"
 
 namespace py = pybind11;
 
@@ -219,6 +220,22 @@ void bind_features(py::module_& m) {
       py::arg("invoice"), py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"),
       py::arg("has_signup_time"), py::arg("n_threads"),
       "Point-in-time features of every row (n x len(config.feature_names())).");
+
+  m.def(
+      "quantile_map",
+      [](const DoubleArray& X, const DoubleArray& grid, int n_threads) {
+        FRAUDCORE_CHECK(X.ndim() == 2 && grid.ndim() == 2 && grid.shape(1) == X.shape(1),
+                        "quantile_map needs X (n x d) and a grid (m x d) with the same d");
+        auto out = new_matrix(X.shape(0), X.shape(1));
+        double* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          quantile_map(X.data(), X.shape(0), X.shape(1), grid.data(), grid.shape(0), dst, n_threads);
+        }
+        return out;
+      },
+      py::arg("X"), py::arg("grid"), py::arg("n_threads"),
+      "Each value's mid-rank in its column of the ascending quantile grid, in [0, 1].");
 
   py::class_<FeatureState>(m, "FeatureStateModel", "Streaming feature state; see fraudcore.FeatureState.")
       .def(py::init<FeatureConfig>(), py::arg("config"))

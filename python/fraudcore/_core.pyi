@@ -161,6 +161,10 @@ def build_features(
     n_threads: int,
 ) -> npt.NDArray[np.float64]: ...
 
+def quantile_map(
+    X: npt.NDArray[np.float64], grid: npt.NDArray[np.float64], n_threads: int
+) -> npt.NDArray[np.float64]: ...
+
 class FeatureStateModel:
     def __init__(self, config: FeatureConfig) -> None: ...
     @property

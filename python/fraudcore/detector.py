@@ -317,12 +317,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                 for name in (self.models_ if names is None else names)}
 
     def _quantile_map(self, X):
-        out = np.empty_like(X)
-        for j in range(X.shape[1]):
-            grid = self.quantiles_[:, j]
-            out[:, j] = (np.searchsorted(grid, X[:, j], side="left")
-                         + np.searchsorted(grid, X[:, j], side="right")) / (2.0 * len(grid))
-        return out
+        """Each value's mid-rank in its feature's training quantile grid (native)."""
+        return _core.quantile_map(X, self.quantiles_, _core.resolve_n_threads(self.n_jobs))
 
     def _training_rank(self, name, raw):
         """The share of training rows detector `name` scored lower."""

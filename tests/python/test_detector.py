@@ -235,3 +235,15 @@ def test_classic_recipe(transactions):
     assert np.allclose(high["confidence"], 1.0) and len(high) > 0
     with pytest.raises(ValueError, match="needs a fitted FraudDetector with 'autoencoder'"):
         FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:5_000]).classic_recipe(transactions.iloc[:10])
+
+
+def test_quantile_map_is_the_mid_rank_in_the_training_grid(fitted, transactions):
+    X = fitted._features(transactions.iloc[30_000:]).to_numpy(np.float64, copy=True)
+    X[0, 0] = np.nan
+    expected = np.column_stack([
+        (np.searchsorted(fitted.quantiles_[:, j], X[:, j], side="left")
+         + np.searchsorted(fitted.quantiles_[:, j], X[:, j], side="right")) / (2.0 * len(fitted.quantiles_))
+        for j in range(X.shape[1])])
+    np.testing.assert_array_equal(fitted._quantile_map(X), expected)
+    with pytest.raises(ValueError, match="ascending"):
+        fraudcore._core.quantile_map(X, fitted.quantiles_[::-1].copy(), 1)
