@@ -125,9 +125,10 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     _unsaved_params = ("verbose",)
 
     def __init__(self, schema=None, *, detectors=("isolation_forest", "lof"), weights=None,
-                 normalization="normal", neighbor_samples=16_384, contamination=0.01, target_recall=None, max_fpr=None,
-                 validation_fraction=0.3, detector_params=None, windows=DEFAULT_WINDOWS,
-                 night_hours=(0, 6), random_state=None, n_jobs=-1, verbose=False):
+                 normalization="normal", neighbor_samples=16_384, contamination=0.01,
+                 target_recall=None, max_fpr=None, validation_fraction=0.3, detector_params=None,
+                 windows=DEFAULT_WINDOWS, night_hours=(0, 6), random_state=None, n_jobs=-1,
+                 verbose=False):
         self.schema = schema
         self.detectors = detectors
         self.weights = weights
@@ -158,8 +159,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             raise ValueError(f"detectors must be distinct names from {sorted(_DETECTORS)}, got {self.detectors!r}")
         if self.normalization not in _NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {self.normalization!r}")
-        if self.neighbor_samples is not None and (isinstance(self.neighbor_samples, bool) or not isinstance(
-                self.neighbor_samples, (int, np.integer)) or self.neighbor_samples < 30):
+        samples = self.neighbor_samples
+        if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer))
+                                    or samples < 30):
             raise ValueError(f"neighbor_samples must be an integer >= 30 or None, got {self.neighbor_samples!r}")
         if not 0.0 < self.contamination <= 0.5:
             raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination!r}")

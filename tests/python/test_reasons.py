@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from fraudcore import Schema, build_features
 from fraudcore._reasons import _duration, describe
 
