@@ -85,8 +85,8 @@ class NativeModelMixin:
 
     @classmethod
     def _param_defaults(cls):
-        return {name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)}
+        parameters = inspect.signature(cls.__init__).parameters
+        return {name: parameters[name].default for name in cls._get_param_names()}
 
     def __sklearn_is_fitted__(self):
         return getattr(self, "_native", None) is not None

@@ -26,7 +26,9 @@ def run_demo(args, out=None):
           f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
           f"training on the first {cut:,} (labels unused)", file=out)
     detector = FraudDetector(Schema.transactions(), detectors=tuple(args.detectors.split(",")),
-                             contamination=args.fraud_rate, random_state=args.seed, verbose=_progress(args))
+                             contamination=args.fraud_rate, normalization=args.normalization,
+                             neighbor_samples=args.neighbor_samples or None, random_state=args.seed,
+                             verbose=_progress(args))
     start = time.perf_counter()
     detector.fit(data.iloc[:cut])
     fit_s = time.perf_counter() - start
@@ -193,6 +195,10 @@ def build_parser():
     demo.add_argument("--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)")
     demo.add_argument("--detectors", default="isolation_forest,lof",
                       help="comma-separated: isolation_forest, lof, autoencoder, knn")
+    demo.add_argument("--normalization", default="normal",
+                      help="how detector scores are put on one scale: normal (default), rank, zscore, minmax")
+    demo.add_argument("--neighbor-samples", type=int, default=16_384,
+                      help="training rows LOF / k-NN index (default 16384; 0: every row)")
     demo.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
     demo.add_argument("--out", default="fraudcore_demo_results.csv", help="results file")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

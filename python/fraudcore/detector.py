@@ -322,16 +322,22 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         """Each value's mid-rank in its feature's training quantile grid (native)."""
         return _core.quantile_map(X, self.quantiles_, _core.resolve_n_threads(self.n_jobs))
 
-    def _training_rank(self, name, raw):
-        """The share of training rows detector `name` scored lower."""
-        return _fraction_below(self._training_sorted[name], raw)
+    def _training_below(self, name, raw):
+        """How many training rows detector `name` scored lower."""
+        return _count_below(self._training_sorted[name], raw)
 
-    def _normalize(self, name, raw):
+    def _training_rank(self, name, raw, below=None):
+        """The share of training rows detector `name` scored lower (`below`:
+        their count, when already known)."""
+        below = self._training_below(name, raw) if below is None else below
+        return below / len(self._training_sorted[name])
+
+    def _normalize(self, name, raw, below=None):
         kind, a, b = self.normalizers_[name]
         if kind == "rank":
-            return self._training_rank(name, raw)
+            return self._training_rank(name, raw, below)
         if kind == "normal":
-            below = _count_below(self._training_sorted[name], raw)
+            below = self._training_below(name, raw) if below is None else below
             return ndtri((below + 0.5) / (len(self._training_sorted[name]) + 1.0))
         return (raw - a) / b  # zscore: (mean, std); minmax: (min, max - min)
 
@@ -375,7 +381,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
 
     def _result(self, data, features, inputs, raw, reasons, steps):
         steps.start("reasons")
-        normed = {name: self._normalize(name, raw[name]) for name in self.models_}
+        below = {name: self._training_below(name, raw[name]) for name in self.models_}
+        normed = {name: self._normalize(name, raw[name], below[name]) for name in self.models_}
         risk = self._risk_score(self._ensemble(normed))
         out = pd.DataFrame({"risk_score": risk}, index=data.index)
         for name in self.models_:
@@ -388,9 +395,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         out["risk_level"] = levels
         priority = np.select([levels == "CRITICAL", levels == "HIGH", levels == "MEDIUM"], [1, 2, 3], 4)
         out["priority"] = np.where(alert, priority, 5)
-        ranks = normed if self.normalization == "rank" else \
-            {name: self._training_rank(name, raw[name]) for name in self.models_}
-        out["confidence"] = sum(self.weights_[name] * (ranks[name] >= self.threshold_) for name in self.models_)
+        out["confidence"] = sum(self.weights_[name] * (self._training_rank(name, raw[name], below[name])
+                                                       >= self.threshold_) for name in self.models_)
         explain = alert if reasons == "alerts" else np.ones(len(risk), bool) if reasons == "all" else None
         out["reasons"] = [[] for _ in range(len(risk))]
         if explain is not None and explain.any():

@@ -21,6 +21,25 @@ def test_demo_trains_evaluates_and_writes_results(capsys, tmp_path):
     assert len(results) == 6_000 and {"risk_score", "is_alert", "reasons", "is_fraud"} <= set(results)
 
 
+def test_demo_takes_the_normalisation_and_the_neighbour_sample(capsys, tmp_path, monkeypatch):
+    from fraudcore import FraudDetector
+
+    seen = []
+    fit = FraudDetector.fit
+    def recording_fit(self, *args, **kwargs):
+        seen.append(self.get_params())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(FraudDetector, "fit", recording_fit)
+    argv = ["demo", "--n-transactions", "5000", "--out", str(tmp_path / "d.csv"), "--normalization", "rank"]
+    assert main([*argv, "--neighbor-samples", "0"]) == 0
+    assert main([*argv, "--neighbor-samples", "1000"]) == 0
+    assert [(p["normalization"], p["neighbor_samples"]) for p in seen] == [("rank", None), ("rank", 1000)]
+    capsys.readouterr()
+    assert main(["demo", "--n-transactions", "5000", "--normalization", "softmax"]) == 1
+    assert "normalization must be one of" in capsys.readouterr().err
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
