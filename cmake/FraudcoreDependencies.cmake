@@ -2,7 +2,8 @@
 #  - Eigen 3: PyPI's cmeel-eigen (a build requirement in pyproject.toml, so it
 #    sits on the build environment's sys.path under cmeel.prefix/), or a
 #    system package such as Debian's libeigen3-dev.
-#  - OpenMP: the compiler's runtime (libgomp with GCC).
+#  - OpenMP: the compiler's runtime (libgomp with GCC); Threads for the
+#    plain threads a forked child runs parallel loops on.
 #  - pybind11 (Python builds only): PyPI's pybind11, found via its CMake dir.
 
 find_package(Python 3.9 COMPONENTS Interpreter REQUIRED)
@@ -16,6 +17,7 @@ find_package(Eigen3 3.3 CONFIG REQUIRED HINTS ${FRAUDCORE_CMEEL_PREFIXES})
 message(STATUS "fraudcore: Eigen ${Eigen3_VERSION} from ${Eigen3_DIR}")
 
 find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_package(Threads REQUIRED)
 
 if(FRAUDCORE_BUILD_PYTHON)
   find_package(Python 3.9 COMPONENTS Interpreter Development.Module REQUIRED)

@@ -1,10 +1,23 @@
 #include "fraudcore/parallel.hpp"
 
 #include <omp.h>
+#include <pthread.h>
+
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "fraudcore/error.hpp"
 
 namespace fraudcore {
+
+namespace {
+std::atomic<bool> forked{false};
+
+// Registered when this library is loaded: every process forked after that
+// knows it is a child. The handler only stores a flag (async-signal-safe).
+const int fork_handler_registered = pthread_atfork(nullptr, nullptr, [] { forked.store(true); });
+}  // namespace
 
 int available_cores() {
   const int n = omp_get_num_procs();
@@ -15,9 +28,35 @@ int resolve_n_threads(int n_jobs) {
   FRAUDCORE_CHECK(n_jobs != 0,
                   "n_jobs == 0 is not a thread count; use None or 1 for one "
                   "thread, -1 for all cores");
-  if (n_jobs > 0) return n_jobs;
-  const int n = available_cores() + 1 + n_jobs;
-  return n > 1 ? n : 1;
+  const int cores = available_cores();
+  if (n_jobs > 0) return n_jobs < cores ? n_jobs : cores;
+  const long long n = static_cast<long long>(cores) + 1 + n_jobs;
+  return n > 1 ? static_cast<int>(n) : 1;
 }
+
+bool in_forked_child() {
+  (void)fork_handler_registered;
+  return forked.load(std::memory_order_relaxed);
+}
+
+namespace detail {
+void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>& body) {
+  std::atomic<Index> next{0};
+  const auto work = [&] {
+    for (Index i = next.fetch_add(1); i < n; i = next.fetch_add(1)) body(i);
+  };
+  std::vector<std::thread> helpers;
+  helpers.reserve(static_cast<std::size_t>(threads - 1));
+  for (int t = 1; t < threads; ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: the ones running finish the loop
+    }
+  }
+  work();
+  for (std::thread& h : helpers) h.join();
+}
+}  // namespace detail
 
 }  // namespace fraudcore

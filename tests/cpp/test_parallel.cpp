@@ -1,6 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <stdexcept>
 #include <vector>
 
@@ -23,11 +30,40 @@ TEST(Parallel, FirstExceptionIsRethrownOnTheCaller) {
                std::invalid_argument);
 }
 
-TEST(Parallel, ResolvesNJobsLikeJoblib) {
-  EXPECT_EQ(resolve_n_threads(3), 3);
+TEST(Parallel, ResolvesNJobsLikeJoblibCappedAtTheCores) {
+  EXPECT_EQ(resolve_n_threads(1), 1);
+  EXPECT_EQ(resolve_n_threads(3), std::min(3, available_cores()));
+  EXPECT_EQ(resolve_n_threads(1'000'000), available_cores());
   EXPECT_EQ(resolve_n_threads(-1), available_cores());
   EXPECT_GE(resolve_n_threads(-1000), 1);
   EXPECT_THROW(resolve_n_threads(0), std::invalid_argument);
+}
+
+// GNU OpenMP's threads do not survive fork(): a child's next parallel region
+// used to wait for them forever. The child must finish every index.
+TEST(Parallel, ForkedChildRunsParallelLoops) {
+  std::atomic<Index> sum{0};
+  parallel_for(10'000, 2, [&](Index i) { sum += i; });  // the parent's thread pool now exists
+  ASSERT_FALSE(in_forked_child());
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::atomic<Index> total{0};
+    parallel_for(10'000, 2, [&](Index i) { total += i; });
+    _exit(in_forked_child() && total.load() == 10'000LL * 9'999 / 2 ? 0 : 1);
+  }
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      FAIL() << "the forked child's parallel loop hung";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(Rng, IsDeterministicPerStreamAndInRange) {
