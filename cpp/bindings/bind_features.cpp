@@ -281,7 +281,13 @@ void bind_features(py::module_& m) {
             const TransactionColumns cols = columns_of(entity, time_ns, amount, quantity, invoice, country, device,
                                                        ip, signup_ns, has_signup_time);
             auto out = new_matrix(cols.n, self.n_features());
-            self.update_many(cols, out.mutable_data());
+            double* dst = out.mutable_data();
+            {
+              // The arrays stay alive (held by this call's arguments); the
+              // state's own lock keeps concurrent callers out.
+              py::gil_scoped_release release;
+              self.update_many(cols, dst);
+            }
             return out;
           },
           py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"), py::arg("invoice"),

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "fraudcore/error.hpp"
+#include "fraudcore/features.hpp"
 #include "fraudcore/parallel.hpp"
 
 namespace py = pybind11;
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<fraudcore::FormatError>(m, "ModelFormatError", PyExc_ValueError);
   m.def("available_cores", &fraudcore::available_cores,
         "Number of processors this process may run on.");
+  m.attr("MAX_ABS_AMOUNT") = fraudcore::kMaxAbsAmount;
   m.def("resolve_n_threads", &fraudcore::resolve_n_threads, py::arg("n_jobs"),
         "Thread count for an n_jobs value (joblib convention: -1 = all cores).");
   fraudcore::bindings::bind_serialize(m);

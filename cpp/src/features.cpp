@@ -65,10 +65,31 @@ bool is_night(const FeatureConfig& c, std::int64_t hour) {
 void check_transaction(const FeatureConfig& c, const Transaction& t, Index row) {
   const auto where = [row] { return row >= 0 ? " (row " + std::to_string(row) + ")" : std::string(); };
   FRAUDCORE_CHECK(std::isfinite(t.amount), "amount is NaN or infinite" << where());
+  FRAUDCORE_CHECK(std::abs(t.amount) <= kMaxAbsAmount, "amount " << t.amount << where() << " is beyond +-"
+                                                                 << kMaxAbsAmount << ", the largest amount the features can hold");
   FRAUDCORE_CHECK(!c.has_quantity || std::isfinite(t.quantity), "quantity is NaN or infinite" << where());
+  FRAUDCORE_CHECK(!c.has_quantity || std::abs(t.quantity) <= kMaxAbsAmount,
+                  "quantity " << t.quantity << where() << " is beyond +-" << kMaxAbsAmount
+                              << ", the largest quantity the features can hold");
   FRAUDCORE_CHECK(t.time_ns != kMissingTime, "timestamp is missing (NaT)" << where());
   FRAUDCORE_CHECK(!c.has_signup || !t.has_signup_time || t.signup_ns != kMissingTime,
                   "signup time is NaT; mark it missing instead" << where());
+}
+
+// Throws, naming the transaction and the feature, when a feature of it is
+// not finite (amounts within kMaxAbsAmount can still meet, say, a mean of
+// 1e-300 in amount_to_mean).
+void check_finite_features(const FeatureConfig& c, const double* values, Index count, const Transaction& t,
+                           Index row) {
+  bool finite = true;
+  for (Index f = 0; f < count; ++f) finite &= std::isfinite(values[f]);
+  if (finite) return;
+  Index f = 0;
+  while (std::isfinite(values[f])) ++f;
+  FRAUDCORE_CHECK(false, "the features of " << (row >= 0 ? "row " + std::to_string(row) : std::string("the transaction"))
+                                            << " (amount " << t.amount << ") are not finite: "
+                                            << feature_names(c)[static_cast<std::size_t>(f)] << " = " << values[f]
+                                            << "; are the amounts in a sensible unit?");
 }
 
 void put_set(ByteWriter& w, const ValueSet& s) { w.put_vector(s.sorted()); }
@@ -345,7 +366,13 @@ FeatureState::FeatureState(FeatureConfig config) : config_(std::move(config)) {
   names_ = feature_names(config_);
 }
 
+Index FeatureState::n_entities() const {
+  std::shared_lock<std::shared_mutex> reading(*mutex_);
+  return static_cast<Index>(entities_.size());
+}
+
 void FeatureState::update(const Transaction& t, double* out) {
+  std::unique_lock<std::shared_mutex> writing(*mutex_);
   check_transaction(config_, t, -1);
   apply(t, out);
 }
@@ -354,7 +381,9 @@ void FeatureState::apply(const Transaction& t, double* out) {
   static const EntityHistory kNoHistory;
   auto found = entities_.find(t.entity);
   const EntityHistory& history = found == entities_.end() ? kNoHistory : found->second;
-  double* p = out + history.features(config_, t, out);
+  const Index written = history.features(config_, t, out);
+  check_finite_features(config_, out, written, t, -1);
+  double* p = out + written;
   const bool first_device = !history.used_device(t.device), first_ip = !history.used_ip(t.ip);
   // add() checks the time order before changing anything, so a rejected
   // update leaves the state as it was.
@@ -370,6 +399,7 @@ void FeatureState::apply(const Transaction& t, double* out) {
 }
 
 void FeatureState::update_many(const TransactionColumns& cols, double* out) {
+  std::unique_lock<std::shared_mutex> writing(*mutex_);
   // Check every row, and each entity's time order across the state and the
   // batch, before anything changes.
   std::unordered_map<std::int64_t, std::int64_t> latest;  // entity -> last time, state then batch
@@ -390,6 +420,7 @@ void FeatureState::update_many(const TransactionColumns& cols, double* out) {
 }
 
 std::string FeatureState::serialize() const {
+  std::shared_lock<std::shared_mutex> reading(*mutex_);
   ByteWriter w;
   w.put_vector(config_.windows_ns);
   w.put<std::int32_t>(config_.night_start_hour);
@@ -572,7 +603,9 @@ void build_features(const FeatureConfig& config, const TransactionColumns& cols,
       for (Index k = by_entity.offsets[static_cast<std::size_t>(g)]; k < by_entity.offsets[static_cast<std::size_t>(g + 1)]; ++k) {
         const Transaction& t = rows[static_cast<std::size_t>(k - k0)];
         const auto row = static_cast<std::size_t>(order[static_cast<std::size_t>(k)]);
-        store_row(values.data(), history.features(config, t, values.data()), out + static_cast<Index>(row) * width);
+        const Index written = history.features(config, t, values.data());
+        check_finite_features(config, values.data(), written, t, static_cast<Index>(row));
+        store_row(values.data(), written, out + static_cast<Index>(row) * width);
         if (config.has_device) first_device[row] = !history.used_device(t.device);
         if (config.has_ip) first_ip[row] = !history.used_ip(t.ip);
         history.add(config, t);

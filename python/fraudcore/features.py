@@ -55,6 +55,8 @@ amount, an unparseable time, or a non-numeric amount is a ValueError naming
 the column and the row.
 """
 
+import threading
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -68,6 +70,7 @@ __all__ = ["build_features", "FeatureState"]
 
 DEFAULT_WINDOWS = ("1h", "24h", "7D")
 _CATEGORICAL_ROLES = ("invoice", "country", "device_id", "ip_address")
+MAX_ABS_AMOUNT = _core.MAX_ABS_AMOUNT  # larger amounts would overflow squares and sums
 _NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
@@ -112,6 +115,14 @@ class FeatureState(NativeModelMixin, BaseEstimator):
     ``save`` / ``fraudcore.load`` (and pickle) keep the whole state, so a
     restarted service keeps every customer's history.
 
+    Thread safety: one FeatureState may be shared by threads. Updates are
+    serialized: each ``update`` call (a single transaction or a whole
+    batch) is applied at once, and ``save`` / pickle write a consistent
+    snapshot taken between two updates, never half of one. The batch
+    kernel runs without the GIL, so other Python threads go on meanwhile.
+    Threads that feed the same entity should agree on its time order: a
+    transaction that arrives after a later one of its entity is refused.
+
     Attributes
     ----------
     feature_names_ : list of str
@@ -131,6 +142,12 @@ class FeatureState(NativeModelMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self):
         return True  # usable from the start: an empty history
+
+    def _lock(self):
+        """The lock that serializes updates and snapshots (made on first use;
+        dict.setdefault is atomic, so two threads get the same lock)."""
+        lock = self.__dict__.get("_update_lock")
+        return lock if lock is not None else self.__dict__.setdefault("_update_lock", threading.RLock())
 
     def _state(self):
         native = getattr(self, "_native", None)
@@ -170,30 +187,37 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         dict {feature name: float} for one transaction, or a DataFrame
         (same index as the batch) for a batch.
         """
-        native = self._native if getattr(self, "_native", None) is not None else self._state()
         if type(transaction) is not dict:  # a dict, the streaming hot path, skips these checks
             if isinstance(transaction, pd.DataFrame):
-                if len(transaction) == 0:
-                    return pd.DataFrame(np.empty((0, len(self.feature_names_))), columns=self.feature_names_,
-                                        index=transaction.index)
-                columns, passthrough = _encode_table(transaction, self.schema, self._vocab)
-                return _frame(native.update_many(**columns), native.config, transaction, passthrough)
+                with self._lock():
+                    return self._update_many(transaction)
             if isinstance(transaction, pd.Series):
                 transaction = transaction.to_dict()
             if not isinstance(transaction, dict):
                 raise TypeError(f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}")
         try:  # read the passthrough values first: a rejected update changes nothing
-            extra = {name: float(transaction[name]) for name in self.schema.passthrough}
+            extra = {name: _number(transaction, name) for name in self.schema.passthrough}
         except KeyError as exc:
             raise ValueError(f"the transaction lacks field {exc.args[0]!r} named by the schema") from None
-        out = native.update(self._keys, *self._single(transaction))
+        with self._lock():  # the vocabularies and the native state change together
+            native = self._native if getattr(self, "_native", None) is not None else self._state()
+            out = native.update(self._keys, *self._single(transaction))
         if extra:
             out.update(extra)
         return out
 
+    def _update_many(self, transactions):
+        native = self._state()
+        if len(transactions) == 0:
+            return pd.DataFrame(np.empty((0, len(self.feature_names_))), columns=self.feature_names_,
+                                index=transactions.index)
+        columns, passthrough = _encode_table(transactions, self.schema, self._vocab)
+        return _frame(native.update_many(**columns), native.config, transactions, passthrough)
+
     def _to_bytes(self):
-        self._state()
-        return super()._to_bytes()
+        with self._lock():  # a snapshot between updates: vocabularies and histories agree
+            self._state()
+            return super()._to_bytes()
 
 
 # ---------------------------------------------------------------------------
@@ -297,17 +321,22 @@ def _config(schema, windows, night_hours, spike_sigmas):
     return config
 
 
+_TIME_RANGE = "outside 1677-09-21 .. 2262-04-11, the range of fraudcore's nanosecond times"
+
+
 def _times_ns(series, unit, what):
     """int64 nanoseconds of a time column; ValueError naming the first bad value.
 
-    Times with a time zone or a UTC offset keep their wall-clock time.
+    Times with a time zone or a UTC offset keep their wall-clock time. A
+    column pandas cannot read at once (mixed formats, offsets or time zones)
+    is read value by value, as the streaming path reads one.
     """
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values) | (np.abs(values * _NS_PER_UNIT[unit]) >= 2.0**63)
         if bad.any():
             raise ValueError(f"{what} column {series.name!r} has a missing, infinite or out-of-range value "
-                             f"{series.iloc[np.argmax(bad)]!r} at index {series.index[np.argmax(bad)]!r}")
+                             f"{series.iloc[np.argmax(bad)]!r} at index {_label(series.index[np.argmax(bad)])!r}")
         if pd.api.types.is_integer_dtype(series.dtype) and unit == "ns":
             return series.to_numpy(dtype=np.int64)  # exact: no trip through float64
         return np.round(values * _NS_PER_UNIT[unit]).astype(np.int64)
@@ -315,22 +344,56 @@ def _times_ns(series, unit, what):
     if not pd.api.types.is_datetime64_any_dtype(series.dtype):
         try:
             times = pd.to_datetime(series, errors="coerce")
-        except (ValueError, TypeError) as exc:  # e.g. several UTC offsets in one column
-            raise ValueError(f"{what} column {series.name!r} cannot be read as times: {exc}; "
-                             "convert it to one time zone (or to naive times) first") from None
-        unparsed = times.isna() & series.notna()
-        if unparsed.any():
-            first = series.index[np.argmax(unparsed.to_numpy())]
-            raise ValueError(f"{what} column {series.name!r} has an unparseable value "
-                             f"{series[first]!r} at index {first!r}")
+        except (ValueError, TypeError):  # several UTC offsets or time zones in one column
+            return _times_one_by_one(series, unit, what)
+        if (times.isna() & series.notna()).any():
+            return _times_one_by_one(series, unit, what)
     if getattr(times.dt, "tz", None) is not None:
         times = times.dt.tz_localize(None)  # keep the wall-clock time
     try:
         times = times.dt.as_unit("ns")
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
-        raise ValueError(f"{what} column {series.name!r} holds a time outside 1677-09-21 .. 2262-04-11, "
-                         "the range fraudcore's nanosecond times cover") from None
+        return _times_one_by_one(series, unit, what)  # names the first time out of range
     return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _times_one_by_one(series, unit, what):
+    out = np.empty(len(series), dtype=np.int64)
+    for i, (label, value) in enumerate(series.items()):
+        if _is_missing(value):
+            out[i] = np.iinfo(np.int64).min  # NaT: the caller names it
+            continue
+        try:
+            out[i] = _time_ns(value, _NS_PER_UNIT[unit])
+        except ValueError as exc:
+            raise ValueError(f"{what} column {series.name!r} at index {_label(label)!r}: {exc}") from None
+    return out
+
+
+def _time_ns(value, ns_per_unit):
+    """int64 nanoseconds of one time value (a number counts ``ns_per_unit``);
+    a ValueError saying what is wrong with it. An aware time keeps its
+    wall-clock time."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if not np.isfinite(value) or abs(float(value) * ns_per_unit) >= 2.0**63:
+            raise ValueError(f"{value!r} is missing, infinite or out of range")
+        if isinstance(value, (int, np.integer)) and ns_per_unit == 1:
+            return int(value)
+        return int(round(float(value) * ns_per_unit))
+    try:
+        stamp = pd.Timestamp(value)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"{value!r} is {_TIME_RANGE}") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a time") from None
+    if stamp is pd.NaT:
+        raise ValueError(f"{value!r} is missing")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_localize(None)  # keep the wall-clock time, as batch does
+    try:
+        return stamp.as_unit("ns").value
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"{value!r} is {_TIME_RANGE}") from None
 
 
 def _encode_table(data, schema, vocab):
@@ -344,20 +407,25 @@ def _encode_table(data, schema, vocab):
     time_ns = _times_ns(data[schema.timestamp], schema.time_unit, "timestamp")
     if (time_ns == np.iinfo(np.int64).min).any():
         first = data.index[np.argmax(time_ns == np.iinfo(np.int64).min)]
-        raise ValueError(f"timestamp column {schema.timestamp!r} is missing at index {first!r}")
+        raise ValueError(f"timestamp column {schema.timestamp!r} is missing at index {_label(first)!r}")
     if schema.amount is not None:
-        amount = _numbers(data[schema.amount], "amount")
+        amount = _amounts(_numbers(data[schema.amount], "amount"), data[schema.amount],
+                          f"the amount ({schema.amount!r})")
     else:
-        amount = _numbers(data[schema.quantity], "quantity") * _numbers(data[schema.unit_price], "unit_price")
+        with np.errstate(over="ignore"):
+            amount = _numbers(data[schema.quantity], "quantity") * _numbers(data[schema.unit_price], "unit_price")
+        amount = _amounts(amount, data[schema.quantity],
+                          f"the amount ({schema.quantity!r} x {schema.unit_price!r})")
     columns = {"entity": None, "time_ns": time_ns, "amount": amount, "quantity": None, "invoice": None,
                "country": None, "device": None, "ip": None, "signup_ns": None, "has_signup_time": None}
     if schema.entity is not None:
         entity = data[schema.entity]
         if entity.isna().any():
             first = data.index[np.argmax(entity.isna().to_numpy())]
-            raise ValueError(f"entity column {schema.entity!r} is missing at index {first!r}")
+            raise ValueError(f"entity column {schema.entity!r} is missing at index {_label(first)!r}")
     if schema.quantity is not None:
-        columns["quantity"] = _numbers(data[schema.quantity], "quantity")
+        columns["quantity"] = _amounts(_numbers(data[schema.quantity], "quantity"), data[schema.quantity],
+                                       f"the quantity ({schema.quantity!r})")
     # Checked before the kernel runs, so a bad batch changes no state.
     passthrough = {name: _numbers(data[name], name) for name in schema.passthrough}
     categorical = {role: data[getattr(schema, role)] for role in ("entity", *_CATEGORICAL_ROLES)
@@ -379,13 +447,40 @@ def _encode_table(data, schema, vocab):
 def _numbers(series, role):
     try:
         values = series.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{role} column {series.name!r} must be numeric, got dtype {series.dtype}") from None
     bad = ~np.isfinite(values)
     if bad.any():
         raise ValueError(f"{role} column {series.name!r} has a missing or infinite value at index "
-                         f"{series.index[np.argmax(bad)]!r}")
+                         f"{_label(series.index[np.argmax(bad)])!r}")
     return values
+
+
+def _amounts(values, series, what):
+    """``values``, or a ValueError naming the first transaction whose amount
+    (or quantity) is beyond what the features can hold."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(values) <= MAX_ABS_AMOUNT)
+    if bad.any():
+        first = np.argmax(bad)
+        raise ValueError(f"{what} at index {_label(series.index[first])!r} is {float(values[first])!r}, beyond "
+                         f"+-{MAX_ABS_AMOUNT:g}, the largest fraudcore's features can hold; "
+                         "is the column in a sensible unit?")
+    return values
+
+
+def _label(value):
+    """An index label as the user wrote it (a Python scalar, not np.int64(3))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _number(transaction, key):
+    """float(transaction[key]), or a ValueError naming the field (KeyError when absent)."""
+    value = transaction[key]
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"field {key!r} must be a number, got {value!r}") from None
 
 
 def _frame(matrix, config, data, passthrough):
@@ -412,33 +507,19 @@ def _single_row_encoder(schema, vocab):
     def time_ns(value, what):
         if type(value) is pd.Timestamp and value.tzinfo is None and value.unit == "ns":
             return value.value
-        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            if not np.isfinite(value) or abs(float(value) * unit) >= 2.0**63:
-                raise ValueError(f"{what} is missing, infinite or out of range: {value!r}")
-            if isinstance(value, (int, np.integer)) and unit == 1:
-                return int(value)
-            return int(round(float(value) * unit))
         try:
-            stamp = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{what} {value!r} is not a time") from None
-        if stamp is pd.NaT:
-            raise ValueError(f"{what} is missing")
-        if stamp.tzinfo is not None:
-            stamp = stamp.tz_localize(None)  # keep the wall-clock time, as batch does
-        try:
-            return stamp.as_unit("ns").value
-        except (OverflowError, pd.errors.OutOfBoundsDatetime):
-            raise ValueError(f"{what} {value!r} is outside 1677-09-21 .. 2262-04-11") from None
+            return _time_ns(value, unit)
+        except ValueError as exc:
+            raise ValueError(f"{what} {exc}") from None
 
     def encode(t):
         try:
             when = time_ns(t[when_key], "timestamp")
             if amount_key is not None:
-                amount = float(t[amount_key])
+                amount = _number(t, amount_key)
             else:
-                amount = float(t[quantity_key]) * float(t[price_key])
-            quantity = float(t[quantity_key]) if quantity_key is not None else 0.0
+                amount = _number(t, quantity_key) * _number(t, price_key)
+            quantity = _number(t, quantity_key) if quantity_key is not None else 0.0
             entity = 0
             if entity_key is not None:
                 entity = code("entity", t[entity_key])

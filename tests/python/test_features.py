@@ -1,6 +1,8 @@
 """The native feature kernel: the pandas oracle, batch = streaming, state, errors."""
 
 import pickle
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -197,7 +199,7 @@ def test_streaming_rejects_out_of_order_and_keeps_the_state():
     [
         (lambda d: d.drop(columns="amount"), r"lacks column\(s\) \['amount'\]"),
         (lambda d: d.assign(amount=[1.0, np.nan, 3.0]), "amount column 'amount' has a missing or infinite value at index 1"),
-        (lambda d: d.assign(when=["2024-01-01", "not a date", "2024-01-02"]), "unparseable value 'not a date' at index 1"),
+        (lambda d: d.assign(when=["2024-01-01", "not a date", "2024-01-02"]), "timestamp column 'when' at index 1: 'not a date' is not a time"),
         (lambda d: d.assign(when=[pd.Timestamp("2024-01-01"), pd.NaT, pd.Timestamp("2024-01-02")]), "missing at index 1"),
         (lambda d: d.assign(customer=[1, None, 2]), "entity column 'customer' is missing at index 1"),
         (lambda d: d.assign(amount=["a", "b", "c"]), "must be numeric"),
@@ -291,9 +293,11 @@ def test_utc_offsets_keep_the_wall_clock_in_batch_and_streaming():
     assert batch["hour"].tolist() == [10, 23]
     state = FeatureState(schema)
     assert [state.update(r)["hour"] for r in rows.to_dict("records")] == [10, 23]
-    with pytest.raises(ValueError, match="time zone"):
-        build_features(pd.DataFrame({"t": ["2024-06-01T10:00:00+02:00", "2024-06-01T10:00:00+05:00"],
-                                     "a": [1.0, 1.0]}), schema)
+    # Several offsets in one column: each time keeps its wall clock, in both paths.
+    offsets = pd.DataFrame({"t": ["2024-06-01T10:00:00+02:00", "2024-06-01T11:00:00+05:00"], "a": [1.0, 1.0]})
+    assert build_features(offsets, schema)["hour"].tolist() == [10, 11]
+    state = FeatureState(schema)
+    assert [state.update(r)["hour"] for r in offsets.to_dict("records")] == [10, 11]
 
 
 def test_every_kind_of_missing_category_is_missing_in_streaming_too():
@@ -356,3 +360,135 @@ def test_settings_that_would_clash_are_refused():
         build_features(data, TRANSACTIONS, night_hours=(0, 5.9))
     with pytest.raises(ValueError, match="overwrite features"):
         build_features(data, Schema(timestamp="when", amount="amount", passthrough=("hour",)))
+
+
+# Regression tests from an adversarial probe (issue 12).
+
+
+@pytest.mark.parametrize("when, message", [
+    ("3000-01-01", "'3000-01-01' is outside 1677-09-21 .. 2262-04-11"),
+    ("not a date", "'not a date' is not a time"),
+])
+def test_a_bad_time_gets_the_same_message_in_batch_and_streaming(when, message):
+    schema = Schema(entity="c", timestamp="t", amount="a")
+    data = pd.DataFrame({"c": [1, 1], "t": ["2024-01-01", when], "a": [1.0, 2.0]})
+    with pytest.raises(ValueError, match=f"timestamp column 't' at index 1: {message}"):
+        build_features(data, schema)
+    state = FeatureState(schema)
+    with pytest.raises(ValueError, match=f"^timestamp {message}"):
+        state.update({"c": 1, "t": when, "a": 1.0})
+    with pytest.raises(ValueError, match=f"timestamp column 't' at index 1: {message}"):
+        state.update(data)
+    assert state.n_entities_ == 0
+
+
+def test_aware_times_among_naive_ones_keep_their_wall_clock_in_batch_and_streaming():
+    schema = Schema(entity="c", timestamp="t", amount="a")
+    mixed = pd.DataFrame({"c": [1, 1, 1], "a": [1.0, 2.0, 3.0],
+                          "t": ["2024-01-01 10:00", "2024-01-02 11:00+02:00", "2024-01-03"]})
+    naive = mixed.assign(t=[pd.Timestamp("2024-01-01 10:00"), pd.Timestamp("2024-01-02 11:00"),
+                            pd.Timestamp("2024-01-03")])
+    expected = build_features(naive, schema)
+    pd.testing.assert_frame_equal(build_features(mixed, schema), expected)
+    objects = mixed.assign(t=[pd.Timestamp("2024-01-01 10:00"), pd.Timestamp("2024-01-02 11:00", tz="Europe/Berlin"),
+                              pd.Timestamp("2024-01-03")])
+    pd.testing.assert_frame_equal(build_features(objects, schema), expected)
+    state = FeatureState(schema)
+    streamed = pd.DataFrame([state.update(row) for row in mixed.to_dict("records")])
+    np.testing.assert_array_equal(streamed.to_numpy(), expected.to_numpy())
+
+
+@pytest.mark.parametrize("amounts, culprit", [
+    ([1.0, 1e300, 2.0], "the amount \\('a'\\) at index 11 is 1e\\+300"),
+    ([1.0, -1e101, 2.0], "the amount \\('a'\\) at index 11 is -1e\\+101"),
+])
+def test_huge_finite_amounts_are_named_at_the_feature_step(amounts, culprit):
+    schema = Schema(entity="c", timestamp="t", amount="a")
+    data = pd.DataFrame({"c": [1, 1, 2], "t": pd.date_range("2024-01-01", periods=3, freq="h"), "a": amounts},
+                        index=[10, 11, 12])
+    with pytest.raises(ValueError, match=culprit + ".*beyond \\+-1e\\+100"):
+        build_features(data, schema)
+    state = FeatureState(schema)
+    with pytest.raises(ValueError, match="amount .* is beyond \\+-1e\\+100"):
+        state.update({"c": 1, "t": "2024-01-01", "a": amounts[1]})
+    assert state.n_entities_ == 0
+
+
+def test_an_amount_product_that_overflows_is_named():
+    schema = Schema(entity="c", timestamp="t", quantity="q", unit_price="p")
+    data = pd.DataFrame({"c": [1, 1], "t": ["2024-01-01", "2024-01-02"], "q": [1.0, 1e200], "p": [2.0, 1e200]})
+    with pytest.raises(ValueError, match="the amount \\('q' x 'p'\\) at index 1 is inf"):
+        build_features(data, schema)
+
+
+def test_features_that_still_overflow_name_the_row_and_the_feature():
+    # A mean of 1e-300 next to an amount of 1e100: amount_to_mean is not finite.
+    schema = Schema(entity="c", timestamp="t", amount="a")
+    data = pd.DataFrame({"c": [1, 1], "t": ["2024-01-01", "2024-01-02"], "a": [1e-300, 1e100]})
+    with pytest.raises(ValueError, match=r"features of row 1 \(amount 1e\+100\) are not finite: amount_to_mean"):
+        build_features(data, schema)
+    state = FeatureState(schema)
+    state.update({"c": 1, "t": "2024-01-01", "a": 1e-300})
+    with pytest.raises(ValueError, match="features of the transaction .* are not finite"):
+        state.update({"c": 1, "t": "2024-01-02", "a": 1e100})
+    assert state.update({"c": 1, "t": "2024-01-02", "a": 1.0})["entity_count"] == 1  # unchanged by the refusal
+
+
+@pytest.mark.parametrize("field, value", [
+    ("a", None), ("a", [1.0]), ("a", 1j), ("a", 10**400), ("a", "twelve"), ("a", {}),
+    ("q", None), ("q", 10**400), ("p", 1j),
+])
+def test_every_bad_number_in_an_update_is_a_value_error_naming_the_field(field, value):
+    if field == "a":
+        schema = Schema(entity="c", timestamp="t", amount="a")
+    else:
+        schema = Schema(entity="c", timestamp="t", quantity="q", unit_price="p")
+    state = FeatureState(schema)
+    row = {"c": 1, "t": "2024-01-01", "a": 1.0, "q": 1.0, "p": 1.0, field: value}
+    with pytest.raises(ValueError, match=f"field '{field}' must be a number, got"):
+        state.update(row)
+    assert state.n_entities_ == 0
+
+
+def test_a_save_during_concurrent_updates_is_a_consistent_snapshot(tmp_path):
+    # Customer k only ever spends k, so after a reload each remembered
+    # customer's mean must be its own number, and a new customer must have
+    # no history. Before the state had a lock, most saves taken while
+    # another thread added customers failed this (a new customer inherited
+    # another's history).
+    schema = Schema(entity="c", timestamp="t", amount="a")
+    state = FeatureState(schema)
+    stop = threading.Event()
+
+    def feed():
+        k = 0
+        while not stop.is_set():
+            k += 1
+            state.update({"c": f"customer-{k}", "t": pd.Timestamp("2024-01-01") + pd.Timedelta(seconds=k),
+                          "a": float(k)})
+            if k % 50 == 0:  # batches go through the same lock, without the GIL
+                batch = pd.DataFrame({"c": [f"customer-{k}"] * 2, "a": [float(k)] * 2,
+                                      "t": [pd.Timestamp("2024-01-01") + pd.Timedelta(seconds=k, milliseconds=m)
+                                            for m in (1, 2)]})
+                state.update(batch)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        paths = []
+        for i in range(10):
+            while state.n_entities_ < 200 * (i + 1):
+                time.sleep(0.001)
+            paths.append(state.save(tmp_path / f"state-{i}.fc"))
+    finally:
+        stop.set()
+        feeder.join()
+    for path in paths:
+        loaded = fraudcore.load(path)
+        customers = list(loaded.vocabularies_["entity"])
+        assert loaded.n_entities_ == len(customers), path
+        probe = pd.DataFrame({"c": [*customers, "newcomer"], "a": 1.0, "t": pd.Timestamp("2025-01-01")})
+        features = loaded.update(probe)
+        means = features["entity_mean"].to_numpy()
+        np.testing.assert_array_equal(means[:-1], [float(c.split("-")[1]) for c in customers])
+        assert features["entity_count"].iloc[-1] == 0

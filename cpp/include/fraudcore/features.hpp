@@ -12,8 +12,12 @@
 //   including the current one in that same order.
 // - Times are int64 nanoseconds on a naive (local wall-clock) time line;
 //   hour and day of week are read from it as if it were UTC.
-// - Neutral values stand in where there is no history, so every feature is
-//   always finite (see feature_names() for the list and the defaults).
+// - Amounts and quantities must be finite and within +-kMaxAbsAmount (so
+//   squares and window sums cannot overflow); anything else is an
+//   std::invalid_argument naming the row. Neutral values stand in where
+//   there is no history, so every feature is finite; a row whose features
+//   still are not (a ratio to a mean of 1e-300) is refused, naming it and
+//   the feature (see feature_names() for the list and the defaults).
 // - Batch memory is linear in the number of rows (the output, the row
 //   order and a few bytes per row; scratch space is per thread and small);
 //   the output is row-major, n x feature_names(config).size(), in the
@@ -22,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -35,6 +40,9 @@ namespace fraudcore {
 class ByteReader;
 class ByteWriter;
 struct TransactionColumns;
+
+/// The largest |amount| and |quantity| the features take.
+inline constexpr double kMaxAbsAmount = 1e100;
 
 /// Which optional columns exist, and the feature settings.
 struct FeatureConfig {
@@ -153,6 +161,12 @@ class SharedUse {
 
 /// Streaming features: one transaction at a time, keeping each entity's
 /// history. Saves and loads, so a restarted service keeps its state.
+///
+/// Thread safety: every member may be called from any thread at any time.
+/// Updates are applied one at a time (an update or a whole update_many
+/// batch is atomic: no other call sees it half done), and serialize() is a
+/// consistent snapshot taken between updates; reads share the state, an
+/// update excludes every other call while it runs.
 class FeatureState {
  public:
   explicit FeatureState(FeatureConfig config);
@@ -160,7 +174,7 @@ class FeatureState {
   const FeatureConfig& config() const { return config_; }
   Index n_features() const { return static_cast<Index>(names_.size()); }
   const std::vector<std::string>& names() const { return names_; }
-  Index n_entities() const { return static_cast<Index>(entities_.size()); }
+  Index n_entities() const;
 
   /// Features of `t` into out[0..n_features()), then add it to the state.
   /// Throws std::invalid_argument (state unchanged) for a non-finite
@@ -179,6 +193,9 @@ class FeatureState {
   // update() once check_transaction passed (the time order is checked by add()).
   void apply(const Transaction& t, double* out);
 
+  // Held exclusively by updates, shared by readers (heap-held so the state
+  // stays movable; a moved-from state is never used again).
+  mutable std::unique_ptr<std::shared_mutex> mutex_ = std::make_unique<std::shared_mutex>();
   FeatureConfig config_;
   std::vector<std::string> names_;
   std::unordered_map<std::int64_t, EntityHistory> entities_;
