@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <sstream>
 #include <numeric>
 #include <type_traits>
 
@@ -358,7 +360,7 @@ struct AutoEncoder::Impl {
         load_rows(X, count, count, [rows_of_chunk](Index i) { return rows_of_chunk[i]; }, w.A[0]);
         Rng dropout(params.seed, epoch_stream(epochs) + 1 + static_cast<std::uint64_t>(chunk_counter + c));
         forward(w, &dropout);
-        w.sq_error = (w.A.back() - w.A[0]).squaredNorm();
+        w.sq_error = squared_error(w.A.back(), w.A[0], count);
         backward(w, rows, true);
       });
       chunk_counter += chunks;
@@ -369,11 +371,96 @@ struct AutoEncoder::Impl {
           ws[0].gb[l] += ws[static_cast<std::size_t>(c)].gb[l];
         }
       }
-      for (Index c = 0; c < chunks; ++c) sq_error += ws[static_cast<std::size_t>(c)].sq_error;
+      double batch_error = 0.0;
+      for (Index c = 0; c < chunks; ++c) batch_error += ws[static_cast<std::size_t>(c)].sq_error;
+      if (!std::isfinite(batch_error)) diverged("the training loss is not finite");
+      sq_error += batch_error;
       adam_step<S>(ws[0].gW, ws[0].gb);
+      if (!weights_finite<S>()) diverged("a weight became NaN or infinite");
     }
+    if (const std::string problem = violation<S>(); !problem.empty()) diverged(problem);
     ++epochs;
     return sq_error / (static_cast<double>(n) * static_cast<double>(d()));
+  }
+
+  // Squared error of the first `count` rows, the difference taken in S (as
+  // when scoring) and squared in float64 (a float32 square overflows early).
+  template <class S>
+  static double squared_error(const Mat<S>& out, const Mat<S>& in, Index count) {
+    double sum = 0.0;
+    for (Index i = 0; i < count * in.cols(); ++i) {
+      const double e = static_cast<double>(out.data()[i] - in.data()[i]);
+      sum += e * e;
+    }
+    return sum;
+  }
+
+  template <class S>
+  bool weights_finite() const {
+    const Network<S>& nw = net<S>();
+    for (std::size_t l = 0; l < nw.W.size(); ++l) {
+      if (!all_finite(nw.W[l].data(), nw.W[l].size()) || !all_finite(nw.b[l].data(), nw.b[l].size())) return false;
+    }
+    return true;
+  }
+
+  [[noreturn]] void diverged(const std::string& what) const {
+    std::ostringstream msg;
+    msg << "AutoEncoder training diverged in epoch " << epochs + 1 << ": " << what << "; lower learning_rate (now "
+        << params.learning_rate << ") or bring the inputs to a moderate scale (keep standardize on)";
+    throw std::invalid_argument(msg.str());
+  }
+
+  std::string violation() const { return params.float64 ? violation<double>() : violation<float>(); }
+
+  // What breaks the header's invariant ("" when it holds): a non-finite
+  // parameter, or weights with which an input within kSafeInputRadius could
+  // overflow S. The bound propagated is the header's; it is computed in
+  // float64 and stops at the first layer past the limit (so no inf * 0).
+  template <class S>
+  std::string violation() const {
+    std::ostringstream why;
+    for (std::size_t j = 0; j < mean.size(); ++j) {
+      if (!std::isfinite(mean[j]) || !std::isfinite(scale[j]) || !(scale[j] > 0.0)) {
+        why << "feature " << j << " has an invalid standardisation (mean " << mean[j] << ", scale " << scale[j] << ")";
+        return why.str();
+      }
+    }
+    const Network<S>& nw = net<S>();
+    const char* type = std::is_same_v<S, float> ? "float32" : "float64";
+    constexpr double kLimit = static_cast<double>(std::numeric_limits<S>::max());
+    const double roundoff = static_cast<double>(std::numeric_limits<S>::epsilon()) / 2.0;
+    double u = kSafeInputRadius;  // bound on the magnitude of the layer's input
+    for (Index l = 0; l < n_layers(); ++l) {
+      const Mat<S>& W = nw.W[static_cast<std::size_t>(l)];
+      const Vec<S>& b = nw.b[static_cast<std::size_t>(l)];
+      if (!all_finite(W.data(), W.size()) || !all_finite(b.data(), b.size())) {
+        why << "layer " << l << " holds a weight or bias that is NaN or infinite in " << type;
+        return why.str();
+      }
+      double p = 0.0;
+      for (Index i = 0; i < W.rows(); ++i) {
+        double row = 0.0;
+        for (Index j = 0; j < W.cols(); ++j) row += std::abs(static_cast<double>(W(i, j)));
+        p = std::max(p, row * u + std::abs(static_cast<double>(b(i))));
+      }
+      p *= std::exp(static_cast<double>(W.cols() + 1) * std::log1p(roundoff));
+      if (!(p <= kLimit)) {
+        why << "the weights of layer " << l << " are too large: an input within " << kSafeInputRadius
+            << " standard deviations of the training mean could overflow " << type << " there (bound " << p
+            << ")";
+        return why.str();
+      }
+      const bool saturating = params.activation == Activation::kTanh || params.activation == Activation::kSigmoid;
+      u = l < n_layers() - 1 && saturating ? 1.0 : p;
+    }
+    const double e = (u + kSafeInputRadius) * (1.0 + roundoff);  // |output - input|
+    if (!(e <= kLimit) || !std::isfinite(2.0 * e * e * static_cast<double>(d()))) {
+      why << "the weights are too large: the reconstruction error of an input within " << kSafeInputRadius
+          << " standard deviations of the training mean could overflow (bound " << e << ")";
+      return why.str();
+    }
+    return {};
   }
 
   // Squared errors of every value of X, handed to sink(row, errors) per row.
@@ -491,6 +578,9 @@ void AutoEncoder::initialize(const ConstMatrixView<T>& X, const AutoEncoderParam
   } else {
     impl->init_weights<float>();
   }
+  const std::string problem = impl->violation();
+  FRAUDCORE_CHECK(problem.empty(), "the network's initial weights break the finite-score bound: " << problem
+                                       << "; use fewer or narrower layers, or standardize the inputs");
   impl_ = std::move(impl);
 }
 
@@ -499,8 +589,13 @@ double AutoEncoder::train_epoch(const ConstMatrixView<T>& X, int n_threads) {
   FRAUDCORE_CHECK(impl_, "the autoencoder is not initialised");
   FRAUDCORE_CHECK(X.cols() == impl_->d(), "X has " << X.cols() << " features, expected " << impl_->d());
   FRAUDCORE_CHECK(X.rows() >= 1, "X has no rows");
-  return impl_->params.float64 ? impl_->train_epoch<double>(X, n_threads)
-                               : impl_->train_epoch<float>(X, n_threads);
+  try {
+    return impl_->params.float64 ? impl_->train_epoch<double>(X, n_threads)
+                                 : impl_->train_epoch<float>(X, n_threads);
+  } catch (...) {
+    impl_.reset();  // half-updated weights: never scored or saved (see the header)
+    throw;
+  }
 }
 
 template <class T>
@@ -510,7 +605,7 @@ void AutoEncoder::row_errors(const ConstMatrixView<T>& X, double* out, int n_thr
   const auto sink = [&](Index row, const auto& e) {
     double sum = 0.0;  // squared in float64, as value_errors
     for (Index j = 0; j < e.size(); ++j) sum += static_cast<double>(e(j)) * static_cast<double>(e(j));
-    out[row] = sum / d;
+    out[row] = std::isnan(sum) ? std::numeric_limits<double>::infinity() : sum / d;  // NaN only from overflow
   };
   if (impl_->params.float64) {
     impl_->errors<double>(X, n_threads, sink);
@@ -524,7 +619,10 @@ void AutoEncoder::value_errors(const ConstMatrixView<T>& X, double* out, int n_t
   FRAUDCORE_CHECK(impl_, "the autoencoder is not initialised");
   const Index d = impl_->d();
   const auto sink = [&](Index row, const auto& e) {
-    for (Index j = 0; j < d; ++j) out[row * d + j] = static_cast<double>(e(j)) * static_cast<double>(e(j));
+    for (Index j = 0; j < d; ++j) {
+      const double sq = static_cast<double>(e(j)) * static_cast<double>(e(j));
+      out[row * d + j] = std::isnan(sq) ? std::numeric_limits<double>::infinity() : sq;
+    }
   };
   if (impl_->params.float64) {
     impl_->errors<double>(X, n_threads, sink);
@@ -563,6 +661,8 @@ void read_network(ByteReader& r, Network<S>& nw) {
 
 std::string AutoEncoder::serialize() const {
   FRAUDCORE_CHECK(impl_, "the autoencoder is not initialised");
+  const std::string problem = impl_->violation();
+  FRAUDCORE_CHECK(problem.empty(), "the autoencoder cannot be saved, it could not be loaded: " << problem);
   const AutoEncoderParams& p = impl_->params;
   ByteWriter w;
   w.put<std::uint64_t>(p.layers.size());
@@ -632,6 +732,9 @@ AutoEncoder AutoEncoder::deserialize(std::string_view bytes) {
     read_network(r, impl->f32);
   }
   r.expect_end();
+  if (const std::string problem = impl->violation(); !problem.empty()) {
+    throw FormatError("autoencoder data is unusable: " + problem);
+  }
   AutoEncoder model;
   model.impl_ = std::move(impl);
   return model;

@@ -97,6 +97,12 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
     each row, in standardised units: higher is more normal.
     ``reconstruction_errors(X)`` gives the per-feature squared errors.
 
+    Scores are finite for every row within a million standard deviations of
+    the training mean (in every feature); a fitted or loaded model is
+    checked to guarantee it, and a file that does not is refused with
+    ``ModelFormatError``. A row beyond that whose reconstruction overflows
+    scores ``-inf`` (an outlier), never NaN.
+
     Interrupting ``fit`` (Ctrl-C, KeyboardInterrupt) stops training at the
     end of the running epoch: the estimator keeps the weights of the last
     complete epoch and is usable (``interrupted_`` is True), or stays
@@ -204,6 +210,15 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If training diverges (a NaN or infinite loss or weight, weights
+            too large to score finitely, or training rows whose error
+            overflows), naming the epoch: lower ``learning_rate`` or keep
+            the inputs moderate (``standardize=True``). The estimator is
+            then left unfitted.
         """
         self._check_params()
         n_threads = resolve_n_jobs(self.n_jobs)
@@ -278,10 +293,31 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
         """Keep the best weights (early stopping) and set the threshold."""
         if self.early_stopping and best[1] is not None:
             native = _core.AutoEncoderModel.deserialize(best[1])
-        self._native = native
         self.n_epochs_ = native.epochs_trained
         scores = -native.row_errors(X, n_threads)
+        overflowing = int(np.count_nonzero(~np.isfinite(scores)))
+        if overflowing:
+            # The native bound covers inputs within kSafeInputRadius; rows
+            # beyond it (unstandardised, huge) can still overflow.
+            raise ValueError(
+                f"AutoEncoder training diverged: after epoch {self.n_epochs_} the reconstruction error "
+                f"of {overflowing} of the {len(scores)} training rows overflows; lower learning_rate "
+                f"(now {self.learning_rate!r}) or bring the inputs to a moderate scale (keep standardize on)"
+            )
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        self._native = native
+
+    def _body(self):
+        # The native model refuses to serialise weights its loader would
+        # refuse; the threshold lives in the metadata, so it is checked here.
+        if not np.isfinite(self.offset_):
+            raise ValueError(f"the AutoEncoder cannot be saved: its offset_ is {self.offset_!r}, not finite")
+        return self._native.serialize()
+
+    def _restore_native_attributes(self):
+        offset = getattr(self, "offset_", None)
+        if isinstance(offset, bool) or not isinstance(offset, Real) or not np.isfinite(offset):
+            raise _core.ModelFormatError(f"AutoEncoder model data holds an invalid offset_: {offset!r}")
 
     def score_samples(self, X):
         """Minus the mean squared reconstruction error of each row.

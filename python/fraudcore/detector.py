@@ -195,7 +195,13 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         labels = self._labels(data, y)
         names = self._check_params(labels is not None)
         with Steps(self.verbose, "FraudDetector.fit", ["features", *names, "calibration"]) as steps:
-            return self._fit(data, labels, names, steps)
+            try:
+                return self._fit(data, labels, names, steps)
+            except BaseException:
+                # A detector failed (an autoencoder that diverged, say): the
+                # detector is unfitted, not half-fitted and savable.
+                self.models_ = None
+                raise
 
     def _fit(self, data, labels, names, steps):
         steps.start("features")
@@ -490,6 +496,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                 model._restore(inner_meta, inner_body)
                 models[name] = model
             arrays = [np.frombuffer(p, dtype="<f8").astype(np.float64) for p in parts[len(names):]]
+            if not all(np.isfinite(a).all() for a in arrays):
+                raise ValueError("the quantiles, scalings or training scores hold NaN or infinity")
             quantiles = arrays[0].reshape(_QUANTILES, -1)
         except (KeyError, TypeError, ValueError, struct.error) as exc:
             raise _core.ModelFormatError(f"FraudDetector model data is inconsistent: {exc}") from None

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "fraudcore/autoencoder.hpp"
@@ -94,6 +97,58 @@ TEST(AutoEncoder, RejectsBadParametersAndInput) {
   bad(40, 3) = std::nan("");
   EXPECT_THROW(ae.train_epoch(row_major_view(bad.data(), bad.rows(), bad.cols()), 2),
                std::invalid_argument);
+}
+
+TEST(AutoEncoder, DivergenceThrowsNamingTheEpochAndDropsTheModel) {
+  // Unstandardised inputs far too large for the compute type: the gradients
+  // overflow float32; float64's squared errors overflow.
+  for (bool float64 : {false, true}) {
+    RowMajorMatrix<double> X = plane(300, 4) * (float64 ? 1e160 : 1e20);
+    const auto view = row_major_view(X.data(), X.rows(), X.cols());
+    AutoEncoder ae;
+    ae.initialize(view, small_params(float64), false);
+    std::string message;
+    try {
+      ae.train_epoch(view, 2);
+    } catch (const std::invalid_argument& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("diverged in epoch 1:"), std::string::npos) << message;
+    EXPECT_NE(message.find("learning_rate"), std::string::npos) << message;
+    EXPECT_NE(message.find("standardize"), std::string::npos) << message;
+    EXPECT_FALSE(ae.initialized());  // nothing left to score or save
+    EXPECT_THROW(ae.serialize(), std::invalid_argument);
+  }
+}
+
+TEST(AutoEncoder, LoaderRefusesWeightsThatOverflowAndScoringNeverGivesNaN) {
+  const auto X = plane(200, 5);
+  const auto view = row_major_view(X.data(), X.rows(), X.cols());
+  for (bool float64 : {false, true}) {
+    auto p = small_params(float64);
+    p.activation = Activation::kRelu;  // unbounded: 1e30 weights overflow float32
+    AutoEncoder ae;
+    ae.initialize(view, p, true);
+    ae.train_epoch(view, 2);
+    const std::string bytes = ae.serialize();
+    const std::size_t n_weights = 8 * 7 + 2 * 9 + 8 * 3 + 6 * 9;  // layers 6-8-2-8-6, with biases
+    for (double value : {1e300, 1e160, 1e30}) {
+      if (float64 && value == 1e30) continue;  // finite scores in float64: a sound model
+      std::string bad = bytes;
+      for (std::size_t i = 0; i < n_weights; ++i) {
+        std::memcpy(&bad[bad.size() - 8 * (i + 1)], &value, 8);  // little-endian hosts
+      }
+      EXPECT_THROW(AutoEncoder::deserialize(bad), FormatError) << value << " float64=" << float64;
+    }
+    // Beyond the guaranteed radius an overflowing row scores +inf, not NaN.
+    RowMajorMatrix<double> far = X.topRows(3);
+    far.row(1).setConstant(float64 ? 1e300 : 1e30);
+    std::vector<double> errors(3);
+    ae.row_errors(row_major_view(far.data(), far.rows(), far.cols()), errors.data(), 1);
+    EXPECT_TRUE(std::isfinite(errors[0]) && std::isfinite(errors[2]));
+    EXPECT_FALSE(std::isnan(errors[1]));
+    EXPECT_GT(errors[1], 1e40);
+  }
 }
 
 TEST(DenseGemm, EveryKernelMatchesADoubleReference) {

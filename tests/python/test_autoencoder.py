@@ -205,3 +205,97 @@ def test_bad_input():
         AutoEncoder(standardize=False).fit(np.full((5, 2), 1e39))
     assert np.isfinite(AutoEncoder(standardize=False, dtype="float64", epochs=1)
                        .fit(np.full((5, 2), 1e39)).score_samples(np.full((1, 2), 1e39)))
+
+
+# -- divergence and the finite-score guarantee (issue 12) ---------------------------------
+
+
+def _rewrite_weights(data, new_weights):
+    """A model file's bytes with every weight and bias replaced by new_weights(layers, flat
+    float64 array) and the checksum made right again: a file only a hand could write."""
+    _, kind, meta, body = _core.unpack_envelope(data)
+    # The body opens with the layer count (u64) and sizes (i64); the weights close it.
+    (n_sizes,) = np.frombuffer(body[:8], dtype="<u8")
+    sizes = [int(s) for s in np.frombuffer(body[8:8 + 8 * int(n_sizes)], dtype="<i8")]
+    count = sum(out * (fan_in + 1) for fan_in, out in zip(sizes[:-1], sizes[1:]))
+    flat = np.frombuffer(body[-8 * count:], dtype="<f8").copy()
+    flat = np.asarray(new_weights(sizes, flat), dtype="<f8")
+    return _core.pack_envelope(kind, meta, body[:-8 * count] + flat.tobytes())
+
+
+@pytest.mark.parametrize(
+    "params, scale",
+    [({"learning_rate": 1e6}, 1.0), ({"standardize": False}, 1e20)],
+    ids=["huge-learning-rate", "unscaled-huge-inputs"],
+)
+def test_divergence_is_an_error_naming_the_epoch(blobs, tmp_path, params, scale):
+    X, _ = blobs
+    model = AutoEncoder(epochs=3, random_state=0, **params)
+    with pytest.raises(ValueError, match=r"diverged in epoch 1\b.*lower learning_rate.*standardize"):
+        model.fit(X * scale)
+    assert not model.__sklearn_is_fitted__()  # nothing to score
+    # What is saved now is the unfitted estimator, and it loads.
+    assert not fraudcore.load(model.save(tmp_path / "ae.fc")).__sklearn_is_fitted__()
+
+
+def test_save_refuses_what_load_would_refuse(blobs, tmp_path):
+    X, _ = blobs
+    model = AutoEncoder(epochs=1, random_state=0).fit(X)
+    model.offset_ = float("nan")
+    with pytest.raises(ValueError, match="offset_ is nan"):
+        model.save(tmp_path / "bad.fc")
+    with pytest.raises(ValueError, match="offset_ is nan"):
+        pickle.dumps(model)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("value", [1e300, 1e30])
+def test_load_refuses_finite_weights_that_overflow(blobs, dtype, value):
+    X, _ = blobs
+    data = AutoEncoder(epochs=1, dtype=dtype, random_state=0).fit(X).__getstate__()["fraudcore_model"]
+    if dtype == "float64" and value == 1e30:
+        value = 1e160  # float64's limit for the squared error is ~1e154
+    bad = _rewrite_weights(data, lambda sizes, w: np.full_like(w, value))
+    with pytest.raises(fraudcore.ModelFormatError, match="too large|NaN or infinite in float32"):
+        AutoEncoder().__setstate__({"fraudcore_model": bad})
+
+
+def test_a_model_at_the_edge_of_the_bound_loads_and_scores_finite_values():
+    # Equal positive weights, zero biases, relu: the bound is exact for an input
+    # of +radius in every feature, so the file just inside loads and scores that
+    # row finitely, and the one just outside is refused (before the fix: -inf).
+    X = np.random.default_rng(0).normal(size=(200, 6))
+    model = AutoEncoder(epochs=1, dropout=0.0, random_state=0).fit(X)
+    sizes = model.layers_
+    data = model.__getstate__()["fraudcore_model"]
+    radius = 1e6
+    edge = model._native.input_mean + radius * model._native.input_scale
+    fan_ins = np.prod(np.asarray(sizes[:-1], dtype=float))  # the output is w^L * fan_ins * radius
+    n_layers = len(sizes) - 1
+    largest = float(np.finfo(np.float32).max)
+
+    def constant(target):
+        w = (target / (radius * fan_ins)) ** (1.0 / n_layers)
+        return lambda s, flat: np.concatenate(
+            [np.concatenate([np.full(o * i, w), np.zeros(o)]) for i, o in zip(s[:-1], s[1:])])
+
+    inside = AutoEncoder()
+    inside.__setstate__({"fraudcore_model": _rewrite_weights(data, constant(0.5 * largest))})
+    score = inside.score_samples(edge[None, :])
+    assert np.isfinite(score).all() and score[0] < -1e70
+    with pytest.raises(fraudcore.ModelFormatError, match="too large"):
+        AutoEncoder().__setstate__({"fraudcore_model": _rewrite_weights(data, constant(2.0 * largest))})
+
+
+def test_loaded_model_scores_finite_values(blobs, tmp_path):
+    X, _ = blobs
+    for dtype in ("float32", "float64"):
+        model = fraudcore.load(AutoEncoder(epochs=3, dtype=dtype, random_state=0).fit(X).save(tmp_path / "ae.fc"))
+        far = model._native.input_mean + 1e6 * model._native.input_scale * np.sign(X[:20])
+        scores = model.score_samples(np.vstack([X, far]))
+        assert np.isfinite(scores).all()
+        # Beyond the guaranteed radius an overflow scores -inf (an outlier), never NaN.
+        beyond = model.score_samples(np.full((1, X.shape[1]), 1e300 if dtype == "float64" else 1e30))
+        assert not np.isnan(beyond).any() and beyond[0] < model.offset_
+        assert model.predict(np.full((1, X.shape[1]), 1e300 if dtype == "float64" else 1e30))[0] == -1

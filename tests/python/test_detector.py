@@ -247,3 +247,36 @@ def test_quantile_map_is_the_mid_rank_in_the_training_grid(fitted, transactions)
     np.testing.assert_array_equal(fitted._quantile_map(X), expected)
     with pytest.raises(ValueError, match="ascending"):
         fraudcore._core.quantile_map(X, fitted.quantiles_[::-1].copy(), 1)
+
+
+def test_a_diverging_autoencoder_fails_the_fit_and_an_overflowing_one_the_load(transactions, tmp_path):
+    import struct
+
+    from fraudcore.detector import _split_parts
+
+    params = {"autoencoder": {"epochs": 2, "learning_rate": 1e6}}
+    detector = FraudDetector(SCHEMA, detectors=("isolation_forest", "autoencoder"), detector_params=params,
+                             random_state=0)
+    with pytest.raises(ValueError, match=r"AutoEncoder training diverged in epoch 1\b.*learning_rate"):
+        detector.fit(transactions.iloc[:5_000])
+    with pytest.raises(ValueError, match="only a fitted FraudDetector can be saved"):
+        detector.save(tmp_path / "never.fc")
+
+    # A sound detector whose autoencoder's weights are then set to 1e300 (checksums fixed):
+    # refused on load, not a model that scores NaN.
+    good = FraudDetector(SCHEMA, detectors=("isolation_forest", "autoencoder"),
+                         detector_params={"autoencoder": {"epochs": 1}}, random_state=0)
+    data = good.fit(transactions.iloc[:5_000]).__getstate__()["fraudcore_model"]
+    assert fraudcore.load(good.save(tmp_path / "good.fc")).score(transactions.iloc[:50])["risk_score"].notna().all()
+    _, kind, meta, body = fraudcore._core.unpack_envelope(data)
+    parts = _split_parts(body)
+    _, ae_kind, ae_meta, ae_body = fraudcore._core.unpack_envelope(parts[1])
+    n_sizes = struct.unpack_from("<Q", ae_body)[0]
+    sizes = struct.unpack_from(f"<{n_sizes}q", ae_body, 8)
+    count = sum(o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:]))
+    huge = ae_body[:-8 * count] + np.full(count, 1e300, dtype="<f8").tobytes()
+    parts[1] = fraudcore._core.pack_envelope(ae_kind, ae_meta, huge)
+    body = b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+    (tmp_path / "bad.fc").write_bytes(fraudcore._core.pack_envelope(kind, meta, body))
+    with pytest.raises(fraudcore.ModelFormatError, match="NaN or infinite|too large"):
+        fraudcore.load(tmp_path / "bad.fc")

@@ -21,6 +21,25 @@
 // Training runs one epoch per call, so the caller can report progress,
 // validate, stop early or be interrupted between epochs. A model is
 // immutable while scoring: concurrent scoring calls are safe.
+//
+// Finite scores (the model invariant). Write z for a standardised input,
+// (x - mean) / scale. Every model that exists -- after initialize, after a
+// train_epoch that returned, after deserialize -- satisfies:
+//   * mean, scale, weights and biases are finite (in the compute type), and
+//     scale > 0;
+//   * for every z with |z_j| <= kSafeInputRadius for all j, no value of the
+//     forward pass nor the reconstruction error overflows: scores are finite.
+// The second is checked with a bound, not by sampling: each layer's output
+// is at most max_i (sum_j |W_ij| u + |b_i|) in magnitude when its input is at
+// most u (relu / leaky_relu keep the bound, tanh / sigmoid cut it to 1),
+// widened by (1 + unit roundoff)^(fan_in + 1) for rounding in any summation
+// order; the output's error is then at most that plus the radius. The
+// radius, 1e6 standard deviations (raw units without standardisation),
+// holds every standardised training row (no z-score of n values exceeds
+// sqrt(n - 1)) and leaves trained networks far from the limit: a float32
+// network is refused only when the product of its layers' row sums of |W|
+// exceeds ~1e32. Inputs beyond the radius can overflow; such a row then
+// scores +infinity (never NaN), so it is flagged, not passed as normal.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +53,9 @@
 namespace fraudcore {
 
 enum class Activation : int { kRelu = 0, kTanh = 1, kSigmoid = 2, kLeakyRelu = 3 };
+
+/// Standardised inputs up to this magnitude score finitely (see above).
+inline constexpr double kSafeInputRadius = 1e6;
 
 struct AutoEncoderParams {
   /// Layer sizes from input to output: at least 3, first == last, all >= 1.
@@ -61,14 +83,22 @@ class AutoEncoder {
 
   /// One pass over X in shuffled mini-batches; returns the mean squared
   /// error over every value seen (dropout active), before each step.
+  /// Throws std::invalid_argument for non-finite X and when training
+  /// diverges: a non-finite loss or weights, or weights grown past the
+  /// finite-score bound above. The message names the epoch (1-based) and
+  /// the remedies (a lower learning_rate; standardised, moderate inputs).
+  /// After any throw the model is uninitialised: its weights were partly
+  /// updated, so they are dropped rather than left to be scored or saved.
   template <class T>
   double train_epoch(const ConstMatrixView<T>& X, int n_threads);
 
-  /// Mean squared reconstruction error of each row (no dropout).
+  /// Mean squared reconstruction error of each row (no dropout); +infinity
+  /// for a row whose forward pass overflows (only beyond kSafeInputRadius).
   template <class T>
   void row_errors(const ConstMatrixView<T>& X, double* out, int n_threads) const;
 
-  /// Squared reconstruction error of each value, n x n_features row-major.
+  /// Squared reconstruction error of each value, n x n_features row-major;
+  /// +infinity where the forward pass overflows, as row_errors.
   template <class T>
   void value_errors(const ConstMatrixView<T>& X, double* out, int n_threads) const;
 
@@ -84,8 +114,12 @@ class AutoEncoder {
   const std::vector<double>& input_mean() const;
   const std::vector<double>& input_scale() const;
 
+  /// Throws std::invalid_argument (and writes nothing) if the model breaks
+  /// the invariant above, i.e. if deserialize would refuse the bytes.
   std::string serialize() const;
-  /// Throws FormatError for data that is not a consistent model.
+  /// Throws FormatError for data that is not a consistent model, including
+  /// one that breaks the invariant above (non-finite or overflowing
+  /// weights); the message says which layer or value.
   static AutoEncoder deserialize(std::string_view bytes);
 
  private:
