@@ -1,8 +1,67 @@
-"""The ``fraudcore`` command line."""
+"""The ``fraudcore`` command line.
+
+Reports go to stdout through :class:`TerminalOutput`: a reader that stops
+early (``fraudcore train ... | head -1``) never stops a command from
+finishing its work, and text taken from the data cannot drive the user's
+terminal.
+"""
 
 import argparse
+import os
+import re
 import sys
 import time
+
+# C0 and C1 control characters (but newline and tab), DEL, and the Unicode
+# format characters that reorder or hide text (bidirectional overrides,
+# zero-width characters).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text):
+    """``text`` with each control character written as a visible escape (ESC -> \\x1b)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TerminalOutput:
+    """A text stream for a command's report.
+
+    Control characters are escaped (raw data values such as a device id may
+    hold terminal escape sequences). A closed reader (a broken pipe) makes
+    the rest of the report go nowhere instead of failing the command: the
+    model is still written and the command still exits 0.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def write(self, text):
+        if not self.closed_by_reader:
+            try:
+                self._stream.write(escape_controls(text))
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self):
+        if not self.closed_by_reader:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self):
+        self.closed_by_reader = True
+        # Point the descriptor at /dev/null, so the interpreter's own flush
+        # at exit does not fail again on the same pipe.
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 DEMO_DESCRIPTION = (
     "Generate labelled e-commerce transactions (fraudcore.datasets.make_transactions), "
@@ -110,11 +169,13 @@ def run_train(args, out=None):
                              random_state=args.seed, verbose=_progress(args))
     start = time.perf_counter()
     detector.fit(data, y=label if label else None)
-    print(f"trained on {len(data):,} rows in {time.perf_counter() - start:.1f} s: "
+    elapsed = time.perf_counter() - start
+    path = detector.save(args.out)  # before any report: nothing printed can cost the model
+    print(f"trained on {len(data):,} rows in {elapsed:.1f} s: "
           f"{', '.join(f'{k} {v:.2f}' for k, v in detector.weights_.items())}, "
           f"threshold {detector.threshold_:.4f}", file=out)
     _print_figures(detector.training_metrics_, out)
-    print(f"model written to {detector.save(args.out)}", file=out)
+    print(f"model written to {path}", file=out)
     return 0
 
 
@@ -240,11 +301,14 @@ def main(argv=None):
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
+    out, err = TerminalOutput(sys.stdout), TerminalOutput(sys.stderr)
     try:
-        return args.handler(args)
+        status = args.handler(args, out)
     except (ValueError, OSError, ImportError) as exc:
-        print(f"fraudcore {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"fraudcore {args.command}: error: {exc}", file=err)
+        status = 1
     except KeyboardInterrupt:
-        print(f"fraudcore {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"fraudcore {args.command}: interrupted", file=err)
+        status = 130
+    out.flush()
+    return status

@@ -1,8 +1,12 @@
 """The fraudcore command line."""
 
+import os
 import subprocess
 import sys
 
+import pytest
+
+import fraudcore
 from fraudcore.cli import main
 
 
@@ -103,3 +107,57 @@ def test_progress_bars_only_on_a_terminal_and_not_with_quiet(monkeypatch):
     assert cli._progress(args) and not cli._progress(quiet)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert not cli._progress(args)
+
+
+@pytest.fixture(scope="module")
+def hostile_transactions(tmp_path_factory):
+    """Transactions whose countries hold terminal escape sequences, and a model trained on them."""
+    from fraudcore.datasets import make_transactions
+
+    folder = tmp_path_factory.mktemp("hostile")
+    data = make_transactions(n_customers=300, n_transactions=6_000, fraud_rate=0.03, seed=5)
+    data["country"] = data["country"].where(data["is_fraud"] == 0, "\x1b[2J\x1b[31mXX\u202e")
+    data.to_csv(folder / "tx.csv", index=False)
+    return folder
+
+
+def _run(argv, **kwargs):
+    return subprocess.run([sys.executable, "-m", "fraudcore", *map(str, argv)], text=True, timeout=600, **kwargs)
+
+
+def test_a_reader_that_stops_early_never_costs_the_model(hostile_transactions, tmp_path):
+    # `fraudcore train ... | head -1` used to lose the model on a closed pipe.
+    # Here the pipe is closed before the command writes anything.
+    for run in range(2):
+        model = tmp_path / f"model-{run}.fc"
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
+                        stdout=write_end, stderr=subprocess.PIPE)
+        finally:
+            os.close(write_end)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        assert fraudcore.load(model).threshold_ > 0
+
+
+def test_data_cannot_drive_the_terminal(hostile_transactions, tmp_path):
+    model = tmp_path / "model.fc"
+    assert _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
+                capture_output=True).returncode == 0
+    proc = _run(["score", model, hostile_transactions / "tx.csv", "--out", tmp_path / "out.csv", "--top", "50"],
+                capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "first purchase from \\x1b[2J\\x1b[31mXX\\u202e" in proc.stdout  # shown, escaped
+    assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout
+    # The results file keeps the data as it was.
+    import pandas as pd
+
+    assert "\x1b[2J" in pd.read_csv(tmp_path / "out.csv")["reasons"].str.cat()
+
+
+def test_escape_controls_keeps_newlines_and_tabs():
+    from fraudcore.cli import escape_controls
+
+    assert escape_controls("a\tb\nc\x07\x9b\u200b") == "a\tb\nc\\x07\\x9b\\u200b"
