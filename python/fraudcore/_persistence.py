@@ -11,7 +11,9 @@ import inspect
 import json
 import os
 import re
+import socket
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -399,23 +401,36 @@ class NativeModelMixin:
         """Write the estimator to ``path`` in fraudcore's binary format.
 
         The file is written to a temporary file in the same folder and renamed
-        over ``path``, so a failure midway leaves any previous file intact.
+        over ``path``, so a failure midway leaves any previous file intact. A
+        save killed midway (SIGKILL, power loss) leaves its temporary
+        ``.<name>.fraudcore-<host>-<pid>-<random>.tmp``; the next save of
+        ``path`` on that host deletes those whose process no longer exists.
         """
         data = self._to_bytes()
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fraudcore-", suffix=".tmp", dir=folder)
+        prefix = _temporary_prefix(path)
+        _remove_stale_temporaries(folder, prefix)
+        fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=folder)
         try:
-            os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would ignore the umask
             with os.fdopen(fd, "wb") as f:
+                # On the descriptor: a path could meanwhile name another file.
+                # mkstemp's 0600 would ignore the umask.
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), _file_mode(path))
+                else:  # Windows: no fchmod, and no mode bits beyond read-only
+                    os.chmod(tmp, _file_mode(path))
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
+            try:
                 os.unlink(tmp)
+            except FileNotFoundError:
+                pass
             raise
+        _fsync_folder(folder)
         return path
 
     @classmethod
@@ -437,6 +452,57 @@ def _file_mode(path):
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def _temporary_prefix(path):
+    """Start of the names of save()'s temporary files for ``path``:
+    ``.<name>.fraudcore-<host>-`` (then ``<pid>-<random>.tmp``), so a later
+    save of the same file recognises the ones a killed save left behind."""
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    return f".{os.path.basename(path)[:120]}.fraudcore-{host:08x}-"
+
+
+def _remove_stale_temporaries(folder, prefix):
+    """Delete this host's temporaries for the same file whose writer process is gone."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-[A-Za-z0-9_]+\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:  # gone already (another save cleaned it), or not ours to delete
+            pass
+
+
+def _process_exists(pid):
+    if pid <= 0:
+        return True  # not a pid we wrote: leave the file alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _fsync_folder(folder):
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _open(data):

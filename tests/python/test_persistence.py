@@ -351,3 +351,54 @@ def test_pipeline_arrays_must_agree_with_the_metadata(pipeline_models, tmp_path)
     data = _edited(pipeline_models["detector"], lambda m: m["attributes"].__setitem__("n_training_rows_", 399))
     with pytest.raises(ModelFormatError, match="model body part 'training_scores.ensemble'"):
         _load_bytes(data, tmp_path)
+
+
+# -- the atomic save ---------------------------------------------------------------
+
+
+def test_save_sets_the_mode_on_the_open_file_not_by_path(model, tmp_path, monkeypatch):
+    # A chmod by path follows whatever the temporary name points to by then
+    # (a swapped-in symlink); fchmod acts on the file save opened.
+    def chmod_by_path(*args, **kwargs):
+        raise AssertionError("save changed a mode by path")
+
+    monkeypatch.setattr(os, "chmod", chmod_by_path)
+    old = os.umask(0o027)
+    try:
+        path = model.save(tmp_path / "m.fc")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    model = IsolationForest(n_estimators=3, random_state=0).fit(np.eye(4))
+
+    path = tmp_path / "forest.fc"
+    model.save(path)
+    # A save killed (SIGKILL) between writing its temporary and renaming it.
+    script = (
+        "import os, signal, pickle, sys\n"
+        "model = pickle.loads(sys.stdin.buffer.read())\n"
+        "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"model.save({str(path)!r})\n"
+    )
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+    run = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(model), env=env,
+                         capture_output=True)
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
+    stale = [p.name for p in tmp_path.iterdir() if p.name != "forest.fc"]
+    assert len(stale) == 1 and stale[0].startswith(".forest.fc.fraudcore-") and stale[0].endswith(".tmp")
+    # A live saver's temporary (this process) and another file's stay.
+    parts = stale[0].split("-")  # .forest.fc.fraudcore, host, pid, random.tmp
+    live = tmp_path / "-".join([*parts[:2], str(os.getpid()), *parts[3:]])
+    live.write_bytes(b"being written")
+    other = tmp_path / stale[0].replace(".forest.fc.", ".other.fc.", 1)
+    other.write_bytes(b"someone else's")
+    model.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["forest.fc", live.name, other.name])
+    assert fraudcore.load(path).n_features_in_ == model.n_features_in_
