@@ -301,6 +301,8 @@ class NativeModelMixin:
             params, attributes, native = self._read_checked(meta, body)
         except MetadataError as exc:
             raise _core.ModelFormatError(exc.format()) from None
+        except RecursionError:  # JSON nested just below json's own limit
+            raise _core.ModelFormatError("fraudcore model metadata is nested too deeply") from None
         for name, value in {**params, **attributes}.items():
             setattr(self, name, value)
         self._set_body(native)

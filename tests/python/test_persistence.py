@@ -253,6 +253,16 @@ def test_metadata_json_with_a_huge_integer_is_refused(model, tmp_path):
         _load_bytes(_core.pack_envelope(kind, meta, body), tmp_path)
 
 
+@pytest.mark.parametrize("depth", [900, 990, 5000])
+def test_deeply_nested_metadata_is_refused(model, tmp_path, depth):
+    from fraudcore import _core
+
+    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    meta = meta.replace(b'"n_jobs": null', b'"n_jobs": ' + b"[" * depth + b"]" * depth)
+    with pytest.raises(ModelFormatError, match="nested too deeply|not valid JSON"):
+        _load_bytes(_core.pack_envelope(kind, meta, body), tmp_path)
+
+
 def _neighbor_and_autoencoder_models():
     from fraudcore import AutoEncoder, KNNDetector, LocalOutlierFactor
 
