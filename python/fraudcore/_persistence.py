@@ -134,7 +134,8 @@ def _array_from_json(values, dtype, field):
         kind = None
     if kind is None or kind not in _ARRAY_KINDS or np.dtype(dtype).itemsize > 8:
         raise MetadataError(field, f"array dtype {_short(dtype)} is not one fraudcore saves "
-                                   "(bool, integers, float32 or float64)")
+                                   "(bool, integers or floats of at most 8 bytes, or 'object' "
+                                   "for column names)")
     if not all(isinstance(v, (bool, int, float)) for v in values):
         raise MetadataError(field, "an array may hold only numbers (one dimension)")
     try:
