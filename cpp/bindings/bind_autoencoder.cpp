@@ -75,6 +75,22 @@ void bind_autoencoder(py::module_& m) {
       })
       .def_property_readonly("n_features", &AutoEncoder::n_features)
       .def_property_readonly("epochs_trained", &AutoEncoder::epochs_trained)
+      .def_property_readonly(
+          "settings",
+          [](const AutoEncoder& self) {
+            const AutoEncoderParams& p = self.params();
+            py::dict d;
+            d["layers"] = py::tuple(py::cast(p.layers));
+            d["activation"] = static_cast<int>(p.activation);
+            d["dropout"] = p.dropout;
+            d["l2"] = p.l2;
+            d["learning_rate"] = p.learning_rate;
+            d["batch_size"] = p.batch_size;
+            d["float64"] = p.float64;
+            return d;
+          },
+          "What the network was initialised with: layers, activation code, dropout, l2, "
+          "learning_rate, batch_size, float64.")
       .def("serialize", [](const AutoEncoder& self) { return py::bytes(self.serialize()); })
       .def_static(
           "deserialize",

@@ -152,6 +152,12 @@ void bind_neighbors(py::module_& m) {
                              [](const LocalOutlierFactor& self) {
                                return algorithm_name(self.index().algorithm());
                              })
+      .def_property_readonly("n_rows", [](const LocalOutlierFactor& self) { return self.index().n_rows(); })
+      .def_property_readonly("n_features",
+                             [](const LocalOutlierFactor& self) { return self.index().n_features(); })
+      .def_property_readonly("p", [](const LocalOutlierFactor& self) { return self.index().metric().p(); })
+      .def_property_readonly("leaf_size",
+                             [](const LocalOutlierFactor& self) { return self.index().leaf_size(); })
       .def("serialize", [](const LocalOutlierFactor& self) { return py::bytes(self.serialize()); })
       .def_static(
           "deserialize",
@@ -191,6 +197,12 @@ void bind_neighbors(py::module_& m) {
                              [](const KnnDetector& self) {
                                return algorithm_name(self.index().algorithm());
                              })
+      .def_property_readonly("n_rows", [](const KnnDetector& self) { return self.index().n_rows(); })
+      .def_property_readonly("n_features", [](const KnnDetector& self) { return self.index().n_features(); })
+      .def_property_readonly("p", [](const KnnDetector& self) { return self.index().metric().p(); })
+      .def_property_readonly("leaf_size", [](const KnnDetector& self) { return self.index().leaf_size(); })
+      .def_property_readonly("method", [](const KnnDetector& self) { return static_cast<int>(self.aggregate()); },
+                             "0 = largest, 1 = mean, 2 = median.")
       .def("serialize", [](const KnnDetector& self) { return py::bytes(self.serialize()); })
       .def_static(
           "deserialize",

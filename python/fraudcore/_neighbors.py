@@ -17,7 +17,14 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.metaestimators import available_if
 
 from fraudcore._parallel import resolve_n_jobs
-from fraudcore._persistence import NativeModelMixin
+from fraudcore._persistence import (
+    MetadataError,
+    NativeModelMixin,
+    _blank,
+    fitted_equal,
+    fitted_feature_names,
+    fitted_float,
+)
 from fraudcore._thresholds import ThresholdMixin
 from fraudcore._validation import check_int, validate_fit_input, validate_score_input
 
@@ -143,10 +150,7 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
         -------
         self
         """
-        check_int("n_neighbors", self.n_neighbors, 1)
-        check_int("leaf_size", self.leaf_size, 1)
-        if not isinstance(self.novelty, (bool, np.bool_)):
-            raise ValueError(f"novelty must be True or False, got {self.novelty!r}")
+        self._validate_params()
         p = self._resolve_p()
         algorithm = self._check_algorithm()
         contamination = self._check_contamination()
@@ -178,6 +182,44 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
             self.offset_ = float(np.percentile(scores, 100.0 * contamination))
         self._check_fitted_scores()
         return self
+
+    def _validate_params(self):
+        """The checks that need no data (fit and load run them)."""
+        check_int("n_neighbors", self.n_neighbors, 1)
+        check_int("leaf_size", self.leaf_size, 1)
+        if not isinstance(self.novelty, (bool, np.bool_)):
+            raise ValueError(f"novelty must be True or False, got {self.novelty!r}")
+        self._resolve_p()
+        self._check_algorithm()
+        self._check_contamination()
+        resolve_n_jobs(self.n_jobs)
+
+    def _check_fitted_attributes(self, params, attributes, native):
+        n_samples = fitted_equal(attributes, "n_samples_fit_", native.n_rows,
+                                 "the model's training rows")
+        fitted_equal(attributes, "n_features_in_", native.n_features, "the model's training rows")
+        fitted_feature_names(attributes, native.n_features)
+        fitted_equal(attributes, "n_neighbors_", native.n_neighbors, "the model")
+        fitted_equal(attributes, "n_neighbors_", max(1, min(params["n_neighbors"], n_samples - 1)),
+                     "n_neighbors")
+        fitted_equal(attributes, "fit_algorithm_", native.algorithm, "the model")
+        if native.leaf_size != params["leaf_size"]:
+            raise MetadataError("params.leaf_size", f"{params['leaf_size']} disagrees with the "
+                                                    f"model's {native.leaf_size}")
+        if params["algorithm"] != "auto":
+            fitted_equal(attributes, "fit_algorithm_", params["algorithm"], "algorithm")
+        p = _blank(type(self), params)._resolve_p()
+        fitted_equal(attributes, "effective_p_", p, "metric, p and metric_params")
+        if native.p != p:
+            raise MetadataError("params.p", f"Minkowski order {p} disagrees with the model's "
+                                            f"{native.p}")
+        metric, metric_params = self._effective_metric(p)
+        fitted_equal(attributes, "effective_metric_", metric, "effective_p_")
+        fitted_equal(attributes, "effective_metric_params_", metric_params, "effective_p_")
+        if params["contamination"] == "auto":
+            fitted_equal(attributes, "offset_", float(self._contamination_auto_offset),
+                         'contamination="auto"')
+        fitted_float(attributes, "offset_")
 
     def _check_fitted_scores(self):
         """Hook after fit: warn about scores that cannot be trusted."""

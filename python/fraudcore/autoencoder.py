@@ -9,7 +9,16 @@ from sklearn.utils import check_random_state
 
 from fraudcore import _core
 from fraudcore._parallel import resolve_n_jobs
-from fraudcore._persistence import NativeModelMixin, register
+from fraudcore._persistence import (
+    MetadataError,
+    NativeModelMixin,
+    _blank,
+    fitted,
+    fitted_equal,
+    fitted_feature_names,
+    fitted_float,
+    register,
+)
 from fraudcore._thresholds import ThresholdMixin
 from fraudcore._validation import (
     check_fraction,
@@ -345,3 +354,58 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
         """
         X = validate_score_input(self, X)
         return self._native.value_errors(X, resolve_n_jobs(self.n_jobs))
+
+    # -- loading -----------------------------------------------------------------
+
+    def _validate_params(self):
+        """The checks that need no data (load runs them; fit makes the same)."""
+        self._check_params()
+        self._layers(1)
+        resolve_n_jobs(self.n_jobs)
+        check_random_state(self.random_state)
+
+    def _check_fitted_attributes(self, params, attributes, native):
+        settings = native.settings
+        n_features = fitted_equal(attributes, "n_features_in_", native.n_features, "the network")
+        fitted_feature_names(attributes, n_features)
+        layers = fitted_equal(attributes, "layers_", tuple(settings["layers"]), "the network")
+        if tuple(_blank(type(self), params)._layers(n_features)) != layers:
+            raise MetadataError("params.hidden_layers", f"{params['hidden_layers']!r} (mirror="
+                                f"{params['mirror']!r}) disagrees with the network's layers {layers}")
+        saved = {"activation": _ACTIVATIONS[params["activation"]], "float64": _DTYPES[params["dtype"]],
+                 "dropout": float(params["dropout"]), "l2": float(params["l2"]),
+                 "learning_rate": float(params["learning_rate"]), "batch_size": int(params["batch_size"])}
+        for name, value in saved.items():
+            if settings[name] != value:
+                field = {"float64": "dtype"}.get(name, name)
+                raise MetadataError(f"params.{field}", f"{params[field]!r} disagrees with the network's setting")
+        # Finite in the network's own precision: a float64 weight in a file
+        # can overflow float32. The standardisation must not: a subnormal
+        # scale would send every input out of range.
+        for layer in range(len(layers) - 1):
+            if not all(np.isfinite(part).all() for part in native.layer(layer)):
+                raise MetadataError(f"body.layer {layer}", "holds a weight that overflows "
+                                                           f"{params['dtype']}")
+        if not (native.input_scale >= np.finfo(params["dtype"]).tiny).all():
+            raise MetadataError("body.standardisation", "holds a subnormal scale")
+        probes = np.vstack([native.input_mean, np.zeros(n_features)])
+        try:
+            finite = np.isfinite(native.row_errors(probes, 1)).all()
+        except ValueError:  # 0 out of range once standardised
+            finite = False
+        if not finite:
+            raise MetadataError("body.network", "scores the training mean or zero as a non-finite error")
+        epochs = fitted_equal(attributes, "n_epochs_", native.epochs_trained, "the network")
+        for name in ("loss_curve_", "validation_scores_"):
+            curve = fitted(attributes, name)
+            if not (isinstance(curve, list) and len(curve) <= params["epochs"]
+                    and all(isinstance(v, float) and v >= 0 and np.isfinite(v) for v in curve)):
+                raise MetadataError(f"attributes.{name}", "must be a list of at most `epochs` finite "
+                                                         "losses >= 0")
+        n_run = len(attributes["loss_curve_"])
+        if n_run < epochs or len(attributes["validation_scores_"]) not in (0, n_run):
+            raise MetadataError("attributes.loss_curve_", f"has {n_run} epochs, {epochs} kept and "
+                                f"{len(attributes['validation_scores_'])} validation losses")
+        if type(fitted(attributes, "interrupted_")) is not bool:
+            raise MetadataError("attributes.interrupted_", "must be true or false")
+        fitted_float(attributes, "offset_")

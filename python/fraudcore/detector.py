@@ -40,11 +40,21 @@ from scipy.special import ndtri
 from sklearn.base import BaseEstimator
 
 from fraudcore import _core, metrics
-from fraudcore._persistence import NativeModelMixin, _open, register
+from fraudcore._parallel import resolve_n_jobs
+from fraudcore._persistence import (
+    MetadataError,
+    NativeModelMixin,
+    _open,
+    fitted,
+    fitted_equal,
+    fitted_int,
+    register,
+)
 from fraudcore._progress import Steps
 from fraudcore._reasons import describe
 from fraudcore.autoencoder import AutoEncoder
-from fraudcore.features import DEFAULT_WINDOWS, build_features
+from fraudcore._validation import check_fraction
+from fraudcore.features import DEFAULT_WINDOWS, _config, build_features
 from fraudcore.iforest import IsolationForest
 from fraudcore.knn import KNNDetector
 from fraudcore.lof import LocalOutlierFactor
@@ -169,6 +179,10 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             raise ValueError("target_recall, max_fpr and weights='fit' need labels: pass y or set schema.label")
         if self.target_recall is not None and self.max_fpr is not None:
             raise ValueError("give target_recall or max_fpr, not both")
+        for name in ("target_recall", "max_fpr"):
+            value = getattr(self, name)
+            if value is not None:
+                check_fraction(name, value)
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         if isinstance(self.weights, dict):
@@ -468,6 +482,65 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
 
     # -- persistence -----------------------------------------------------------
 
+    def _validate_params(self):
+        """Every parameter check fit makes before seeing data (load runs it too)."""
+        self._check_params(labelled=True)
+        _config(self.schema, self.windows, self.night_hours, 3.0)
+        resolve_n_jobs(self.n_jobs)
+        np.random.default_rng(self.random_state)
+        if self.detector_params is not None:
+            if not isinstance(self.detector_params, dict):
+                raise ValueError(f"detector_params must be a dict or None, got {self.detector_params!r}")
+            for name, params in self.detector_params.items():
+                if name not in _DETECTORS or not isinstance(params, dict):
+                    raise ValueError(f"detector_params must map detector names to dicts, got {name!r}")
+                cls, defaults = _DETECTORS[name]
+                cls(**{**defaults, **params})._validate_params()
+
+    def _check_fitted_attributes(self, params, attributes, parts):
+        models, quantiles, (log_center, log_scale, reference), training_sorted = parts
+        names = list(params["detectors"])
+        config = _config(params["schema"], params["windows"], params["night_hours"], 3.0)
+        features = config.feature_names() + list(params["schema"].passthrough)
+        fitted_equal(attributes, "feature_names_", features, "the schema, windows and night_hours")
+        n_features, n_rows = len(features), fitted_int(attributes, "n_training_rows_", 30)
+        weights = fitted(attributes, "weights_")
+        if not (isinstance(weights, dict) and set(weights) == set(names)
+                and all(isinstance(w, float) and 0.0 <= w <= 1.0 for w in weights.values())
+                and abs(sum(weights.values()) - 1.0) < 1e-9):
+            raise MetadataError("attributes.weights_", f"must give each of {names} a weight in [0, 1], "
+                                                      "summing to 1")
+        threshold = fitted(attributes, "threshold_")
+        if not isinstance(threshold, float) or np.isnan(threshold):
+            raise MetadataError("attributes.threshold_", f"must be a number, got {threshold!r}")
+        if not isinstance(fitted(attributes, "training_metrics_"), dict):
+            raise MetadataError("attributes.training_metrics_", "must be a dict")
+        normalizers = fitted(attributes, "normalizers_")
+        if not (isinstance(normalizers, dict) and set(normalizers) == set(names) and all(
+                isinstance(n, tuple) and len(n) == 3 and n[0] == params["normalization"]
+                and all(isinstance(v, float) and np.isfinite(v) for v in n[1:]) and n[2] > 0
+                for n in normalizers.values())):
+            raise MetadataError("attributes.normalizers_", f"must give each of {names} a "
+                                f"({params['normalization']!r}, finite, positive) triple")
+        for name, model in models.items():
+            if model.n_features_in_ != n_features or getattr(model, "novelty", True) is not True:
+                raise MetadataError(f"body.models_.{name}", f"must be fitted on {n_features} features "
+                                                       "(in novelty mode)")
+        if quantiles.shape[1] != n_features or not np.all(np.diff(quantiles, axis=0) >= 0):
+            raise MetadataError("body.quantiles_", f"must be {_QUANTILES} sorted rows of {n_features} values")
+        # |signed log1p| of a finite float64 is below 710, so every input's
+        # standardised log stays finite.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            reach = (np.abs(log_center) + 710.0) / log_scale if log_center.shape == log_scale.shape else None
+        if not (log_center.shape == log_scale.shape == (n_features,) and (log_scale > 0).all()
+                and np.isfinite(reach).all()):
+            raise MetadataError("body.log_scale_", f"the log centres and scales must be {n_features} finite "
+                                              "numbers, the scales positive and not tiny")
+        for name, values in [("ensemble", reference), *training_sorted.items()]:
+            if len(values) != n_rows or not np.isfinite(values).all() or np.any(np.diff(values) < 0):
+                raise MetadataError(f"body.training_scores.{name}",
+                                    f"must be {n_rows} (n_training_rows_) sorted finite numbers")
+
     def _to_bytes(self):
         if not self.__sklearn_is_fitted__():
             raise ValueError("only a fitted FraudDetector can be saved")
@@ -498,6 +571,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             arrays = [np.frombuffer(p, dtype="<f8").astype(np.float64) for p in parts[len(names):]]
             if not all(np.isfinite(a).all() for a in arrays):
                 raise ValueError("the quantiles, scalings or training scores hold NaN or infinity")
+            if arrays[0].size == 0:
+                raise ValueError("the quantile grid is empty")
             quantiles = arrays[0].reshape(_QUANTILES, -1)
         except (KeyError, TypeError, ValueError, struct.error) as exc:
             raise _core.ModelFormatError(f"FraudDetector model data is inconsistent: {exc}") from None

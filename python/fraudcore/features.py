@@ -63,7 +63,7 @@ from sklearn.base import BaseEstimator
 
 from fraudcore import _core
 from fraudcore._parallel import resolve_n_jobs
-from fraudcore._persistence import NativeModelMixin, register
+from fraudcore._persistence import MetadataError, NativeModelMixin, fitted, register
 from fraudcore.schema import Schema
 
 __all__ = ["build_features", "FeatureState"]
@@ -218,6 +218,34 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         with self._lock():  # a snapshot between updates: vocabularies and histories agree
             self._state()
             return super()._to_bytes()
+
+    def _validate_params(self):
+        """What the feature kernel needs of the parameters (load runs it; _state makes the same)."""
+        _config(self.schema, self.windows, self.night_hours, self.spike_sigmas)
+
+    def _check_fitted_attributes(self, params, attributes, native):
+        config = _config(params["schema"], params["windows"], params["night_hours"], params["spike_sigmas"])
+        for name, param in (("windows_ns", "windows"), ("night_start_hour", "night_hours"),
+                            ("night_end_hour", "night_hours"), ("spike_sigmas", "spike_sigmas"),
+                            *((f"has_{role}", "schema") for role in
+                              ("quantity", "invoice", "country", "device", "ip", "signup"))):
+            if getattr(native.config, name) != getattr(config, name):
+                raise MetadataError(f"params.{param}", f"disagrees with the saved state's {name}")
+        vocabularies = fitted(attributes, "vocabularies_")
+        if not isinstance(vocabularies, dict):
+            raise MetadataError("attributes.vocabularies_", "must be a dict")
+        for role, values in vocabularies.items():
+            field = f"attributes.vocabularies_.{role}"
+            if role not in ("entity", *_CATEGORICAL_ROLES):
+                raise MetadataError(field, "is not a categorical role")
+            if not (isinstance(values, list) and all(
+                    isinstance(v, (str, int, bool)) or (isinstance(v, float) and np.isfinite(v)) for v in values)):
+                raise MetadataError(field, "must be a list of str or finite numbers")
+            if len(set(values)) != len(values):
+                raise MetadataError(field, "holds a value twice")
+        if native.n_entities > max(1, len(vocabularies.get("entity", ()))):
+            raise MetadataError("attributes.vocabularies_.entity",
+                                f"has fewer values than the state's {native.n_entities} entities")
 
 
 # ---------------------------------------------------------------------------

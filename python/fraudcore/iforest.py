@@ -9,7 +9,15 @@ from sklearn.utils import check_random_state
 
 from fraudcore import _core
 from fraudcore._parallel import resolve_n_jobs
-from fraudcore._persistence import NativeModelMixin, register
+from fraudcore._persistence import (
+    MetadataError,
+    NativeModelMixin,
+    fitted_equal,
+    fitted_feature_names,
+    fitted_float,
+    fitted_int,
+    register,
+)
 from fraudcore._thresholds import ThresholdMixin
 from fraudcore._validation import (
     check_contamination,
@@ -123,10 +131,8 @@ class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstima
         -------
         self
         """
-        n_estimators = check_int("n_estimators", self.n_estimators, 1)
-        check_contamination(self.contamination)
-        if not isinstance(self.bootstrap, (bool, np.bool_)):
-            raise ValueError(f"bootstrap must be True or False, got {self.bootstrap!r}")
+        self._check_params()
+        n_estimators = int(self.n_estimators)
         n_threads = resolve_n_jobs(self.n_jobs)
         X = validate_fit_input(self, X)
         n_samples, n_features = X.shape
@@ -151,6 +157,43 @@ class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstima
             scores = native.score_samples(X, n_threads)
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
+
+    def _check_params(self):
+        """fit's checks of the parameters that need no data."""
+        check_int("n_estimators", self.n_estimators, 1)
+        check_contamination(self.contamination)
+        if not isinstance(self.bootstrap, (bool, np.bool_)):
+            raise ValueError(f"bootstrap must be True or False, got {self.bootstrap!r}")
+        resolve_n_jobs(self.n_jobs)
+        check_random_state(self.random_state)
+        check_int("extension_level", self.extension_level, 0)
+
+    def _validate_params(self):
+        """Every parameter check load can make: fit's, without the bounds the data sets."""
+        self._check_params()
+        for name, resolve in (("max_samples", self._resolve_max_samples),
+                              ("max_features", self._resolve_max_features)):
+            value = getattr(self, name)
+            if isinstance(value, Integral) and not isinstance(value, bool):
+                check_int(name, value, 1)
+            else:
+                resolve(1)  # "auto" or a fraction: checked whatever the size
+
+    def _check_fitted_attributes(self, params, attributes, native):
+        n_features = fitted_equal(attributes, "n_features_in_", native.n_features, "the forest")
+        fitted_feature_names(attributes, n_features)
+        fitted_equal(attributes, "max_samples_", native.max_samples, "the forest")
+        max_features = fitted_int(attributes, "max_features_", 1, n_features)
+        if not params["extension_level"] == native.extension_level < max_features:
+            raise MetadataError("params.extension_level",
+                                f"{params['extension_level']} disagrees with the forest "
+                                f"({native.extension_level}) or max_features_ ({max_features})")
+        if native.n_estimators != params["n_estimators"]:
+            raise MetadataError("params.n_estimators", f"{params['n_estimators']} disagrees with "
+                                                       f"the forest's {native.n_estimators} trees")
+        if params["contamination"] == "auto":
+            fitted_equal(attributes, "offset_", -0.5, 'contamination="auto"')
+        fitted_float(attributes, "offset_", -1.0, 0.0)
 
     def _resolve_max_samples(self, n_samples):
         value = self.max_samples

@@ -3,7 +3,7 @@ engine."""
 
 from fraudcore import _core
 from fraudcore._neighbors import NeighborDetectorMixin
-from fraudcore._persistence import register
+from fraudcore._persistence import MetadataError, register
 
 __all__ = ["KNNDetector"]
 
@@ -91,9 +91,18 @@ class KNNDetector(NeighborDetectorMixin):
         self.novelty = novelty
         self.n_jobs = n_jobs
 
-    def _native_fit(self, native, X, n_neighbors, p, algorithm, n_threads):
+    def _validate_params(self):
+        super()._validate_params()
         if not isinstance(self.method, str) or self.method not in _METHODS:
             raise ValueError(f"method must be one of {sorted(_METHODS)}, got {self.method!r}")
+
+    def _check_fitted_attributes(self, params, attributes, native):
+        super()._check_fitted_attributes(params, attributes, native)
+        if native.method != _METHODS[params["method"]]:
+            raise MetadataError("params.method",
+                                f"{params['method']!r} disagrees with the model's method")
+
+    def _native_fit(self, native, X, n_neighbors, p, algorithm, n_threads):
         native.fit(X, n_neighbors, _METHODS[self.method], p, algorithm, self.leaf_size, n_threads)
 
     def _native_training_scores(self):
