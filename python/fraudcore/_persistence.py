@@ -272,10 +272,10 @@ class NativeModelMixin:
                 k: _to_json(defaults[k] if k in self._unsaved_params else v)
                 for k, v in self.get_params(deep=False).items()
             },
-            "attributes": {
+            "attributes": {  # an unfitted model (a failed fit, say) has none to keep
                 name: _to_json(getattr(self, name))
                 for name in self._fitted_attributes
-                if hasattr(self, name)
+                if fitted and hasattr(self, name)
             },
         }
         body = self._body() if fitted else b""

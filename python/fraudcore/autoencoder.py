@@ -379,13 +379,8 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
             if settings[name] != value:
                 field = {"float64": "dtype"}.get(name, name)
                 raise MetadataError(f"params.{field}", f"{params[field]!r} disagrees with the network's setting")
-        # Finite in the network's own precision: a float64 weight in a file
-        # can overflow float32. The standardisation must not: a subnormal
-        # scale would send every input out of range.
-        for layer in range(len(layers) - 1):
-            if not all(np.isfinite(part).all() for part in native.layer(layer)):
-                raise MetadataError(f"body.layer {layer}", "holds a weight that overflows "
-                                                           f"{params['dtype']}")
+        # The native loader refused weights that overflow the network's
+        # precision. A subnormal scale would send every input out of range.
         if not (native.input_scale >= np.finfo(params["dtype"]).tiny).all():
             raise MetadataError("body.standardisation", "holds a subnormal scale")
         probes = np.vstack([native.input_mean, np.zeros(n_features)])
