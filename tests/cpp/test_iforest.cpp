@@ -7,18 +7,11 @@
 #include "fraudcore/error.hpp"
 #include "fraudcore/iforest.hpp"
 #include "fraudcore/random.hpp"
+#include "test_data.hpp"
 
 using namespace fraudcore;
 
 namespace {
-
-RowMajorMatrix<double> gaussian(Index n, Index d, std::uint64_t seed) {
-  Rng rng(seed);
-  RowMajorMatrix<double> X(n, d);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) X(i, j) = rng.normal();
-  return X;
-}
 
 ConstMatrixView<double> view(const RowMajorMatrix<double>& X) {
   return row_major_view(X.data(), X.rows(), X.cols());
@@ -42,7 +35,7 @@ TEST(AveragePathLength, MatchesTheDefinition) {
 }
 
 TEST(IsolationForest, OutlierScoresLowerThanInliers) {
-  RowMajorMatrix<double> X = gaussian(2000, 4, 1);
+  RowMajorMatrix<double> X = test_data::normal_rows(2000, 4, 1);
   for (Index j = 0; j < 4; ++j) X(0, j) = 8.0;
   IsolationForest f;
   IsolationForestParams p;
@@ -57,7 +50,7 @@ TEST(IsolationForest, OutlierScoresLowerThanInliers) {
 }
 
 TEST(IsolationForest, SameForestAndScoresForAnyThreadCount) {
-  const auto X = gaussian(3000, 5, 2);
+  const auto X = test_data::normal_rows(3000, 5, 2);
   for (int ext : {0, 3}) {
     IsolationForestParams p;
     p.seed = 11;
@@ -71,7 +64,7 @@ TEST(IsolationForest, SameForestAndScoresForAnyThreadCount) {
 }
 
 TEST(IsolationForest, FortranOrderAndFloatInputGiveTheSameScores) {
-  const auto X = gaussian(500, 3, 3);
+  const auto X = test_data::normal_rows(500, 3, 3);
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> F = X;
   IsolationForestParams p;
   IsolationForest a, b;
@@ -87,7 +80,7 @@ TEST(IsolationForest, FortranOrderAndFloatInputGiveTheSameScores) {
 }
 
 TEST(IsolationForest, TreesRespectTheDepthLimitAndChildOrder) {
-  const auto X = gaussian(1000, 3, 4);
+  const auto X = test_data::normal_rows(1000, 3, 4);
   IsolationForestParams p;
   p.max_samples = 100;
   IsolationForest f;
@@ -107,7 +100,7 @@ TEST(IsolationForest, TreesRespectTheDepthLimitAndChildOrder) {
 }
 
 TEST(IsolationForest, RejectsBadInput) {
-  auto X = gaussian(10, 2, 5);
+  auto X = test_data::normal_rows(10, 2, 5);
   IsolationForest f;
   IsolationForestParams p;
   p.max_samples = 10;
@@ -124,12 +117,12 @@ TEST(IsolationForest, RejectsBadInput) {
   X(3, 1) = std::numeric_limits<double>::quiet_NaN();
   EXPECT_THROW(f.score_samples(view(X), out.data(), 2), std::invalid_argument);
   EXPECT_THROW(f.fit(view(X), p, 2), std::invalid_argument);
-  const auto wide = gaussian(4, 3, 6);
+  const auto wide = test_data::normal_rows(4, 3, 6);
   EXPECT_THROW(f.score_samples(view(wide), out.data(), 1), std::invalid_argument);
 }
 
 TEST(IsolationForest, SerializeRoundTripAndCorruptionIsDetected) {
-  const auto X = gaussian(400, 3, 8);
+  const auto X = test_data::normal_rows(400, 3, 8);
   for (int ext : {0, 2}) {
     IsolationForestParams p;
     p.extension_level = ext;
@@ -159,7 +152,7 @@ TEST(IsolationForest, SerializeRoundTripAndCorruptionIsDetected) {
 }
 
 TEST(IsolationForest, ScoresEqualAPlainTraversalForShallowAndDeepTrees) {
-  const auto X = gaussian(5000, 3, 9);
+  const auto X = test_data::normal_rows(5000, 3, 9);
   for (Index max_samples : {2, 50, 4000}) {  // depth 1, 6 and 12 (beyond the heap levels)
     IsolationForestParams p;
     p.n_estimators = 5;

@@ -13,6 +13,7 @@
 #include "fraudcore/lof.hpp"
 #include "fraudcore/random.hpp"
 #include "fraudcore/serialize.hpp"
+#include "test_data.hpp"
 
 using namespace fraudcore;
 
@@ -90,13 +91,7 @@ TEST(Envelope, NewerFormatVersionIsNamed) {
 
 namespace {
 
-RowMajorMatrix<double> normal_rows(Index n, Index d, std::uint64_t seed) {
-  Rng rng(seed);
-  RowMajorMatrix<double> X(n, d);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) X(i, j) = rng.normal();
-  return X;
-}
+using test_data::normal_rows;
 
 // A bit flipped, a byte replaced, 8 bytes made a huge count, or a cut.
 std::string mutate(const std::string& body, Rng& rng, std::string& how) {
