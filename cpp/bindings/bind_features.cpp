@@ -240,7 +240,8 @@ void bind_features(py::module_& m) {
   py::class_<FeatureState>(m, "FeatureStateModel", "Streaming feature state; see fraudcore.FeatureState.")
       .def(py::init<FeatureConfig>(), py::arg("config"))
       .def_property_readonly("names", &FeatureState::names)
-      .def_property_readonly("n_entities", &FeatureState::n_entities)
+      // Reads wait for a running update_many without holding the GIL.
+      .def_property_readonly("n_entities", &FeatureState::n_entities, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("config", &FeatureState::config)
       .def(
           "update",
@@ -293,7 +294,15 @@ void bind_features(py::module_& m) {
           py::arg("entity"), py::arg("time_ns"), py::arg("amount"), py::arg("quantity"), py::arg("invoice"),
           py::arg("country"), py::arg("device"), py::arg("ip"), py::arg("signup_ns"), py::arg("has_signup_time"),
           "update() for each row in order; a rejected batch leaves the state unchanged.")
-      .def("serialize", [](const FeatureState& self) { return py::bytes(self.serialize()); })
+      .def("serialize",
+           [](const FeatureState& self) {
+             std::string bytes;
+             {
+               py::gil_scoped_release release;
+               bytes = self.serialize();
+             }
+             return py::bytes(bytes);
+           })
       .def_static("deserialize", [](const py::bytes& data) { return FeatureState::deserialize(std::string(data)); });
 
   py::class_<IpRangeTable>(m, "IpRangeTable", "Sorted, non-overlapping [lower, upper] IP ranges.")

@@ -65,8 +65,9 @@ bool is_night(const FeatureConfig& c, std::int64_t hour) {
 void check_transaction(const FeatureConfig& c, const Transaction& t, Index row) {
   const auto where = [row] { return row >= 0 ? " (row " + std::to_string(row) + ")" : std::string(); };
   FRAUDCORE_CHECK(std::isfinite(t.amount), "amount is NaN or infinite" << where());
-  FRAUDCORE_CHECK(std::abs(t.amount) <= kMaxAbsAmount, "amount " << t.amount << where() << " is beyond +-"
-                                                                 << kMaxAbsAmount << ", the largest amount the features can hold");
+  FRAUDCORE_CHECK(std::abs(t.amount) <= kMaxAbsAmount && (t.amount == 0.0 || std::abs(t.amount) >= kMinAbsAmount),
+                  "amount " << t.amount << where() << " is outside the magnitudes the features can hold (0, or "
+                            << kMinAbsAmount << " to " << kMaxAbsAmount << ")");
   FRAUDCORE_CHECK(!c.has_quantity || std::isfinite(t.quantity), "quantity is NaN or infinite" << where());
   FRAUDCORE_CHECK(!c.has_quantity || std::abs(t.quantity) <= kMaxAbsAmount,
                   "quantity " << t.quantity << where() << " is beyond +-" << kMaxAbsAmount

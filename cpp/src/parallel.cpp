@@ -40,22 +40,26 @@ bool in_forked_child() {
 }
 
 namespace detail {
-void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>& body) {
+void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>& body) noexcept {
   std::atomic<Index> next{0};
   const auto work = [&] {
     for (Index i = next.fetch_add(1); i < n; i = next.fetch_add(1)) body(i);
   };
-  std::vector<std::thread> helpers;
-  helpers.reserve(static_cast<std::size_t>(threads - 1));
+  struct JoinAll {  // joins whatever was started, however this function is left
+    std::vector<std::thread> threads;
+    ~JoinAll() {
+      for (std::thread& t : threads) t.join();
+    }
+  } helpers;
   for (int t = 1; t < threads; ++t) {
     try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // no more threads to be had: the ones running finish the loop
+      helpers.threads.reserve(static_cast<std::size_t>(threads - 1));
+      helpers.threads.emplace_back(work);
+    } catch (...) {
+      break;  // no more threads to be had (system_error, bad_alloc): the ones running finish the loop
     }
   }
   work();
-  for (std::thread& h : helpers) h.join();
 }
 }  // namespace detail
 

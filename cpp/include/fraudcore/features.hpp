@@ -12,12 +12,13 @@
 //   including the current one in that same order.
 // - Times are int64 nanoseconds on a naive (local wall-clock) time line;
 //   hour and day of week are read from it as if it were UTC.
-// - Amounts and quantities must be finite and within +-kMaxAbsAmount (so
-//   squares and window sums cannot overflow); anything else is an
-//   std::invalid_argument naming the row. Neutral values stand in where
-//   there is no history, so every feature is finite; a row whose features
-//   still are not (a ratio to a mean of 1e-300) is refused, naming it and
-//   the feature (see feature_names() for the list and the defaults).
+// - Amounts and quantities must be finite and within +-kMaxAbsAmount, and a
+//   non-zero amount at least kMinAbsAmount in magnitude (so no square, sum
+//   or ratio can overflow); anything else is an std::invalid_argument
+//   naming the row. Neutral values stand in where there is no history, so
+//   every feature is finite (see feature_names() for the list and the
+//   defaults); a row whose features still were not would be refused,
+//   naming it and the feature (a last line of defence for new features).
 // - Batch memory is linear in the number of rows (the output, the row
 //   order and a few bytes per row; scratch space is per thread and small);
 //   the output is row-major, n x feature_names(config).size(), in the
@@ -41,8 +42,12 @@ class ByteReader;
 class ByteWriter;
 struct TransactionColumns;
 
-/// The largest |amount| and |quantity| the features take.
+/// The largest |amount| and |quantity| the features take, and the smallest
+/// non-zero |amount|. Within them no feature can overflow: a ratio to a
+/// mean or a standard deviation (counted as 0 below 1e-9 x the mean |amount|)
+/// stays below n x 1e209.
 inline constexpr double kMaxAbsAmount = 1e100;
+inline constexpr double kMinAbsAmount = 1e-100;
 
 /// Which optional columns exist, and the feature settings.
 struct FeatureConfig {

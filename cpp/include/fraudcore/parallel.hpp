@@ -37,9 +37,11 @@ int resolve_n_threads(int n_jobs);
 bool in_forked_child();
 
 namespace detail {
-/// parallel_for's loop on `threads` freshly started std::threads (the
-/// caller is one of them), for a forked child.
-void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>& body);
+/// parallel_for's loop on up to `threads` freshly started std::threads (the
+/// caller is one of them; fewer when the system refuses more), for a forked
+/// child. `body` must not throw (parallel_for wraps it in an
+/// ExceptionCollector).
+void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>& body) noexcept;
 }  // namespace detail
 
 /// Collects the first exception thrown inside a parallel region.
