@@ -11,6 +11,8 @@ int available_cores() {
   return n > 0 ? n : 1;
 }
 
+int thread_index() { return omp_get_thread_num(); }
+
 int resolve_n_threads(int n_jobs) {
   FRAUDCORE_CHECK(n_jobs != 0,
                   "n_jobs == 0 is not a thread count; use None or 1 for one "

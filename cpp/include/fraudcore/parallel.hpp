@@ -23,6 +23,11 @@ int available_cores();
 /// Throws std::invalid_argument for 0.
 int resolve_n_threads(int n_jobs);
 
+/// The calling thread's number in the innermost OpenMP parallel region, in
+/// [0, threads of the region); 0 outside one. Lets a parallel_for body use
+/// per-thread scratch.
+int thread_index();
+
 /// Collects the first exception thrown inside a parallel region.
 class ExceptionCollector {
  public:
