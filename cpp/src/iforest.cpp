@@ -163,7 +163,6 @@ double average_path_length(double n) {
 
 namespace {
 
-
 /// What one thread reuses from tree to tree while a forest grows: memory
 /// stays O(threads x (sample + columns)), whatever the number of trees. All
 /// per-feature arrays are back at their resting state (identity order, no
