@@ -18,7 +18,11 @@ the same parameters (100 trees, max_samples 256):
   set's high-water mark (ru_maxrss) from after the data is built to after
   fit + batch scoring;
 * ROC-AUC on every ADBench file in --adbench (default ../shared/data/adbench;
-  skipped when absent): mean over --seeds seeds, fit and scored on all rows.
+  skipped when absent): mean over --seeds seeds, fit and scored on all rows;
+* wide data, where a tree's splits read few of its columns: fit seconds
+  (median of --repeats interleaved runs) and the fit's peak memory (as above,
+  fit only) on InternetAds (1,966 x 1,555, from --adbench; skipped when
+  absent) and on --wide-rows x --wide-features float64 rows (make_anomalies).
 
 Ratios are scikit-learn's time over the tool's: above 1 means faster.
 """
@@ -117,6 +121,50 @@ def measure_memory(tools, rows, features):
     }
 
 
+def wide_data(case, adbench, rows, features):
+    """X of a wide case: "InternetAds" (from the ADBench folder) or "synthetic"."""
+    if case == "InternetAds":
+        with np.load(adbench / "17_InternetAds.npz", allow_pickle=False) as data:
+            return np.ascontiguousarray(data["X"], dtype=np.float64)
+    from fraudcore.datasets import make_anomalies
+
+    return make_anomalies(rows, features, random_state=0)[0]
+
+
+def child_wide_memory_run(name, case, adbench, rows, features):
+    """Subprocess side: peak memory of one fit on a wide case."""
+    X = wide_data(case, adbench, rows, features)
+    fit, _ = make_tools()[name]
+    report_peak_memory(lambda: fit(X, 0))
+
+
+def measure_wide(tools, adbench, rows, features, repeats):
+    cases = {}
+    if (adbench / "17_InternetAds.npz").is_file():
+        cases["InternetAds"] = wide_data("InternetAds", adbench, rows, features)
+    else:
+        print(f"{adbench / '17_InternetAds.npz'} not found: InternetAds wide case skipped")
+    cases["synthetic"] = wide_data("synthetic", adbench, rows, features)
+    results = {}
+    for case, X in cases.items():
+        fit_times = {name: [] for name in tools}
+        for r in range(repeats):
+            for name, (fit, _) in tools.items():
+                fit_times[name].append(timed(lambda: fit(X, r))[0])
+        results[case] = {
+            "shape": list(X.shape),
+            "fit_s": {name: statistics.median(ts) for name, ts in fit_times.items()},
+            "fit_runs_s": fit_times,
+            "fit_peak_mb": {
+                name: child_peak_memory(__file__, [
+                    "--child-wide", name, "--wide-case", case, "--adbench", str(adbench),
+                    "--wide-rows", str(rows), "--wide-features", str(features)])
+                for name in tools
+            },
+        }
+    return results
+
+
 def measure_adbench(tools, folder, seeds):
     import warnings
 
@@ -149,12 +197,19 @@ def main():
     parser.add_argument("--latency-calls", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--adbench", type=pathlib.Path, default=DEFAULT_ADBENCH)
+    parser.add_argument("--wide-rows", type=int, default=20_000)
+    parser.add_argument("--wide-features", type=int, default=1_000)
     parser.add_argument("--json", type=pathlib.Path,
                         default=ROOT / "benchmarks" / "results" / "iforest.json")
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
+    parser.add_argument("--child-wide", help=argparse.SUPPRESS)
+    parser.add_argument("--wide-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
         return child_memory_run(args.child_memory, args.rows, args.features)
+    if args.child_wide:
+        return child_wide_memory_run(args.child_wide, args.wide_case, args.adbench,
+                                     args.wide_rows, args.wide_features)
 
     import sklearn
 
@@ -168,6 +223,8 @@ def main():
           f"fraudcore {fraudcore.__version__}, scikit-learn {sklearn.__version__}")
     speed = measure_speed(tools, X, args.repeats, args.latency_calls)
     memory = measure_memory(tools, args.rows, args.features)
+
+    wide = measure_wide(tools, args.adbench, args.wide_rows, args.wide_features, args.repeats)
 
     adbench = None
     if args.adbench.is_dir():
@@ -192,12 +249,26 @@ def main():
     print(f"(medians: fit and batch of {args.repeats} interleaved runs, single row of "
           f"{args.latency_calls} calls; AUC = mean ROC-AUC over ADBench files and seeds)")
 
+    header = f"{'wide data':<26}{'tool':<14}{'fit s':>9}{'x sk':>7}{'fit peak MB':>13}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for case, w in wide.items():
+        label = f"{case} {w['shape'][0]:,} x {w['shape'][1]:,}"
+        for name, t in w["fit_s"].items():
+            print(f"{label:<26}{name:<14}{t:>9.3f}{w['fit_s']['scikit-learn'] / t:>7.1f}"
+                  f"{w['fit_peak_mb'][name]:>13.1f}")
+            label = ""
+    print(f"(fit: median of {args.repeats} interleaved runs; peak: growth of the resident set's "
+          "high-water mark during one fit, in a fresh process)")
+
     report = {
         "benchmark": "iforest",
         "machine": machine(),
         "params": {"rows": args.rows, "features": args.features, "n_estimators": N_ESTIMATORS,
                    "max_samples": MAX_SAMPLES, "repeats": args.repeats,
-                   "latency_calls": args.latency_calls, "seeds": args.seeds},
+                   "latency_calls": args.latency_calls, "seeds": args.seeds,
+                   "wide_rows": args.wide_rows, "wide_features": args.wide_features},
         "speed": speed,
         "peak_memory_mb": memory,
         "ratios_vs_scikit_learn": {
@@ -206,6 +277,11 @@ def main():
             for name, r in speed.items()
         },
         "adbench_roc_auc": adbench,
+        "wide": wide,
+        "wide_fit_ratios_vs_scikit_learn": {
+            case: {name: w["fit_s"]["scikit-learn"] / t for name, t in w["fit_s"].items()}
+            for case, w in wide.items()
+        },
     }
     write_json(args.json, report)
 

@@ -1,12 +1,12 @@
 #include "fraudcore/iforest.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
-#include <unordered_set>
 
 #include "fraudcore/error.hpp"
 #include "fraudcore/parallel.hpp"
@@ -47,12 +47,44 @@ int max_depth_for(Index max_samples) {
       std::ceil(std::log2(static_cast<double>(std::max<Index>(max_samples, 2)))));
 }
 
-/// k distinct values of [0, n), in a deterministic order.
-std::vector<Index> sample_without_replacement(Index n, Index k, Rng& rng) {
-  std::vector<Index> out;
+/// A set of indices for Floyd's sampling: open addressing with linear
+/// probing, emptied in time proportional to its size, its memory reused.
+class IndexSet {
+ public:
+  /// Empties the set, ready for up to k members.
+  void clear(Index k) {
+    for (std::size_t p : used_) table_[p] = -1;
+    used_.clear();
+    std::size_t size = 16;
+    while (size < static_cast<std::size_t>(2 * k)) size *= 2;
+    if (table_.size() < size) table_.assign(size, -1);
+    mask_ = table_.size() - 1;
+  }
+  /// Adds x (>= 0); false if it was there already.
+  bool insert(Index x) {
+    std::size_t p = static_cast<std::size_t>((static_cast<std::uint64_t>(x) * 0x9E3779B97F4A7C15ULL) >> 32) & mask_;
+    for (; table_[p] >= 0; p = (p + 1) & mask_) {
+      if (table_[p] == x) return false;
+    }
+    table_[p] = x;
+    used_.push_back(p);
+    return true;
+  }
+
+ private:
+  std::vector<Index> table_;
+  std::vector<std::size_t> used_;
+  std::size_t mask_ = 0;
+};
+
+/// k distinct values of [0, n) into out, in a deterministic order; `all`
+/// and `set` are scratch.
+void sample_without_replacement(Index n, Index k, Rng& rng, std::vector<Index>& out,
+                                std::vector<Index>& all, IndexSet& set) {
+  out.clear();
   out.reserve(static_cast<std::size_t>(k));
   if (k * 4 >= n) {  // dense: partial Fisher-Yates
-    std::vector<Index> all(static_cast<std::size_t>(n));
+    all.resize(static_cast<std::size_t>(n));
     std::iota(all.begin(), all.end(), Index{0});
     for (Index i = 0; i < k; ++i) {
       const Index j = i + static_cast<Index>(rng.below(static_cast<std::uint64_t>(n - i)));
@@ -60,16 +92,17 @@ std::vector<Index> sample_without_replacement(Index n, Index k, Rng& rng) {
       out.push_back(all[i]);
     }
   } else {  // sparse: Floyd's algorithm
-    std::unordered_set<Index> chosen;
-    chosen.reserve(static_cast<std::size_t>(2 * k));
+    set.clear(k);
     for (Index j = n - k; j < n; ++j) {
       const Index t = static_cast<Index>(rng.below(static_cast<std::uint64_t>(j + 1)));
-      const Index pick = chosen.count(t) ? j : t;
-      chosen.insert(pick);
+      Index pick = t;
+      if (!set.insert(t)) {  // taken: j is free, every earlier pick is below it
+        pick = j;
+        set.insert(j);
+      }
       out.push_back(pick);
     }
   }
-  return out;
 }
 
 template <class T>
@@ -128,154 +161,288 @@ double average_path_length(double n) {
   return 2.0 * (std::log(n - 1.0) + kEulerGamma) - 2.0 * (n - 1.0) / n;
 }
 
-// Grows one tree on a column-major copy of its sample (psi x m doubles).
-class IsolationForest::TreeBuilder {
- public:
-  TreeBuilder(std::vector<double> sample, Index psi,
-              std::vector<Index> features, int extension_level, Rng& rng)
-      : sample_(std::move(sample)),
-        psi_(psi),
-        features_(std::move(features)),
-        extension_level_(extension_level),
-        rng_(rng) {}
+namespace {
 
-  void build(int max_depth) {
-    std::vector<std::int32_t> rows(static_cast<std::size_t>(psi_));
-    std::iota(rows.begin(), rows.end(), 0);
-    struct Frame {
-      std::int32_t node, begin, end, depth;
-    };
-    std::vector<Frame> stack{{0, 0, static_cast<std::int32_t>(psi_), 0}};
-    nodes.emplace_back();
-    path.push_back(0.0);
-    std::vector<double> projection(static_cast<std::size_t>(psi_));
-    while (!stack.empty()) {
-      const Frame f = stack.back();
-      stack.pop_back();
-      depth = std::max(depth, f.depth);
-      const std::int32_t n = f.end - f.begin;
-      bool split = false;
-      if (n > 1 && f.depth < max_depth) {
-        split = extension_level_ == 0
-                    ? axis_split(f.node, rows.data() + f.begin, n)
-                    : plane_split(f.node, rows.data() + f.begin, n, projection);
-      }
-      if (!split) {
-        nodes[f.node] = Node{0, f.node, kInf};
-        path[f.node] = f.depth + average_path_length(n);
-        continue;
-      }
-      // Partition the rows: those going left first.
-      std::int32_t* first = rows.data() + f.begin;
-      std::int32_t* mid = std::partition(first, rows.data() + f.end,
-                                         [&](std::int32_t r) { return goes_left(f.node, r, projection); });
-      const auto left = static_cast<std::int32_t>(nodes.size());
-      nodes[f.node].left = left;
-      nodes.emplace_back();
-      nodes.emplace_back();
-      path.push_back(0.0);
-      path.push_back(0.0);
-      const auto cut = static_cast<std::int32_t>(mid - rows.data());
-      stack.push_back({left + 1, cut, f.end, f.depth + 1});
-      stack.push_back({left, f.begin, cut, f.depth + 1});
+/// What one thread reuses from tree to tree while a forest grows: memory
+/// stays O(threads x (sample + columns)), whatever the number of trees. All
+/// per-feature arrays are back at their resting state (identity order, no
+/// slot, nothing known constant) between trees.
+struct TreeScratch {
+  std::vector<Index> sample;              // the tree's rows of X, ascending
+  std::vector<Index> features;            // tree-local feature -> column of X
+  std::vector<std::int32_t> rows;         // positions in sample, partitioned by node
+  std::vector<double> projection;         // hyperplane splits: n.x by position
+  std::vector<std::int32_t> slot;         // feature -> gathered column, or -1
+  std::vector<Index> gathered;            // features holding a slot
+  std::vector<Index> read;                // feature -> values read from X in place
+  std::vector<Index> read_set;            // features with read > 0
+  std::vector<double> columns;            // gathered columns, psi values each
+  std::vector<Index> order;               // identity on [0, m) between nodes
+  std::vector<Index> touched;             // positions of order a node swapped
+  std::vector<std::int32_t> constant_at;  // node that found a feature constant, or -1
+  std::vector<std::int32_t> constant_depth;
+  std::vector<Index> constant_set;        // features with constant_at set
+  std::vector<Index> all;                 // sampling scratch
+  IndexSet set;
+
+  void reset(Index m) {
+    restore_order();
+    if (static_cast<Index>(order.size()) != m) {
+      order.resize(static_cast<std::size_t>(m));
+      std::iota(order.begin(), order.end(), Index{0});
+      slot.assign(static_cast<std::size_t>(m), -1);
+      read.assign(static_cast<std::size_t>(m), 0);
+      constant_at.assign(static_cast<std::size_t>(m), -1);
+      constant_depth.assign(static_cast<std::size_t>(m), 0);
     }
+    for (Index j : gathered) slot[static_cast<std::size_t>(j)] = -1;
+    gathered.clear();
+    columns.clear();
+    for (Index j : read_set) read[static_cast<std::size_t>(j)] = 0;
+    read_set.clear();
+    for (Index j : constant_set) constant_at[static_cast<std::size_t>(j)] = -1;
+    constant_set.clear();
   }
+  void restore_order() {
+    for (Index p : touched) order[static_cast<std::size_t>(p)] = p;
+    touched.clear();
+  }
+};
 
+}  // namespace
+
+struct IsolationForest::GrownTree {
   std::vector<Node> nodes;
   std::vector<double> path;
   std::vector<std::int32_t> plane_feature;
   std::vector<double> plane_coef;
   std::int32_t depth = 0;
+};
+
+// Grows one tree on rows s.sample and columns s.features of X, in tree-local
+// feature numbers. No copy of the sample is made up front: on wide data a
+// tree reads few of its columns (a split stops at the first non-constant
+// feature drawn). A node reads a column's values for its rows straight from
+// X until the tree has read as many of them that way as the sample has rows;
+// then the column is copied out once, over the whole sample, for the nodes
+// still to come (rent, then buy: never more than twice the reads of the best
+// choice made in hindsight). The root copies at once, small nodes of a
+// column tried once read in place.
+// A feature found constant in a node is constant below it too, so it is not
+// read again there; it is still drawn, so the random stream, and the tree,
+// are what a plain search would give.
+template <class T>
+class IsolationForest::TreeBuilder {
+ public:
+  TreeBuilder(const ConstMatrixView<T>& X, TreeScratch& s, int extension_level, Rng& rng)
+      : X_(X),
+        s_(s),
+        psi_(static_cast<Index>(s.sample.size())),
+        m_(static_cast<Index>(s.features.size())),
+        extension_level_(extension_level),
+        rng_(rng) {}
+
+  GrownTree build(int max_depth) {
+    s_.reset(m_);
+    s_.rows.resize(static_cast<std::size_t>(psi_));
+    std::iota(s_.rows.begin(), s_.rows.end(), 0);
+    s_.projection.resize(static_cast<std::size_t>(psi_));
+    path_node_.assign(static_cast<std::size_t>(max_depth) + 1, -1);
+    struct Frame {
+      std::int32_t node, begin, end, depth;
+    };
+    std::vector<Frame> stack{{0, 0, static_cast<std::int32_t>(psi_), 0}};
+    tree_.nodes.emplace_back();
+    tree_.path.push_back(0.0);
+    while (!stack.empty()) {
+      const Frame f = stack.back();
+      stack.pop_back();
+      tree_.depth = std::max(tree_.depth, f.depth);
+      path_node_[static_cast<std::size_t>(f.depth)] = f.node;
+      std::int32_t* first = s_.rows.data() + f.begin;
+      const std::int32_t n = f.end - f.begin;
+      bool split = false;
+      if (n > 1 && f.depth < max_depth) {
+        split = extension_level_ == 0 ? axis_split(f.node, f.depth, first, n)
+                                      : plane_split(f.node, first, n);
+      }
+      if (!split) {
+        tree_.nodes[f.node] = Node{0, f.node, kInf};
+        tree_.path[f.node] = f.depth + average_path_length(n);
+        continue;
+      }
+      // Partition the rows: those going left first.
+      const std::int32_t* mid = partition(tree_.nodes[f.node], first, n);
+      const auto left = static_cast<std::int32_t>(tree_.nodes.size());
+      tree_.nodes[f.node].left = left;
+      tree_.nodes.emplace_back();
+      tree_.nodes.emplace_back();
+      tree_.path.push_back(0.0);
+      tree_.path.push_back(0.0);
+      const auto cut = static_cast<std::int32_t>(mid - s_.rows.data());
+      stack.push_back({left + 1, cut, f.end, f.depth + 1});
+      stack.push_back({left, f.begin, cut, f.depth + 1});
+    }
+    return std::move(tree_);
+  }
 
  private:
-  const double* column(Index j) const { return sample_.data() + j * psi_; }
-
-  void min_max(Index j, const std::int32_t* rows, std::int32_t n, double& lo,
-               double& hi) const {
-    const double* col = column(j);
-    lo = hi = col[rows[0]];
-    for (std::int32_t i = 1; i < n; ++i) {
-      lo = std::min(lo, col[rows[i]]);
-      hi = std::max(hi, col[rows[i]]);
+  /// Feature j of the sample as a gathered column, or nullptr when a node of
+  /// n rows should read X in place.
+  const double* column(Index j, std::int32_t n) {
+    std::int32_t k = s_.slot[static_cast<std::size_t>(j)];
+    if (k < 0) {
+      Index& read = s_.read[static_cast<std::size_t>(j)];
+      if (read + n < psi_) {
+        if (read == 0) s_.read_set.push_back(j);
+        read += n;
+        return nullptr;
+      }
+      k = static_cast<std::int32_t>(s_.gathered.size());
+      s_.slot[static_cast<std::size_t>(j)] = k;
+      s_.gathered.push_back(j);
+      s_.columns.resize(static_cast<std::size_t>((k + 1) * psi_));
+      double* dst = s_.columns.data() + k * psi_;
+      const Index feature = s_.features[static_cast<std::size_t>(j)];
+      for (Index i = 0; i < psi_; ++i) {
+        dst[i] = static_cast<double>(X_(s_.sample[static_cast<std::size_t>(i)], feature));
+      }
     }
+    return s_.columns.data() + k * psi_;
+  }
+
+  /// Calls visit(i, value of feature j at rows[i]) for i in [0, n).
+  template <class Visit>
+  void for_each_value(Index j, const std::int32_t* rows, std::int32_t n, Visit&& visit) {
+    if (const double* col = column(j, n)) {
+      for (std::int32_t i = 0; i < n; ++i) visit(i, col[rows[i]]);
+    } else {
+      const Index feature = s_.features[static_cast<std::size_t>(j)];
+      const Index* sample = s_.sample.data();
+      for (std::int32_t i = 0; i < n; ++i) visit(i, static_cast<double>(X_(sample[rows[i]], feature)));
+    }
+  }
+
+  void min_max(Index j, const std::int32_t* rows, std::int32_t n, double& lo, double& hi) {
+    lo = kInf;
+    hi = -kInf;
+    for_each_value(j, rows, n, [&](std::int32_t, double v) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    });
+  }
+
+  /// Draws the next feature of a node: Fisher-Yates step k on s_.order.
+  Index draw(Index k) {
+    const Index pick = k + static_cast<Index>(rng_.below(static_cast<std::uint64_t>(m_ - k)));
+    std::swap(s_.order[static_cast<std::size_t>(k)], s_.order[static_cast<std::size_t>(pick)]);
+    s_.touched.push_back(k);
+    s_.touched.push_back(pick);
+    return s_.order[static_cast<std::size_t>(k)];
+  }
+
+  /// Was feature j found constant at this node's ancestor? path_node_ holds
+  /// the nodes on the way to the current one (depth-first order).
+  bool known_constant(Index j, std::int32_t depth) const {
+    const std::int32_t at = s_.constant_at[static_cast<std::size_t>(j)];
+    const std::int32_t at_depth = s_.constant_depth[static_cast<std::size_t>(j)];
+    return at >= 0 && at_depth < depth && path_node_[static_cast<std::size_t>(at_depth)] == at;
+  }
+
+  void mark_constant(Index j, std::int32_t node, std::int32_t depth) {
+    if (s_.constant_at[static_cast<std::size_t>(j)] < 0) s_.constant_set.push_back(j);
+    s_.constant_at[static_cast<std::size_t>(j)] = node;
+    s_.constant_depth[static_cast<std::size_t>(j)] = depth;
   }
 
   // scikit-learn's random splitter: features in random order until one is
   // not constant in the node; threshold uniform in [min, max).
-  bool axis_split(std::int32_t node, const std::int32_t* rows, std::int32_t n) {
-    const Index m = static_cast<Index>(features_.size());
-    order_.resize(static_cast<std::size_t>(m));
-    std::iota(order_.begin(), order_.end(), Index{0});
-    for (Index k = 0; k < m; ++k) {
-      std::swap(order_[k], order_[k + static_cast<Index>(rng_.below(static_cast<std::uint64_t>(m - k)))]);
-      const Index j = order_[k];
+  bool axis_split(std::int32_t node, std::int32_t depth, const std::int32_t* rows, std::int32_t n) {
+    bool found = false;
+    for (Index k = 0; k < m_ && !found; ++k) {
+      const Index j = draw(k);
+      if (known_constant(j, depth)) continue;
       double lo, hi;
       min_max(j, rows, n, lo, hi);
-      if (!(hi > lo)) continue;
+      if (!(hi > lo)) {
+        mark_constant(j, node, depth);
+        continue;
+      }
       double threshold = lo + rng_.uniform() * (hi - lo);
       if (threshold >= hi) threshold = lo;
-      nodes[node] = Node{static_cast<std::int32_t>(j), 0, threshold};
-      return true;
+      tree_.nodes[node] = Node{static_cast<std::int32_t>(j), 0, threshold};
+      found = true;
     }
-    return false;
+    s_.restore_order();
+    return found;
   }
 
   // Extended isolation forest: a random normal on extension_level + 1
   // features through a random point of the node's bounding box.
-  bool plane_split(std::int32_t node, const std::int32_t* rows, std::int32_t n,
-                   std::vector<double>& projection) {
-    const Index m = static_cast<Index>(features_.size());
+  bool plane_split(std::int32_t node, const std::int32_t* rows, std::int32_t n) {
     const Index k = extension_level_ + 1;
-    order_.resize(static_cast<std::size_t>(m));
-    std::iota(order_.begin(), order_.end(), Index{0});
-    const auto plane = static_cast<std::int32_t>(plane_feature.size() / k);
+    const auto plane = static_cast<std::int32_t>(tree_.plane_feature.size() / k);
     double threshold = 0.0;
     bool spread = false;
     for (Index i = 0; i < k; ++i) {
-      std::swap(order_[i], order_[i + static_cast<Index>(rng_.below(static_cast<std::uint64_t>(m - i)))]);
-      const Index j = order_[i];
+      const Index j = draw(i);
       double lo, hi;
       min_max(j, rows, n, lo, hi);
       spread = spread || hi > lo;
       const double coef = rng_.normal();
       const double u = rng_.uniform();
       const double point = lo * (1.0 - u) + hi * u;  // cannot overflow, unlike hi - lo
-      plane_feature.push_back(static_cast<std::int32_t>(j));
-      plane_coef.push_back(coef);
+      tree_.plane_feature.push_back(static_cast<std::int32_t>(j));
+      tree_.plane_coef.push_back(coef);
       threshold += coef * point;
     }
+    s_.restore_order();
     if (!spread) {  // every drawn feature is constant: nothing to separate
-      plane_feature.resize(plane_feature.size() - k);
-      plane_coef.resize(plane_coef.size() - k);
+      tree_.plane_feature.resize(tree_.plane_feature.size() - k);
+      tree_.plane_coef.resize(tree_.plane_coef.size() - k);
       return false;
     }
     FRAUDCORE_CHECK(std::isfinite(threshold),
                     "X has values too large for hyperplane splits (extension_level > 0): "
                     "their projections overflow; scale X or use extension_level=0");
-    nodes[node] = Node{plane, 0, threshold};
-    for (std::int32_t i = 0; i < n; ++i) {
-      double dot = 0.0;
-      for (Index c = 0; c < k; ++c) {
-        dot += plane_coef[plane * k + c] * column(plane_feature[plane * k + c])[rows[i]];
-      }
-      projection[rows[i]] = dot;
+    tree_.nodes[node] = Node{plane, 0, threshold};
+    // n.x summed feature by feature, in the plane's order, for every row.
+    double* projection = s_.projection.data();
+    for (std::int32_t i = 0; i < n; ++i) projection[rows[i]] = 0.0;
+    for (Index c = 0; c < k; ++c) {
+      const double coef = tree_.plane_coef[plane * k + c];
+      for_each_value(tree_.plane_feature[plane * k + c], rows, n,
+                     [&](std::int32_t i, double v) { projection[rows[i]] += coef * v; });
     }
     return true;
   }
 
-  bool goes_left(std::int32_t node, std::int32_t row,
-                 const std::vector<double>& projection) const {
-    const Node& nd = nodes[node];
-    const double v = extension_level_ == 0 ? column(nd.split)[row] : projection[row];
-    return !(v > nd.threshold);
+  /// Reorders rows[0, n) so those going left come first; returns the cut.
+  const std::int32_t* partition(const Node& nd, std::int32_t* rows, std::int32_t n) {
+    if (extension_level_ != 0) {
+      const double* projection = s_.projection.data();
+      return std::partition(rows, rows + n,
+                            [&](std::int32_t r) { return !(projection[r] > nd.threshold); });
+    }
+    if (const double* col = column(nd.split, n)) {
+      return std::partition(rows, rows + n,
+                            [&](std::int32_t r) { return !(col[r] > nd.threshold); });
+    }
+    const Index feature = s_.features[static_cast<std::size_t>(nd.split)];
+    const Index* sample = s_.sample.data();
+    return std::partition(rows, rows + n, [&](std::int32_t r) {
+      return !(static_cast<double>(X_(sample[r], feature)) > nd.threshold);
+    });
   }
 
-  std::vector<double> sample_;
+  const ConstMatrixView<T>& X_;
+  TreeScratch& s_;
   Index psi_;
-  std::vector<Index> features_;
+  Index m_;
   int extension_level_;
   Rng& rng_;
-  std::vector<Index> order_;
+  GrownTree tree_;
+  std::vector<std::int32_t> path_node_;
 };
 
 template <class T>
@@ -305,71 +472,108 @@ void IsolationForest::fit(const ConstMatrixView<T>& X,
   const int max_depth = max_depth_for(psi);
   const int n_trees = params.n_estimators;
 
-  std::vector<std::unique_ptr<TreeBuilder>> built(static_cast<std::size_t>(n_trees));
-
-  parallel_for(n_trees, n_threads, [&](Index t) {
-    Rng rng(params.seed, static_cast<std::uint64_t>(t));
-    std::vector<Index> rows;
+  // The rows tree t samples: without replacement, or (bootstrap) drawn with
+  // replacement and kept once each, as scikit-learn passes such a draw as
+  // sample weights, so its trees hold each distinct row once. Ascending: the
+  // tree does not depend on their order, and X is read in address order.
+  auto draw_rows = [&](Rng& rng, TreeScratch& s) {
+    std::vector<Index>& rows = s.sample;
     if (params.bootstrap) {
-      // Drawn with replacement, kept once each: scikit-learn passes the draw
-      // as sample weights, so its trees hold each distinct row once.
       rows.resize(static_cast<std::size_t>(psi));
       for (auto& r : rows) r = static_cast<Index>(rng.below(static_cast<std::uint64_t>(n)));
-      std::sort(rows.begin(), rows.end());
-      rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
     } else {
-      rows = sample_without_replacement(n, psi, rng);
+      sample_without_replacement(n, psi, rng, rows, s.all, s.set);
     }
-    std::vector<Index> features;
-    if (m == d) {
-      features.resize(static_cast<std::size_t>(d));
-      std::iota(features.begin(), features.end(), Index{0});
-    } else {
-      features = sample_without_replacement(d, m, rng);
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  };
+
+  // Scratch per thread, reused tree after tree.
+  std::vector<TreeScratch> scratch(static_cast<std::size_t>(std::max(n_threads, 1)));
+  auto my_scratch = [&]() -> TreeScratch& {
+    const auto me = static_cast<std::size_t>(thread_index());
+    FRAUDCORE_CHECK(me < scratch.size(), "internal error: thread " << me << " of " << n_threads);
+    return scratch[me];
+  };
+
+  // Every row some tree samples is checked for NaN and infinity once, here:
+  // trees read only the values their splits need. (The rows are drawn again
+  // below, from the same stream: cheaper than keeping them for every tree.)
+  {
+    std::unique_ptr<std::atomic<std::uint8_t>[]> sampled(
+        new std::atomic<std::uint8_t>[static_cast<std::size_t>(n)]());
+    parallel_for(n_trees, n_threads, [&](Index t) {
+      Rng rng(params.seed, static_cast<std::uint64_t>(t));
+      TreeScratch& s = my_scratch();
+      draw_rows(rng, s);
+      for (Index r : s.sample) sampled[static_cast<std::size_t>(r)].store(1, std::memory_order_relaxed);
+    });
+    constexpr Index kCheckBlock = 64;
+    const bool by_column = X.innerStride() > X.outerStride();  // Fortran order
+    parallel_for((n + kCheckBlock - 1) / kCheckBlock, n_threads, [&](Index b) {
+      const Index end = std::min(n, (b + 1) * kCheckBlock);
+      auto check = [&](Index i, Index j) {
+        FRAUDCORE_CHECK(std::isfinite(static_cast<double>(X(i, j))),
+                        "X contains NaN or infinity (row " << i << ", column " << j << ")");
+      };
+      if (by_column) {
+        for (Index j = 0; j < d; ++j)
+          for (Index i = b * kCheckBlock; i < end; ++i)
+            if (sampled[static_cast<std::size_t>(i)].load(std::memory_order_relaxed)) check(i, j);
+      } else {
+        for (Index i = b * kCheckBlock; i < end; ++i)
+          if (sampled[static_cast<std::size_t>(i)].load(std::memory_order_relaxed))
+            for (Index j = 0; j < d; ++j) check(i, j);
+      }
+    });
+  }
+
+  // Only the trees are kept.
+  std::vector<GrownTree> built(static_cast<std::size_t>(n_trees));
+  parallel_for(n_trees, n_threads, [&](Index t) {
+    TreeScratch& s = my_scratch();
+    Rng rng(params.seed, static_cast<std::uint64_t>(t));
+    draw_rows(rng, s);
+    if (m != d) {
+      sample_without_replacement(d, m, rng, s.features, s.all, s.set);
+    } else if (static_cast<Index>(s.features.size()) != d) {
+      s.features.resize(static_cast<std::size_t>(d));
+      std::iota(s.features.begin(), s.features.end(), Index{0});
     }
-    const auto size = static_cast<Index>(rows.size());
-    std::vector<double> sample(static_cast<std::size_t>(size * m));
-    std::vector<double> row(static_cast<std::size_t>(d));
-    for (Index i = 0; i < size; ++i) {
-      gather_row(X, rows[i], row.data());
-      for (Index c = 0; c < m; ++c) sample[c * size + i] = row[features[c]];
-    }
-    auto builder = std::make_unique<TreeBuilder>(std::move(sample), size, features,
-                                                 params.extension_level, rng);
-    builder->build(max_depth);
+    GrownTree tree = TreeBuilder<T>(X, s, params.extension_level, rng).build(max_depth);
     // Tree-local column numbers become global feature indices.
     if (params.extension_level == 0) {
-      for (auto& nd : builder->nodes) {
-        if (nd.left != static_cast<std::int32_t>(&nd - builder->nodes.data())) {
-          nd.split = static_cast<std::int32_t>(features[nd.split]);
+      for (auto& nd : tree.nodes) {
+        if (nd.left != static_cast<std::int32_t>(&nd - tree.nodes.data())) {
+          nd.split = static_cast<std::int32_t>(s.features[static_cast<std::size_t>(nd.split)]);
         }
       }
     } else {
-      for (auto& f : builder->plane_feature) f = static_cast<std::int32_t>(features[f]);
+      for (auto& f : tree.plane_feature) f = static_cast<std::int32_t>(s.features[static_cast<std::size_t>(f)]);
     }
-    built[static_cast<std::size_t>(t)] = std::move(builder);
+    built[static_cast<std::size_t>(t)] = std::move(tree);
   });
+  scratch = {};
 
   // Concatenate into the flat arrays; commit only once everything succeeded.
   IsolationForest forest;
   forest.n_features_ = d;
   forest.max_samples_ = psi;
   forest.extension_level_ = params.extension_level;
-  for (const auto& b : built) {
+  for (const GrownTree& b : built) {
     forest.tree_begin_.push_back(static_cast<std::int64_t>(forest.nodes_.size()));
-    forest.tree_depth_.push_back(b->depth);
+    forest.tree_depth_.push_back(b.depth);
     const auto plane_offset =
         static_cast<std::int32_t>(forest.plane_feature_.size() / (params.extension_level + 1));
-    for (Node nd : b->nodes) {
+    for (Node nd : b.nodes) {
       const bool leaf = nd.left == static_cast<std::int32_t>(forest.nodes_.size() - forest.tree_begin_.back());
       if (params.extension_level > 0 && !leaf) nd.split += plane_offset;
       forest.nodes_.push_back(nd);
     }
-    forest.path_.insert(forest.path_.end(), b->path.begin(), b->path.end());
-    forest.plane_feature_.insert(forest.plane_feature_.end(), b->plane_feature.begin(),
-                                 b->plane_feature.end());
-    forest.plane_coef_.insert(forest.plane_coef_.end(), b->plane_coef.begin(),
-                              b->plane_coef.end());
+    forest.path_.insert(forest.path_.end(), b.path.begin(), b.path.end());
+    forest.plane_feature_.insert(forest.plane_feature_.end(), b.plane_feature.begin(),
+                                 b.plane_feature.end());
+    forest.plane_coef_.insert(forest.plane_coef_.end(), b.plane_coef.begin(), b.plane_coef.end());
   }
   forest.build_walk();
   *this = std::move(forest);

@@ -14,6 +14,17 @@ namespace fraudcore {
 namespace {
 std::atomic<bool> forked{false};
 
+// A plain thread's number while it runs a loop of run_on_plain_threads; -1
+// otherwise (then OpenMP's number counts).
+thread_local int plain_thread_index = -1;
+
+// Sets the calling thread's plain_thread_index for a scope.
+struct PlainThreadIndex {
+  int saved;
+  explicit PlainThreadIndex(int index) : saved(plain_thread_index) { plain_thread_index = index; }
+  ~PlainThreadIndex() { plain_thread_index = saved; }
+};
+
 // Registered when this library is loaded: every process forked after that
 // knows it is a child. The handler only stores a flag (async-signal-safe).
 const int fork_handler_registered = pthread_atfork(nullptr, nullptr, [] { forked.store(true); });
@@ -23,6 +34,8 @@ int available_cores() {
   const int n = omp_get_num_procs();
   return n > 0 ? n : 1;
 }
+
+int thread_index() { return plain_thread_index >= 0 ? plain_thread_index : omp_get_thread_num(); }
 
 int resolve_n_threads(int n_jobs) {
   FRAUDCORE_CHECK(n_jobs != 0,
@@ -42,7 +55,8 @@ bool in_forked_child() {
 namespace detail {
 void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>& body) noexcept {
   std::atomic<Index> next{0};
-  const auto work = [&] {
+  const auto work = [&](int index) {
+    const PlainThreadIndex numbered(index);
     for (Index i = next.fetch_add(1); i < n; i = next.fetch_add(1)) body(i);
   };
   struct JoinAll {  // joins whatever was started, however this function is left
@@ -54,12 +68,12 @@ void run_on_plain_threads(Index n, int threads, const std::function<void(Index)>
   for (int t = 1; t < threads; ++t) {
     try {
       helpers.threads.reserve(static_cast<std::size_t>(threads - 1));
-      helpers.threads.emplace_back(work);
+      helpers.threads.emplace_back(work, t);
     } catch (...) {
       break;  // no more threads to be had (system_error, bad_alloc): the ones running finish the loop
     }
   }
-  work();
+  work(0);
 }
 }  // namespace detail
 

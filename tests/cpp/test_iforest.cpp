@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "fraudcore/error.hpp"
@@ -172,4 +173,43 @@ TEST(IsolationForest, ScoresEqualAPlainTraversalForShallowAndDeepTrees) {
     f.mean_path_length(row_major_view(X.data(), 200, 3), got.data(), 2);
     for (Index i = 0; i < 200; ++i) EXPECT_NEAR(got[i], expected[i], 1e-12) << max_samples;
   }
+}
+
+TEST(IsolationForest, WideDataSameForestForAnyThreadCountAndMemoryOrder) {
+  // Wide rows with sparse binary columns and repeated rows: trees read few
+  // columns, some in place and some from gathered copies.
+  RowMajorMatrix<double> X = gaussian(400, 600, 10);
+  Rng rng(11);
+  for (Index i = 0; i < X.rows(); ++i)
+    for (Index j = 3; j < X.cols(); ++j) X(i, j) = rng.uniform() < 0.03 ? 1.0 : 0.0;
+  for (Index i = 200; i < 400; ++i) X.row(i) = X.row(i % 50);
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> F = X;
+  for (int ext : {0, 2}) {
+    IsolationForestParams p;
+    p.seed = 5;
+    p.extension_level = ext;
+    p.max_features = ext == 0 ? 0 : 300;
+    IsolationForest a, b, c;
+    a.fit(view(X), p, 1);
+    b.fit(view(X), p, 3);
+    c.fit(col_major_view(F.data(), F.rows(), F.cols()), p, 2);
+    EXPECT_EQ(a.serialize(), b.serialize());
+    EXPECT_EQ(a.serialize(), c.serialize());
+  }
+}
+
+TEST(IsolationForest, NanInAColumnNoSplitReadsIsStillRefused) {
+  auto X = gaussian(300, 500, 12);
+  X(123, 499) = std::numeric_limits<double>::infinity();
+  IsolationForestParams p;
+  p.max_samples = 300;  // every tree samples every row
+  p.n_estimators = 3;
+  IsolationForest f;
+  try {
+    f.fit(view(X), p, 2);
+    FAIL() << "fit accepted an infinite value";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("row 123, column 499"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(f.fitted());
 }

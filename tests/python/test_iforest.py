@@ -1,5 +1,10 @@
 """fraudcore.IsolationForest: semantics, equality with scikit-learn, invariants."""
 
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -45,12 +50,28 @@ def test_roc_auc_matches_scikit_learn(blobs):
     assert abs(np.mean(ours) - np.mean(ref)) < 0.01
 
 
-def test_trees_follow_the_paper():
+def narrow_with_ties(rng):
+    X = rng.normal(size=(64, 3))
+    X[:8, 0] = 5.0  # ties
+    return X
+
+
+def wide_with_duplicates(rng):
+    # Sparse binary columns (mostly constant in a node), a few continuous
+    # ones and repeated rows: splits draw many constant features, read most
+    # columns in place and some from gathered copies.
+    X = (rng.random(size=(32, 400)) < 0.03).astype(float)
+    X[:, :3] = rng.normal(size=(32, 3))
+    X[:, 50:60] = 0.0
+    return np.vstack([X, X[:16], X[:16]])
+
+
+@pytest.mark.parametrize("make_data", [narrow_with_ties, wide_with_duplicates])
+def test_trees_follow_the_paper(make_data):
     # With every row in every tree, route the rows through each exported tree
     # and check the forest's structure and leaf values against the definition.
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(64, 3))
-    X[:8, 0] = 5.0  # ties
+    X = make_data(rng)
     model = IsolationForest(n_estimators=5, max_samples=64, random_state=1).fit(X)
     native = model._native
     max_depth = int(np.ceil(np.log2(64)))
@@ -72,7 +93,7 @@ def test_trees_follow_the_paper():
             go_left = values <= thr
             stack.append((left, rows[go_left], depth + 1))
             stack.append((left + 1, rows[~go_left], depth + 1))
-    X_new = rng.normal(size=(20, 3)) * 3
+    X_new = rng.normal(size=(20, X.shape[1])) * 3
     expected = -(2.0 ** (-python_path_lengths(native, X_new) / c(64)))
     np.testing.assert_allclose(model.score_samples(X_new), expected, rtol=1e-12)
 
@@ -284,3 +305,37 @@ def test_feature_contributions_name_the_feature_that_isolates(blobs):
     assert (shares[20:].argmax(axis=1) == 3).all()
     with pytest.raises(ValueError, match="axis-parallel"):
         IsolationForest(n_estimators=5, extension_level=1).fit(X).feature_contributions(X[:2])
+
+
+def test_fit_memory_does_not_grow_with_the_number_of_trees():
+    # Fit used to keep every tree's sample (max_samples x n_features doubles)
+    # until the end: 100 trees x 256 x 2,000 x 8 bytes = 410 MB here. Only
+    # per-thread scratch of at most one sample each may remain; in practice
+    # a tree reads a few of its 2,000 columns.
+    if not pathlib.Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak RSS")
+    trees, psi, rows, cols, threads = 100, 256, 600, 2000, 2
+    script = textwrap.dedent(f"""
+        import json, numpy as np
+        from fraudcore import IsolationForest
+
+        def kb(field):
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+        X = np.random.default_rng(0).standard_normal(({rows}, {cols}))
+        IsolationForest(n_estimators=2, random_state=0).fit(X[:50, :5])  # imports, warm-up
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak (VmHWM) to the current resident set
+        base = kb("VmRSS")
+        model = IsolationForest(n_estimators={trees}, max_samples={psi}, n_jobs={threads},
+                                random_state=0).fit(X)
+        print(json.dumps({{"growth_mb": (kb("VmHWM") - base) / 1024}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    growth_mb = json.loads(proc.stdout.strip().splitlines()[-1])["growth_mb"]
+    sample_mb = psi * cols * 8 / 2**20
+    assert growth_mb < 2 * threads * sample_mb, (
+        f"fit grew the resident set by {growth_mb:.1f} MB; one tree's sample is "
+        f"{sample_mb:.1f} MB, all {trees} trees' {trees * sample_mb:.0f} MB")

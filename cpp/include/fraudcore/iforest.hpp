@@ -35,6 +35,11 @@
 // numbers from Rng(seed, t) alone, so the forest, and every score, is the
 // same whatever the thread count. A fitted forest is immutable: concurrent
 // score_samples() calls on one object are safe.
+//
+// Memory of fit: besides the forest, O(n_rows) bytes and, per thread, the
+// columns of one tree's sample that its splits read (at most max_samples x
+// max_features doubles, usually far fewer), reused tree after tree. X is
+// never copied whole, nor is any tree's sample kept once the tree is grown.
 #pragma once
 
 #include <cstdint>
@@ -77,7 +82,8 @@ class IsolationForest {
  public:
   /// Grow the forest on X (n x d, any memory order, finite values).
   /// Throws std::invalid_argument for invalid parameters, fewer than two
-  /// rows, no columns, or a NaN / infinite value in a sampled row.
+  /// rows, no columns, or a NaN / infinite value in a row any tree samples
+  /// (in any of its columns, read or not).
   template <class T>
   void fit(const ConstMatrixView<T>& X, const IsolationForestParams& params,
            int n_threads);
@@ -136,6 +142,8 @@ class IsolationForest {
     /// Split threshold; +inf for a leaf.
     double threshold = 0.0;
   };
+  struct GrownTree;
+  template <class T>
   class TreeBuilder;
 
   template <class T>

@@ -33,6 +33,12 @@ int available_cores();
 /// only costs memory and time. Throws std::invalid_argument for 0.
 int resolve_n_threads(int n_jobs);
 
+/// The calling thread's number among the threads running the current
+/// parallel_for, in [0, threads it uses); 0 outside one. Lets a body use
+/// per-thread scratch (in a forked child too, where the loop runs on plain
+/// threads).
+int thread_index();
+
 /// True in a process forked (after fraudcore was loaded) from another.
 bool in_forked_child();
 
