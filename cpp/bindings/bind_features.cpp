@@ -241,7 +241,8 @@ void bind_features(py::module_& m) {
       .def(py::init<FeatureConfig>(), py::arg("config"))
       .def_property_readonly("names", &FeatureState::names)
       // Reads wait for a running update_many without holding the GIL.
-      .def_property_readonly("n_entities", &FeatureState::n_entities, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("n_entities", py::cpp_function(&FeatureState::n_entities,
+                                                            py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("config", &FeatureState::config)
       .def(
           "update",

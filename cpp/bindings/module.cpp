@@ -21,6 +21,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("available_cores", &fraudcore::available_cores,
         "Number of processors this process may run on.");
   m.attr("MAX_ABS_AMOUNT") = fraudcore::kMaxAbsAmount;
+  m.attr("MIN_ABS_AMOUNT") = fraudcore::kMinAbsAmount;
   m.def("resolve_n_threads", &fraudcore::resolve_n_threads, py::arg("n_jobs"),
         "Thread count for an n_jobs value (joblib convention: -1 = all cores).");
   fraudcore::bindings::bind_serialize(m);

@@ -9,6 +9,7 @@ class ModelFormatError(ValueError):
     """A model file is truncated, corrupted, or newer than this fraudcore."""
 
 MAX_ABS_AMOUNT: float
+MIN_ABS_AMOUNT: float
 
 def available_cores() -> int: ...
 def resolve_n_threads(n_jobs: int) -> int: ...

@@ -301,6 +301,9 @@ def main(argv=None):
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
+    for stream in (sys.stdout, sys.stderr):  # a character the terminal cannot show: an escape
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     out, err = TerminalOutput(sys.stdout), TerminalOutput(sys.stderr)
     try:
         status = args.handler(args, out)

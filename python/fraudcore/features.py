@@ -55,7 +55,9 @@ amount, an unparseable time, or a non-numeric amount is a ValueError naming
 the column and the row.
 """
 
+import os
 import threading
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -70,7 +72,8 @@ __all__ = ["build_features", "FeatureState"]
 
 DEFAULT_WINDOWS = ("1h", "24h", "7D")
 _CATEGORICAL_ROLES = ("invoice", "country", "device_id", "ip_address")
-MAX_ABS_AMOUNT = _core.MAX_ABS_AMOUNT  # larger amounts would overflow squares and sums
+# Amounts (and quantities) beyond these would let squares, sums or ratios overflow.
+MAX_ABS_AMOUNT, MIN_ABS_AMOUNT = _core.MAX_ABS_AMOUNT, _core.MIN_ABS_AMOUNT
 _NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
@@ -147,18 +150,33 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         """The lock that serializes updates and snapshots (made on first use;
         dict.setdefault is atomic, so two threads get the same lock)."""
         lock = self.__dict__.get("_update_lock")
-        return lock if lock is not None else self.__dict__.setdefault("_update_lock", threading.RLock())
+        if lock is None:
+            lock = self.__dict__.setdefault("_update_lock", threading.RLock())
+            _LOCKS_TO_HOLD_OVER_FORK.add(lock)
+        return lock
 
     def _state(self):
         native = getattr(self, "_native", None)
         if native is None:
-            if not isinstance(self.schema, Schema):
-                raise ValueError(f"FeatureState needs a Schema, got {self.schema!r}")
-            config = _config(self.schema, self.windows, self.night_hours, self.spike_sigmas)
-            native = self._native = _core.FeatureStateModel(config)
-            self.vocabularies_ = {}
-            self._restore_native_attributes()
+            with self._lock():  # one thread makes it; the others see it made
+                native = getattr(self, "_native", None)
+                if native is None:
+                    if not isinstance(self.schema, Schema):
+                        raise ValueError(f"FeatureState needs a Schema, got {self.schema!r}")
+                    config = _config(self.schema, self.windows, self.night_hours, self.spike_sigmas)
+                    self.vocabularies_ = {}
+                    native = self._native = _core.FeatureStateModel(config)
+                    self._restore_native_attributes()
         return native
+
+    def set_params(self, **params):
+        """As scikit-learn's; refused once the state holds history, whose
+        features were computed with the old settings."""
+        if getattr(self, "_native", None) is not None and self._native.n_entities > 0:
+            raise ValueError("a FeatureState's settings are fixed once it holds history; "
+                             "start a new FeatureState (sklearn.base.clone) for other settings")
+        self.__dict__.pop("_native", None)  # made again, with the new settings, on first use
+        return super().set_params(**params)
 
     def _restore_native_attributes(self):
         self._vocab = _Vocabularies(self.vocabularies_)
@@ -246,6 +264,33 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         if native.n_entities > max(1, len(vocabularies.get("entity", ()))):
             raise MetadataError("attributes.vocabularies_.entity",
                                 f"has fewer values than the state's {native.n_entities} entities")
+
+
+# Fork safety: a fork while another thread updates a FeatureState would give
+# the child a copy whose lock (and native mutex) is held forever. As the
+# logging module does, every state's lock is taken before a fork and released
+# after it, in the parent and the child, so a child's copy is always idle.
+_LOCKS_TO_HOLD_OVER_FORK = weakref.WeakSet()
+
+
+def _take_locks_before_fork():
+    global _held_over_fork
+    _held_over_fork = list(_LOCKS_TO_HOLD_OVER_FORK)
+    for lock in _held_over_fork:
+        lock.acquire()
+
+
+def _release_locks_after_fork():
+    global _held_over_fork
+    for lock in reversed(_held_over_fork):
+        lock.release()
+    _held_over_fork = []
+
+
+_held_over_fork = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_take_locks_before_fork, after_in_parent=_release_locks_after_fork,
+                        after_in_child=_release_locks_after_fork)
 
 
 # ---------------------------------------------------------------------------
@@ -370,11 +415,13 @@ def _times_ns(series, unit, what):
         return np.round(values * _NS_PER_UNIT[unit]).astype(np.int64)
     times = series
     if not pd.api.types.is_datetime64_any_dtype(series.dtype):
-        try:
-            times = pd.to_datetime(series, errors="coerce")
-        except (ValueError, TypeError):  # several UTC offsets or time zones in one column
-            return _times_one_by_one(series, unit, what)
-        if (times.isna() & series.notna()).any():
+        # One format for the whole column (pandas infers it from the first
+        # value), else ISO 8601 in any of its forms; never a guess per value,
+        # which would read 01/02 and 13/02 with the day in different places.
+        times = _parsed(series, None)
+        if times is None:
+            times = _parsed(series, "ISO8601")
+        if times is None:
             return _times_one_by_one(series, unit, what)
     if getattr(times.dt, "tz", None) is not None:
         times = times.dt.tz_localize(None)  # keep the wall-clock time
@@ -385,13 +432,29 @@ def _times_ns(series, unit, what):
     return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
+def _parsed(series, format):
+    """pd.to_datetime of every present value in ``format``, or None if one fails."""
+    try:
+        times = pd.to_datetime(series, errors="coerce", format=format)
+    except (ValueError, TypeError):  # several UTC offsets or time zones in one column
+        return None
+    return None if (times.isna() & series.notna()).any() else times
+
+
 def _times_one_by_one(series, unit, what):
+    """Times pandas could not read as one column (mixed offsets, time zones,
+    Timestamp objects): each value as the streaming path reads it, strings
+    only in ISO 8601."""
     out = np.empty(len(series), dtype=np.int64)
     for i, (label, value) in enumerate(series.items()):
         if _is_missing(value):
             out[i] = np.iinfo(np.int64).min  # NaT: the caller names it
             continue
         try:
+            if isinstance(value, str) and _parsed(pd.Series([value]), "ISO8601") is None:
+                _time_ns(value, _NS_PER_UNIT[unit])  # raises for a value that is no time at all
+                raise ValueError(f"{value!r} is not ISO 8601, and the column's times are not all in "
+                                 "one format; give the column one format")
             out[i] = _time_ns(value, _NS_PER_UNIT[unit])
         except ValueError as exc:
             raise ValueError(f"{what} column {series.name!r} at index {_label(label)!r}: {exc}") from None
@@ -453,7 +516,7 @@ def _encode_table(data, schema, vocab):
             raise ValueError(f"entity column {schema.entity!r} is missing at index {_label(first)!r}")
     if schema.quantity is not None:
         columns["quantity"] = _amounts(_numbers(data[schema.quantity], "quantity"), data[schema.quantity],
-                                       f"the quantity ({schema.quantity!r})")
+                                       f"the quantity ({schema.quantity!r})", small_too=False)
     # Checked before the kernel runs, so a bad batch changes no state.
     passthrough = {name: _numbers(data[name], name) for name in schema.passthrough}
     categorical = {role: data[getattr(schema, role)] for role in ("entity", *_CATEGORICAL_ROLES)
@@ -484,16 +547,17 @@ def _numbers(series, role):
     return values
 
 
-def _amounts(values, series, what):
+def _amounts(values, series, what, small_too=True):
     """``values``, or a ValueError naming the first transaction whose amount
     (or quantity) is beyond what the features can hold."""
     with np.errstate(invalid="ignore"):
-        bad = ~(np.abs(values) <= MAX_ABS_AMOUNT)
+        magnitude = np.abs(values)
+        bad = ~(magnitude <= MAX_ABS_AMOUNT) | ((magnitude < MIN_ABS_AMOUNT) & (magnitude > 0) & small_too)
     if bad.any():
         first = np.argmax(bad)
-        raise ValueError(f"{what} at index {_label(series.index[first])!r} is {float(values[first])!r}, beyond "
-                         f"+-{MAX_ABS_AMOUNT:g}, the largest fraudcore's features can hold; "
-                         "is the column in a sensible unit?")
+        raise ValueError(f"{what} at index {_label(series.index[first])!r} is {float(values[first])!r}, outside "
+                         f"0 or {MIN_ABS_AMOUNT:g} .. {MAX_ABS_AMOUNT:g} in magnitude, what fraudcore's features "
+                         "can hold; is the column in a sensible unit?")
     return values
 
 

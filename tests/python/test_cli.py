@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 import fraudcore
@@ -133,8 +134,10 @@ def test_a_reader_that_stops_early_never_costs_the_model(hostile_transactions, t
         read_end, write_end = os.pipe()
         os.close(read_end)
         try:
+            # Unbuffered, as on a terminal: the first print meets the closed pipe
+            # before the model could be written (unless the model comes first).
             proc = _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
-                        stdout=write_end, stderr=subprocess.PIPE)
+                        stdout=write_end, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         finally:
             os.close(write_end)
         assert proc.returncode == 0, proc.stderr
@@ -152,9 +155,20 @@ def test_data_cannot_drive_the_terminal(hostile_transactions, tmp_path):
     assert "first purchase from \\x1b[2J\\x1b[31mXX\\u202e" in proc.stdout  # shown, escaped
     assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout
     # The results file keeps the data as it was.
-    import pandas as pd
-
     assert "\x1b[2J" in pd.read_csv(tmp_path / "out.csv")["reasons"].str.cat()
+
+
+def test_a_terminal_that_cannot_show_a_character_gets_an_escape(hostile_transactions, tmp_path):
+    model = tmp_path / "model.fc"
+    assert _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
+                capture_output=True).returncode == 0
+    data = pd.read_csv(hostile_transactions / "tx.csv")
+    data["country"] = data["country"].where(data["is_fraud"] == 0, "Côte d’Ivoire")
+    data.to_csv(tmp_path / "tx.csv", index=False)
+    proc = _run(["score", model, tmp_path / "tx.csv", "--out", tmp_path / "out.csv", "--top", "50"],
+                capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stderr
+    assert "first purchase from C\\xf4te d\\u2019Ivoire" in proc.stdout
 
 
 def test_escape_controls_keeps_newlines_and_tabs():
