@@ -404,6 +404,9 @@ def _times_ns(series, unit, what):
     column pandas cannot read at once (mixed formats, offsets or time zones)
     is read value by value, as the streaming path reads one.
     """
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in (
+            "integer", "floating", "mixed-integer-float"):
+        series = series.astype(np.float64)  # numbers held as objects count time_unit, as streaming does
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values) | (np.abs(values * _NS_PER_UNIT[unit]) >= 2.0**63)

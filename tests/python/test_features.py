@@ -558,3 +558,13 @@ def test_batches_from_several_threads_all_land(tmp_path):
         t.join()
     assert state.n_entities_ == 4 * 20 * 100 == len(state.vocabularies_["entity"])
     assert fraudcore.load(state.save(tmp_path / "s.fc")).n_entities_ == 8_000
+
+
+def test_numeric_times_held_as_objects_count_the_time_unit_in_batch_as_in_streaming():
+    schema = Schema(entity="c", timestamp="t", amount="a", time_unit="s")
+    data = pd.DataFrame({"c": [1, 1], "t": pd.Series([0, 3600], dtype=object), "a": [1.0, 2.0]})
+    batch = build_features(data, schema)
+    assert batch["seconds_since_prev"].tolist() == [-1.0, 3600.0]
+    state = FeatureState(schema)
+    streamed = [state.update(row)["seconds_since_prev"] for row in data.to_dict("records")]
+    assert streamed == [-1.0, 3600.0]
