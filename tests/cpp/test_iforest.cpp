@@ -178,7 +178,7 @@ TEST(IsolationForest, ScoresEqualAPlainTraversalForShallowAndDeepTrees) {
 TEST(IsolationForest, WideDataSameForestForAnyThreadCountAndMemoryOrder) {
   // Wide rows with sparse binary columns and repeated rows: trees read few
   // columns, some in place and some from gathered copies.
-  RowMajorMatrix<double> X = gaussian(400, 600, 10);
+  RowMajorMatrix<double> X = test_data::normal_rows(400, 600, 10);
   Rng rng(11);
   for (Index i = 0; i < X.rows(); ++i)
     for (Index j = 3; j < X.cols(); ++j) X(i, j) = rng.uniform() < 0.03 ? 1.0 : 0.0;
@@ -199,7 +199,7 @@ TEST(IsolationForest, WideDataSameForestForAnyThreadCountAndMemoryOrder) {
 }
 
 TEST(IsolationForest, NanInAColumnNoSplitReadsIsStillRefused) {
-  auto X = gaussian(300, 500, 12);
+  auto X = test_data::normal_rows(300, 500, 12);
   X(123, 499) = std::numeric_limits<double>::infinity();
   IsolationForestParams p;
   p.max_samples = 300;  // every tree samples every row
