@@ -17,8 +17,6 @@ import json
 import multiprocessing
 import statistics
 
-import numpy as np
-
 from _common import machine, timed
 from fraudcore import IsolationForest, LocalOutlierFactor, Schema, build_features
 from fraudcore.datasets import make_anomalies, make_transactions
@@ -85,5 +83,4 @@ def main():
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -323,11 +323,6 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
             raise ValueError(f"the AutoEncoder cannot be saved: its offset_ is {self.offset_!r}, not finite")
         return self._native.serialize()
 
-    def _restore_native_attributes(self):
-        offset = getattr(self, "offset_", None)
-        if isinstance(offset, bool) or not isinstance(offset, Real) or not np.isfinite(offset):
-            raise _core.ModelFormatError(f"AutoEncoder model data holds an invalid offset_: {offset!r}")
-
     def score_samples(self, X):
         """Minus the mean squared reconstruction error of each row.
 
@@ -379,17 +374,11 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
             if settings[name] != value:
                 field = {"float64": "dtype"}.get(name, name)
                 raise MetadataError(f"params.{field}", f"{params[field]!r} disagrees with the network's setting")
-        # The native loader refused weights that overflow the network's
-        # precision. A subnormal scale would send every input out of range.
+        # The native loader refused weights with which any input near the
+        # training data could score non-finitely (autoencoder.hpp). A
+        # subnormal scale would send every input out of range.
         if not (native.input_scale >= np.finfo(params["dtype"]).tiny).all():
             raise MetadataError("body.standardisation", "holds a subnormal scale")
-        probes = np.vstack([native.input_mean, np.zeros(n_features)])
-        try:
-            finite = np.isfinite(native.row_errors(probes, 1)).all()
-        except ValueError:  # 0 out of range once standardised
-            finite = False
-        if not finite:
-            raise MetadataError("body.network", "scores the training mean or zero as a non-finite error")
         epochs = fitted_equal(attributes, "n_epochs_", native.epochs_trained, "the network")
         for name in ("loss_curve_", "validation_scores_"):
             curve = fitted(attributes, name)
