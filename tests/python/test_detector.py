@@ -22,7 +22,8 @@ def transactions():
 
 @pytest.fixture(scope="module")
 def fitted(transactions):
-    return FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:30_000])
+    # The table holds the schema's label column; these tests are of the unsupervised ensemble.
+    return FraudDetector(SCHEMA, supervised=False, random_state=0).fit(transactions.iloc[:30_000])
 
 
 def test_scores_rank_fraud_and_follow_the_documented_scale(fitted, transactions):
@@ -55,20 +56,21 @@ def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transacti
 
 def test_neighbour_detectors_index_a_sample(transactions):
     train = transactions.iloc[:30_000]
-    sampled = FraudDetector(SCHEMA, neighbor_samples=5_000, random_state=0).fit(train)
+    sampled = FraudDetector(SCHEMA, neighbor_samples=5_000, supervised=False, random_state=0).fit(train)
     assert sampled.models_["lof"].n_samples_fit_ == 5_000
     # Every training row has a LOF score for the normaliser and the risk
     # reference, not only the indexed ones.
     assert len(sampled._training_sorted["lof"]) == len(sampled._reference) == 30_000
     for samples in (None, 30_000, 100_000):
-        every = FraudDetector(SCHEMA, neighbor_samples=samples, random_state=0).fit(train)
+        every = FraudDetector(SCHEMA, neighbor_samples=samples, supervised=False, random_state=0).fit(train)
         assert every.models_["lof"].n_samples_fit_ == 30_000
 
 
 def test_knn_on_a_sample_with_calibration(transactions):
     train = transactions.iloc[:30_000]
     detector = FraudDetector(SCHEMA, detectors=("isolation_forest", "knn"), neighbor_samples=3_000,
-                             target_recall=0.8, random_state=0).fit(train, y="is_fraud")
+                             target_recall=0.8, supervised=False, validation="random",
+                             random_state=0).fit(train, y="is_fraud")
     assert detector.models_["knn"].n_samples_fit_ == 3_000
     assert len(detector._training_sorted["knn"]) == detector.n_training_rows_ == 21_000
     assert detector.training_metrics_["recall"] >= 0.8
@@ -112,7 +114,8 @@ def test_progress_bars_name_each_step(capsys):
     data = make_transactions(n_customers=100, n_transactions=3_000, seed=1)
     detector = FraudDetector(SCHEMA, verbose=True, random_state=0).fit(data)
     fit_bar = capsys.readouterr().err
-    assert "FraudDetector.fit" in fit_bar and "4/4" in fit_bar and "calibration" in fit_bar
+    # The table holds labels: the supervised stage is a step of its own.
+    assert "FraudDetector.fit" in fit_bar and "5/5" in fit_bar and "supervised" in fit_bar
     detector.score(data)
     score_bar = capsys.readouterr().err
     assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "lof" in score_bar
