@@ -550,7 +550,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             rows = np.flatnonzero(explain)
             attribution = self._attribution({name: m[rows] for name, m in inputs.items()},
                                             None if hybrid is None else hybrid[rows])
-            texts = describe(features.iloc[rows], data.iloc[rows], self.schema, attribution)
+            texts = describe(features.iloc[rows], data.iloc[rows], self.schema, attribution, self.quantiles_)
             out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
         return out
 
