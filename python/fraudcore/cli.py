@@ -4,6 +4,13 @@ Reports go to stdout through :class:`TerminalOutput`: a reader that stops
 early (``fraudcore train ... | head -1``) never stops a command from
 finishing its work, and text taken from the data cannot drive the user's
 terminal.
+
+Rows are traced to the data file: for the formats with a loader
+(online_retail, fraud_data, creditcard) ``train``, ``score`` and
+``evaluate`` print what cleaning removed (the loader's CleaningReport), and
+``score``'s results start with ``source_row`` (the row's 0-based position
+among the file's data rows, cleaning never renumbers them) and the schema's
+identifying columns (transaction id, entity, invoice).
 """
 
 import argparse
@@ -113,6 +120,7 @@ def run_demo(args, out=None):
         truth = data.at[index, "fraud_pattern"] or "legitimate"
         print(f"  {row['risk_level']:<8} risk {row['risk_score']:.4f}  [{truth}]  {'; '.join(row['reasons'])}",
               file=out)
+    scored = scored.drop(columns=detector.schema.identifiers)  # data has them
     result = data.iloc[cut:].join(scored.assign(reasons=scored["reasons"].map("; ".join)))
     result.to_csv(args.out, index=False)
     print(f"\nresults written to {args.out}", file=out)
@@ -122,20 +130,27 @@ def run_demo(args, out=None):
 FORMATS = ("transactions", "online_retail", "fraud_data", "creditcard", "csv")
 
 
-def _read(path, fmt, args):
-    """(DataFrame, Schema or None) of a data file in one of FORMATS."""
+def _read(path, fmt, args, out):
+    """(DataFrame, Schema or None) of a data file in one of FORMATS, indexed by
+    source_row; the loader's CleaningReport printed to ``out``."""
     import pandas as pd
 
     from fraudcore import Schema
-    from fraudcore.datasets import load_creditcard, load_fraud_data, load_online_retail
+    from fraudcore.datasets import SOURCE_ROW, load_creditcard, load_fraud_data, load_online_retail
 
+    loaded = None
     if fmt == "online_retail":
-        return load_online_retail(path)[0], Schema.online_retail()
-    if fmt == "fraud_data":
-        data, _ = load_fraud_data(path, getattr(args, "ip_country", None))
-        return data, Schema.fraud_data() if "country" in data.columns else Schema.fraud_data_without_country()
-    if fmt == "creditcard":
-        return load_creditcard(path)[0], Schema.creditcard()
+        loaded = load_online_retail(path), Schema.online_retail()
+    elif fmt == "fraud_data":
+        data, report = load_fraud_data(path, getattr(args, "ip_country", None))
+        schema = Schema.fraud_data() if "country" in data.columns else Schema.fraud_data_without_country()
+        loaded = (data, report), schema
+    elif fmt == "creditcard":
+        loaded = load_creditcard(path), Schema.creditcard()
+    if loaded is not None:
+        (data, report), schema = loaded
+        print(report, file=out)
+        return data, schema
     reader = pd.read_parquet if str(path).endswith(".parquet") else pd.read_csv
     try:
         data = reader(path)
@@ -143,9 +158,11 @@ def _read(path, fmt, args):
         raise ValueError(f"{path} is empty") from None
     if data.empty:
         raise ValueError(f"{path} has no rows")
+    data.index = pd.RangeIndex(len(data), name=SOURCE_ROW)  # nothing cleaned: the file's rows
     if fmt == "transactions":
         return data, Schema.transactions()
-    roles = {role: getattr(args, role, None) for role in ("entity", "timestamp", "amount", "label")}
+    roles = {role: getattr(args, role, None)
+             for role in ("entity", "timestamp", "amount", "transaction_id", "label")}
     if roles["timestamp"] is None or roles["amount"] is None:
         return data, None  # the model's schema (score / evaluate), or an error (train)
     return data, Schema(**roles)
@@ -160,7 +177,7 @@ def run_train(args, out=None):
     out = out or sys.stdout
     from fraudcore import FraudDetector
 
-    data, schema = _read(args.data, args.format, args)
+    data, schema = _read(args.data, args.format, args, out)
     if schema is None:
         raise ValueError("--format csv needs --timestamp and --amount (and usually --entity)")
     label = args.label or (schema.label if schema.label in data.columns else None)
@@ -196,7 +213,7 @@ def _load_model(args):
 def run_score(args, out=None):
     out = out or sys.stdout
     model = _load_model(args)
-    data, _ = _read(args.data, args.format, args)
+    data, _ = _read(args.data, args.format, args, out)
     start = time.perf_counter()
     result = model.score(data)
     elapsed = time.perf_counter() - start
@@ -208,8 +225,10 @@ def run_score(args, out=None):
     alerts = result[result["is_alert"]].sort_values("risk_score", ascending=False)
     print(f"scored {len(data):,} rows in {elapsed:.1f} s: {len(alerts):,} alerts "
           f"({result['risk_level'].value_counts().to_dict()}); results in {args.out}", file=out)
+    identifiers = model.schema.identifiers
     for index, row in alerts.head(args.top).iterrows():
-        print(f"  {index!s:>10}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
+        ids = "".join(f"  {name} {row[name]}" for name in identifiers)
+        print(f"  row {index!s:>7}{ids}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
               f"{'; '.join(row['reasons'])}", file=out)
     return 0
 
@@ -219,7 +238,7 @@ def run_evaluate(args, out=None):
     from fraudcore import metrics
 
     model = _load_model(args)
-    data, _ = _read(args.data, args.format, args)
+    data, _ = _read(args.data, args.format, args, out)
     label = args.label or model.schema.label
     if label is None or label not in data.columns:
         raise ValueError(f"the data has no label column {label!r}; name it with --label")
@@ -236,8 +255,8 @@ def _data_arguments(parser):
     parser.add_argument("--format", choices=FORMATS, default="transactions",
                         help="data format (default transactions: make_transactions' columns)")
     parser.add_argument("--ip-country", help="fraud_data: the IpAddress_to_Country table")
-    for role in ("entity", "timestamp", "amount"):
-        parser.add_argument(f"--{role}", help=f"--format csv: the {role} column")
+    for role in ("entity", "timestamp", "amount", "transaction_id"):
+        parser.add_argument(f"--{role.replace('_', '-')}", help=f"--format csv: the {role} column")
 
 
 def _common_arguments(parser, handler):

@@ -45,6 +45,29 @@ calibrates the probabilities and the threshold and gives
 ``training_metrics_``. The reasons of an alert then come from the trees'
 TreeSHAP contributions: a feature's own, plus each detector score's
 contribution shared out over the features that drove that detector.
+
+Rows traced back
+----------------
+score's results keep ``data``'s index (the loaders' ``source_row``: each
+row's place in the file) and start with the schema's identifying columns
+(:attr:`Schema.identifiers`: transaction id, entity, invoice).
+
+Cancellations and returns
+-------------------------
+Rows the schema marks as cancellations (:meth:`Schema.cancellations`) are
+in every customer's history, so the features of the rows after them are
+the same as without this rule. With ``alert_cancellations=False`` (the
+default) they raise no alert (``is_alert`` False, ``priority`` 5, no
+reasons; their risk_score and risk_level stay the model's view) and the
+detectors, the normalisers and the threshold are fitted on the other rows
+only: the model learns what it alerts on, and ``contamination`` is the
+share of purchases that alert (on Online Retail, a model fitted with the
+cancellations but alerting on purchases only alerted 0.43% of its training
+purchases at contamination 0.01; 52% of its alerts had been cancellations).
+With ``alert_cancellations=True`` they are
+rows like any other, in fit and in score; an alert on one gives
+"cancellation" as its first reason. The results get an ``is_cancellation``
+column when the schema defines cancellations.
 """
 
 import itertools
@@ -92,6 +115,8 @@ _NEIGHBOR_DETECTORS = ("lof", "knn")
 _QUANTILES = 1001  # quantile grid per feature
 _SUPERVISED = ("auto", True, False)
 _VALIDATION = ("group", "time", "random")
+_RESULT_COLUMNS = ("risk_score", "fraud_probability", "is_cancellation", "is_alert", "risk_level", "priority", "confidence",
+                   "reasons")
 
 
 @register
@@ -151,6 +176,10 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     detector_params : dict
         Per detector, parameters overriding the defaults.
     windows, night_hours : see :func:`fraudcore.build_features`.
+    alert_cancellations : bool
+        Whether the schema's cancellations and returns are fitted on and can
+        alert (see "Cancellations and returns" above). Default False: they
+        only feed the customers' history.
     random_state : int or None
     n_jobs : int
     verbose : bool
@@ -172,8 +201,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                  normalization="normal", neighbor_samples=16_384, contamination=0.01,
                  supervised="auto", validation="group", imbalance="class_weight", supervised_params=None,
                  target_recall=None, max_fpr=None, validation_fraction=0.3, detector_params=None,
-                 windows=DEFAULT_WINDOWS, night_hours=(0, 6), random_state=None, n_jobs=-1,
-                 verbose=False):
+                 windows=DEFAULT_WINDOWS, night_hours=(0, 6), alert_cancellations=False,
+                 random_state=None, n_jobs=-1, verbose=False):
         self.schema = schema
         self.detectors = detectors
         self.weights = weights
@@ -190,6 +219,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         self.detector_params = detector_params
         self.windows = windows
         self.night_hours = night_hours
+        self.alert_cancellations = alert_cancellations
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -202,6 +232,10 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     def _check_params(self, labelled):
         if not isinstance(self.schema, Schema):
             raise ValueError(f"FraudDetector needs a fraudcore.Schema, got {self.schema!r}")
+        clash = [c for c in self.schema.identifiers if c in _RESULT_COLUMNS or c.startswith("score_")]
+        if clash:
+            raise ValueError(f"identifying column(s) {clash} of the schema have the names of score's "
+                             "result columns; rename them in the data and the schema")
         names = list(self.detectors)
         unknown = [d for d in names if d not in _DETECTORS]
         if unknown or not names or len(set(names)) != len(names):
@@ -235,6 +269,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             value = getattr(self, name)
             if value is not None:
                 check_fraction(name, value)
+        if not isinstance(self.alert_cancellations, (bool, np.bool_)):
+            raise ValueError(f"alert_cancellations must be True or False, got {self.alert_cancellations!r}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         if isinstance(self.weights, dict):
@@ -286,13 +322,19 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         features = self._features(data)
         X = features.to_numpy(dtype=np.float64)
         rng = np.random.default_rng(self.random_state)
-        train = np.ones(len(X), dtype=bool)
+        alertable = ~self._quiet_cancellations(data)
+        train = alertable.copy()
         calibrate = labels is not None and (use_supervised or self.target_recall is not None
                                             or self.max_fpr is not None or self.weights == "fit")
         if calibrate:
-            train = self._validation_split(data, labels, rng)
+            # Quiet cancellations are neither learned from nor held out.
+            train &= self._validation_split(data, np.where(alertable, labels, -1), rng)
+        held_out = alertable & ~train
         if train.sum() < 30:
-            raise ValueError(f"FraudDetector needs at least 30 training rows, got {int(train.sum())}")
+            left_out = "" if alertable.all() else \
+                f"; its {int((~alertable).sum())} cancellations are left out (alert_cancellations=False)"
+            raise ValueError(f"FraudDetector needs at least 30 training rows, got {int(train.sum())}"
+                             f"{left_out}")
         self.feature_names_ = list(features.columns)
         # What each detector sees (see _inputs).
         self.quantiles_ = np.quantile(X[train], np.linspace(0.0, 1.0, _QUANTILES), axis=0)
@@ -325,12 +367,12 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
 
         validation = None
         if calibrate:
-            val_raw = {name: _risk(self.models_[name], inputs[name][~train]) for name in names}
-            validation = ({name: self._normalize(name, val_raw[name]) for name in names}, labels[~train])
+            val_raw = {name: _risk(self.models_[name], inputs[name][held_out]) for name in names}
+            validation = ({name: self._normalize(name, val_raw[name]) for name in names}, labels[held_out])
         self.weights_ = self._choose_weights(names, validation)
         if use_supervised:
             steps.start("supervised")
-            self.supervised_ = self._fit_supervised(X, train, labels, normed_train, validation, seed)
+            self.supervised_ = self._fit_supervised(X, train, held_out, labels, normed_train, validation, seed)
         steps.start("calibration")
         final_train = self._final_score(X[train], normed_train)
         self._reference = np.sort(final_train)
@@ -339,7 +381,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         self.threshold_ = 1.0 - float(self.contamination)
         self.training_metrics_ = {}
         if validation is not None:
-            risk_val = self._risk_score(self._final_score(X[~train], validation[0]))
+            risk_val = self._risk_score(self._final_score(X[held_out], validation[0]))
             y_val = validation[1]
             if self.target_recall is not None:
                 self.threshold_, _, _ = metrics.threshold_for_recall(y_val, risk_val, self.target_recall)
@@ -383,7 +425,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                              "validation_fraction")
         return train
 
-    def _fit_supervised(self, X, train, labels, normed_train, validation, seed):
+    def _fit_supervised(self, X, train, held_out, labels, normed_train, validation, seed):
         """The gradient-boosting stage on the labelled training rows' features
         plus detector scores, calibrated on the held-out rows."""
         hybrid = self._hybrid(X[train], normed_train)
@@ -395,7 +437,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         params = {"imbalance": self.imbalance, "random_state": seed, "n_jobs": self.n_jobs,
                   **(self.supervised_params or {})}
         return GradientBoostingStage(**params).fit(
-            hybrid[known], y, X_calibration=self._hybrid(X[~train], validation[0]), y_calibration=validation[1])
+            hybrid[known], y, X_calibration=self._hybrid(X[held_out], validation[0]), y_calibration=validation[1])
 
     def _hybrid(self, X, normed):
         """The supervised stage's input: the features, then each detector's normalised score."""
@@ -432,6 +474,12 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if set(names) == set(_DEFAULT_WEIGHTS):
             return dict(_DEFAULT_WEIGHTS)
         return {name: 1.0 / len(names) for name in names}
+
+    def _quiet_cancellations(self, data):
+        """Boolean array: the rows that are cancellations and may not alert."""
+        if self.alert_cancellations:
+            return np.zeros(len(data), dtype=bool)
+        return self.schema.cancellations(data)
 
     # -- scoring ---------------------------------------------------------------
 
@@ -529,12 +577,18 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         hybrid = None if self.supervised_ is None else self._hybrid(X, normed)
         final = self._ensemble(normed) if hybrid is None else self.supervised_.decision_function(hybrid)
         risk = self._risk_score(final)
-        out = pd.DataFrame({"risk_score": risk}, index=data.index)
+        out = data[self.schema.identifiers].copy()  # on data's index; see "Rows traced back"
+        out["risk_score"] = risk
         if hybrid is not None:
             out["fraud_probability"] = self.supervised_._calibrated(final)
         for name in self.models_:
             out[f"score_{name}"] = normed[name]
+        cancellation = self.schema.cancellations(data)
+        if self.schema.has_cancellations:
+            out["is_cancellation"] = cancellation
         alert = risk >= self.threshold_
+        if not self.alert_cancellations:
+            alert &= ~cancellation
         out["is_alert"] = alert
         levels = np.full(len(risk), RISK_LEVELS[-1][0], dtype=object)
         for level, cut in reversed(RISK_LEVELS[:-1]):
@@ -551,6 +605,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             attribution = self._attribution({name: m[rows] for name, m in inputs.items()},
                                             None if hybrid is None else hybrid[rows])
             texts = describe(features.iloc[rows], data.iloc[rows], self.schema, attribution, self.quantiles_)
+            texts = [["cancellation", *text] if cancelled else text
+                     for text, cancelled in zip(texts, cancellation[rows])]
             out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
         return out
 

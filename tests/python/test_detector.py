@@ -43,6 +43,18 @@ def test_scores_rank_fraud_and_follow_the_documented_scale(fitted, transactions)
     assert alerts.map(len).between(1, 3).all() and (out.loc[~out["is_alert"], "reasons"].map(len) == 0).all()
 
 
+def test_results_start_with_the_rows_identifying_columns(fitted, transactions):
+    new = transactions.iloc[30_000:30_500].set_axis(pd.RangeIndex(70_000, 70_500, name="source_row"))
+    out = fitted.score(new)
+    assert list(out.columns[:3]) == ["transaction_id", "customer_id", "risk_score"]
+    assert out.index.equals(new.index)
+    ids = ["transaction_id", "customer_id"]
+    pd.testing.assert_frame_equal(out[ids], new[ids])
+    clashing = Schema(**{**SCHEMA.to_dict(), "transaction_id": "reasons"})
+    with pytest.raises(ValueError, match=r"\['reasons'\] of the schema have the names of score's"):
+        FraudDetector(clashing).fit(transactions.iloc[:3_000].rename(columns={"transaction_id": "reasons"}))
+
+
 def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transactions):
     train = fitted.score(transactions.iloc[:30_000], reasons=None)
     # Without labels the threshold is 1 - contamination: about that share alerts.
