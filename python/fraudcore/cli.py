@@ -14,6 +14,7 @@ identifying columns (transaction id, entity, invoice).
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -250,6 +251,63 @@ def run_evaluate(args, out=None):
     return 0
 
 
+def _labels_by_id(data, labels_path, id_column, label_column):
+    """One label per row of ``data`` (NaN where the labels file has none),
+    joined on ``id_column``; (labels, count of the file's ids not in data)."""
+    import numpy as np
+    import pandas as pd
+
+    labels = pd.read_csv(labels_path)
+    for column in (id_column, label_column):
+        if column not in labels.columns:
+            raise ValueError(f"{labels_path} has no column {column!r}; it has {list(labels.columns)}")
+    if id_column not in data.columns:
+        raise ValueError(f"the data has no id column {id_column!r} to match the labels on; name it with --id")
+    repeated = labels[id_column][labels[id_column].duplicated()]
+    if len(repeated):
+        raise ValueError(f"{labels_path} labels id {repeated.iloc[0]!r} more than once")
+    values = pd.to_numeric(labels[label_column], errors="coerce")
+    if values.isna().any() or not values.isin((0, 1)).all():
+        bad = labels[label_column][values.isna() | ~values.isin((0, 1))].iloc[0]
+        raise ValueError(f"{labels_path} column {label_column!r} must hold 0 or 1, found {bad!r}")
+    by_id = pd.Series(values.to_numpy(dtype=np.float64), index=labels[id_column].astype(str).to_numpy())
+    ids = data[id_column].astype(str)
+    unknown = int((~by_id.index.isin(ids)).sum())
+    return ids.map(by_id).to_numpy(dtype=np.float64), unknown
+
+
+def run_retrain(args, out=None):
+    out = out or sys.stdout
+    model = _load_model(args)
+    data, _ = _read(args.data, args.format, args, out)
+    id_column = args.id or model.schema.transaction_id
+    if id_column is None:
+        raise ValueError("the model's schema names no transaction id: name the id column with --id")
+    labels, unknown = _labels_by_id(data, args.labels, id_column, args.label_column)
+    labelled = int((labels == labels).sum())
+    print(f"{labelled:,} of {len(data):,} rows labelled ({int((labels == 1).sum()):,} fraud)"
+          + (f"; {unknown:,} ids of the labels file are not in the data" if unknown else ""), file=out)
+    if args.target_recall is not None:
+        model.set_params(target_recall=args.target_recall, max_fpr=None)
+    start = time.perf_counter()
+    new = model.retrain(data, labels)
+    elapsed = time.perf_counter() - start
+    path = new.save(args.out)  # before any report: nothing printed can cost the model
+    new_metrics = dict(new.training_metrics_)
+    old_metrics = new_metrics.pop("previous")
+    with open(f"{path}.metrics.json", "w") as handle:
+        json.dump({"model": str(path), "previous_model": str(args.model), "on": new_metrics.pop("on"),
+                   "rows": new_metrics.pop("rows"), "new": new_metrics, "previous": old_metrics}, handle, indent=2)
+    print(f"retrained in {elapsed:.1f} s; on the {new.training_metrics_['rows']:,} held-out labelled rows:",
+          file=out)
+    print(f"  {'':<22}{'previous':>12}{'new':>12}", file=out)
+    for key, value in new_metrics.items():
+        cell = (lambda v: f"{v:>12.4f}" if isinstance(v, float) else f"{v:>12}")
+        print(f"  {key:<22}{cell(old_metrics[key])}{cell(value)}", file=out)
+    print(f"model written to {path} (metrics in {path}.metrics.json); {args.model} is unchanged", file=out)
+    return 0
+
+
 def _data_arguments(parser):
     parser.add_argument("data", help="the transaction file (.csv, .csv.gz or .parquet)")
     parser.add_argument("--format", choices=FORMATS, default="transactions",
@@ -311,6 +369,23 @@ def build_parser():
     _data_arguments(evaluate)
     evaluate.add_argument("--label", help="label column (default: the model's)")
     _common_arguments(evaluate, run_evaluate)
+
+    retrain = sub.add_parser("retrain", help="refit a model's supervised stage and threshold on late labels",
+                             description="Labels that arrive later (chargebacks, analysts' decisions), keyed "
+                                         "by transaction id: keep the model's features and detectors, fit the "
+                                         "supervised stage and the threshold again, write the new model and "
+                                         "its metrics beside the previous model's.")
+    retrain.add_argument("model", help="a model file written by fraudcore train")
+    _data_arguments(retrain)
+    retrain.add_argument("--labels", required=True, help="CSV of labels: the id column and a 0/1 label column")
+    retrain.add_argument("--id", help="id column shared by the data and the labels (default: the schema's "
+                                      "transaction id)")
+    retrain.add_argument("--label-column", default="label", help="label column of the labels file "
+                                                                 "(default label)")
+    retrain.add_argument("--target-recall", type=float,
+                         help="calibrate the new threshold for this recall (default: the model's setting)")
+    retrain.add_argument("--out", required=True, help="the new model file (the previous one is kept)")
+    _common_arguments(retrain, run_retrain)
     return parser
 
 

@@ -70,6 +70,7 @@ rows like any other, in fit and in score; an alert on one gives
 column when the schema defines cancellations.
 """
 
+import copy
 import itertools
 import struct
 
@@ -369,7 +370,16 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if calibrate:
             val_raw = {name: _risk(self.models_[name], inputs[name][held_out]) for name in names}
             validation = ({name: self._normalize(name, val_raw[name]) for name in names}, labels[held_out])
+        self._fit_decision(names, X, labels, train, held_out, normed_train, validation, use_supervised,
+                           seed, steps)
+        return self
+
+    def _fit_decision(self, names, X, labels, train, held_out, normed_train, validation, use_supervised,
+                      seed, steps):
+        """Everything after the detectors: weights, the supervised stage, the
+        risk reference, the threshold and the training metrics."""
         self.weights_ = self._choose_weights(names, validation)
+        self.supervised_ = None
         if use_supervised:
             steps.start("supervised")
             self.supervised_ = self._fit_supervised(X, train, held_out, labels, normed_train, validation, seed)
@@ -395,7 +405,46 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             self.training_metrics_ = {"on": "training", "rows": int(known.sum()),
                                       **metrics.evaluate(labels[train][known], risk_train[known],
                                                          self.threshold_)}
-        return self
+
+    def retrain(self, data, y=None):
+        """A new FraudDetector: this one's features and detectors, with the
+        supervised stage and the threshold fitted again on labelled ``data``.
+
+        For labels that arrive later (chargebacks, analysts' decisions):
+        ``y`` as in :meth:`fit` (NaN for rows without a label). The labelled
+        rows are split as in fit; the new model's ``training_metrics_`` are
+        measured on the held-out part, and ``training_metrics_["previous"]``
+        holds this model's figures on the same rows, for comparison. This
+        model is not changed.
+        """
+        if not self.__sklearn_is_fitted__():
+            raise ValueError("retrain needs a fitted FraudDetector")
+        labels = self._labels(data, y)
+        if labels is None:
+            raise ValueError("retrain needs labels: pass y or a table with the schema's label column")
+        new = copy.deepcopy(self)
+        names = list(self.models_)
+        use_supervised = self.supervised is not False
+        with Steps(self.verbose, "FraudDetector.retrain",
+                   ["features", *(["supervised"] if use_supervised else []), "calibration"]) as steps:
+            steps.start("features")
+            features = self._features(data)
+            if list(features.columns) != self.feature_names_:
+                raise ValueError("the data's features differ from the training features; was the schema changed?")
+            X = features.to_numpy(dtype=np.float64)
+            rng = np.random.default_rng(self.random_state)
+            alertable = ~self._quiet_cancellations(data)
+            train = alertable & self._validation_split(data, np.where(alertable, labels, -1), rng)
+            held_out = alertable & ~train
+            inputs = self._inputs(X)
+            normed = {name: self._normalize(name, _risk(model, inputs[name])) for name, model in self.models_.items()}
+            validation = ({name: v[held_out] for name, v in normed.items()}, labels[held_out])
+            seed = int(rng.integers(2**31 - 1))
+            new._fit_decision(names, X, labels, train, held_out, {name: v[train] for name, v in normed.items()},
+                              validation, use_supervised, seed, steps)
+        previous = self._risk_score(self._final_score(X[held_out], validation[0]))
+        new.training_metrics_["previous"] = metrics.evaluate(validation[1], previous, self.threshold_)
+        return new
 
     def _validation_split(self, data, labels, rng):
         """Boolean mask of training rows: every unlabelled row, and the
@@ -741,10 +790,15 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                 and np.isfinite(reach).all()):
             raise MetadataError("body.log_scale_", f"the log centres and scales must be {n_features} finite "
                                               "numbers, the scales positive and not tiny")
+        # The detectors' training scores come from fit; the reference of the
+        # final score from fit or from the latest retrain.
         for name, values in [("ensemble", reference), *training_sorted.items()]:
-            if len(values) != n_rows or not np.isfinite(values).all() or np.any(np.diff(values) < 0):
+            size = n_rows if name == "ensemble" else 30
+            if len(values) < size or (name == "ensemble" and len(values) != n_rows) \
+                    or not np.isfinite(values).all() or np.any(np.diff(values) < 0):
                 raise MetadataError(f"body.training_scores.{name}",
-                                    f"must be {n_rows} (n_training_rows_) sorted finite numbers")
+                                    f"must be {'' if name == 'ensemble' else 'at least '}{size} "
+                                    f"{'(n_training_rows_) ' if name == 'ensemble' else ''}sorted finite numbers")
 
     def _to_bytes(self):
         if not self.__sklearn_is_fitted__():

@@ -288,7 +288,7 @@ def _percent(words):
 def fraud_data_alerts(shared_data):
     data, _ = load_fraud_data(shared_data / "fraud_data_subset.csv.gz", shared_data / "ip_to_country_subset.csv.gz")
     train = np.random.default_rng(0).random(len(data)) < 0.7
-    detector = FraudDetector(Schema.fraud_data(), random_state=0).fit(data[train])
+    detector = FraudDetector(Schema.fraud_data(), supervised=False, random_state=0).fit(data[train])
     out, _, features = detector._scored(data, "alerts", "test")
     rows = np.flatnonzero(out["is_alert"].to_numpy())
     attribution = detector._attribution(detector._inputs(features.to_numpy(dtype=np.float64)[rows]))

@@ -220,3 +220,63 @@ def test_supervised_needs_labels(transactions):
         FraudDetector(Schema(timestamp="timestamp", amount="amount"), supervised=True).fit(transactions)
     with pytest.raises(ValueError, match="supervised_params"):
         FraudDetector(Schema.transactions(), supervised_params={"depth": 3}).fit(transactions, "is_fraud")
+
+
+def test_fraud_data_with_labels_ranks_calibrates_and_explains(shared_data):
+    """Real data: the labelled Fraud_Data subset, a random 70/30 split."""
+    from fraudcore.datasets import load_fraud_data
+
+    data, _ = load_fraud_data(shared_data / "fraud_data_subset.csv.gz", shared_data / "ip_to_country_subset.csv.gz")
+    test = np.random.default_rng(0).random(len(data)) < 0.3
+    y = data["class"].to_numpy()
+    model = FraudDetector(Schema.fraud_data(), target_recall=0.8, random_state=0).fit(data[~test])
+    result = model.score(data)[test]
+    assert metrics.average_precision(y[test], result["risk_score"]) > 0.6  # unsupervised: about 0.34
+    assert result["is_alert"].to_numpy()[y[test] == 1].mean() == pytest.approx(0.8, abs=0.05)
+    # A purchase within the signup minute is the data's strongest signal: the reasons say so.
+    delay = (data["purchase_time"] - data["signup_time"]).dt.total_seconds().to_numpy()[test]
+    fast_alerts = result[result["is_alert"].to_numpy() & (delay < 60)]
+    named = fast_alerts["reasons"].map(lambda reasons: any("after signing up" in r for r in reasons))
+    assert len(fast_alerts) > 100 and named.mean() > 0.9
+
+
+def test_retrain_keeps_the_detectors_and_compares_with_the_previous_model(transactions, tmp_path):
+    first, later = transactions.iloc[:10_000], transactions.iloc[10_000:]
+    model = FraudDetector(Schema.transactions(), random_state=0).fit(first.drop(columns="is_fraud"))
+    y = later["is_fraud"].to_numpy().astype(float)
+    y[np.random.default_rng(0).random(len(y)) < 0.5] = np.nan  # half the labels have arrived
+    new = model.set_params(target_recall=0.8).retrain(later, y)
+    assert model.supervised_ is None and new.supervised_ is not None  # the old model is unchanged
+    np.testing.assert_array_equal(new.models_["isolation_forest"].score_samples(np.zeros((1, len(model.feature_names_)))),
+                                  model.models_["isolation_forest"].score_samples(np.zeros((1, len(model.feature_names_)))))
+    previous, now = new.training_metrics_["previous"], new.training_metrics_
+    assert now["on"] == "validation" and now["pr_auc"] > previous["pr_auc"]
+    loaded = fraudcore.load(new.save(tmp_path / "v2.fc"))
+    pd.testing.assert_frame_equal(loaded.score(later), new.score(later))
+
+
+def test_retrain_command_joins_labels_on_the_transaction_id(transactions, tmp_path):
+    from fraudcore.cli import main
+
+    first, later = transactions.iloc[:10_000], transactions.iloc[10_000:]
+    first.drop(columns="is_fraud").to_csv(tmp_path / "first.csv", index=False)
+    later.to_csv(tmp_path / "later.csv", index=False)
+    labels = later[["transaction_id", "is_fraud"]].rename(columns={"is_fraud": "label"}).sample(frac=0.6,
+                                                                                              random_state=0)
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    assert main(["train", str(tmp_path / "first.csv"), "--out", str(tmp_path / "m.fc"), "--quiet"]) == 0
+    assert main(["retrain", str(tmp_path / "m.fc"), str(tmp_path / "later.csv"), "--labels",
+                 str(tmp_path / "labels.csv"), "--target-recall", "0.8", "--out", str(tmp_path / "m2.fc"),
+                 "--quiet"]) == 0
+    import json
+
+    report = json.loads((tmp_path / "m2.fc.metrics.json").read_text())
+    assert set(report) == {"model", "previous_model", "on", "rows", "new", "previous"}
+    assert 0.2 < report["rows"] / len(labels) < 0.4  # 30% of the customers (validation="group")
+    assert report["new"]["recall"] == pytest.approx(0.8, abs=0.1) and report["new"]["pr_auc"] > 0.5
+    assert fraudcore.load(tmp_path / "m2.fc").supervised_ is not None
+    bad = labels.assign(label=2)
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["retrain", str(tmp_path / "m.fc"), str(tmp_path / "later.csv"), "--labels",
+                 str(tmp_path / "bad.csv"), "--out", str(tmp_path / "m3.fc"), "--quiet"]) == 1
+    assert not (tmp_path / "m3.fc").exists()
