@@ -93,7 +93,7 @@ def run_demo(args, out=None):
           f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
           f"training on the first {cut:,} (labels unused)", file=out)
     detector = FraudDetector(Schema.transactions(), detectors=tuple(args.detectors.split(",")),
-                             contamination=args.fraud_rate, normalization=args.normalization,
+                             supervised=False, contamination=args.fraud_rate, normalization=args.normalization,
                              neighbor_samples=args.neighbor_samples or None, random_state=args.seed,
                              verbose=_progress(args))
     start = time.perf_counter()
@@ -331,7 +331,7 @@ def build_parser():
                           description=DEMO_DESCRIPTION)
     demo.add_argument("--n-transactions", type=int, default=200_000, help="rows (default 200000)")
     demo.add_argument("--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)")
-    demo.add_argument("--detectors", default="isolation_forest,lof",
+    demo.add_argument("--detectors", default="isolation_forest,knn",
                       help="comma-separated: isolation_forest, lof, autoencoder, knn")
     demo.add_argument("--normalization", default="normal",
                       help="how detector scores are put on one scale: normal (default), rank, zscore, minmax")
@@ -349,7 +349,7 @@ def build_parser():
     train.add_argument("--label", help="label column (1 = fraud), for calibration and metrics")
     train.add_argument("--target-recall", type=float, help="calibrate the threshold on held-out labels")
     train.add_argument("--contamination", type=float, default=0.01, help="expected fraud share (default 0.01)")
-    train.add_argument("--detectors", default="isolation_forest,lof",
+    train.add_argument("--detectors", default="isolation_forest,knn",
                        help="comma-separated: isolation_forest, lof, autoencoder, knn")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _common_arguments(train, run_train)

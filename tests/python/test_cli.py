@@ -17,8 +17,8 @@ def test_demo_trains_evaluates_and_writes_results(capsys, tmp_path):
     assert main(["demo", "--n-transactions", "20000", "--out", str(out_file)]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "lof")}
-    assert set(rows) == {"ensemble", "isolation_forest", "lof"}
+            if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "knn")}
+    assert set(rows) == {"ensemble", "isolation_forest", "knn"}
     assert float(rows["isolation_forest"][1]) > 0.9  # ROC-AUC on held-out transactions
     assert "top alerts" in out and "results written to" in out
     import pandas as pd

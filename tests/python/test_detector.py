@@ -60,7 +60,7 @@ def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transacti
     # Without labels the threshold is 1 - contamination: about that share alerts.
     assert train["is_alert"].mean() == pytest.approx(fitted.contamination, abs=0.002)
     weights = fitted.weights_
-    assert weights == {"isolation_forest": 0.6, "lof": 0.4}
+    assert weights == {"isolation_forest": 0.8, "knn": 0.2}
     ensemble = sum(weights[d] * train[f"score_{d}"] for d in weights)
     order = np.argsort(ensemble.to_numpy(), kind="stable")
     assert np.all(np.diff(train["risk_score"].to_numpy()[order]) >= 0)  # monotone
@@ -68,13 +68,15 @@ def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transacti
 
 def test_neighbour_detectors_index_a_sample(transactions):
     train = transactions.iloc[:30_000]
-    sampled = FraudDetector(SCHEMA, neighbor_samples=5_000, supervised=False, random_state=0).fit(train)
+    sampled = FraudDetector(SCHEMA, detectors=("isolation_forest", "lof"), neighbor_samples=5_000,
+                            supervised=False, random_state=0).fit(train)
     assert sampled.models_["lof"].n_samples_fit_ == 5_000
     # Every training row has a LOF score for the normaliser and the risk
     # reference, not only the indexed ones.
     assert len(sampled._training_sorted["lof"]) == len(sampled._reference) == 30_000
     for samples in (None, 30_000, 100_000):
-        every = FraudDetector(SCHEMA, neighbor_samples=samples, supervised=False, random_state=0).fit(train)
+        every = FraudDetector(SCHEMA, detectors=("isolation_forest", "lof"), neighbor_samples=samples,
+                              supervised=False, random_state=0).fit(train)
         assert every.models_["lof"].n_samples_fit_ == 30_000
 
 
@@ -130,7 +132,7 @@ def test_progress_bars_name_each_step(capsys):
     assert "FraudDetector.fit" in fit_bar and "5/5" in fit_bar and "supervised" in fit_bar
     detector.score(data)
     score_bar = capsys.readouterr().err
-    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "lof" in score_bar
+    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "knn" in score_bar
     detector.set_params(verbose=False).score(data)
     assert capsys.readouterr().err == ""
 
@@ -161,14 +163,16 @@ def test_target_recall_calibrates_on_held_out_labels(transactions):
 
 
 def test_fitted_weights_are_never_worse_than_the_best_single_detector(transactions):
-    detector = FraudDetector(SCHEMA, weights="fit", random_state=0).fit(transactions.iloc[:30_000], y="is_fraud")
+    detector = FraudDetector(SCHEMA, weights="fit", supervised=False, random_state=0).fit(transactions.iloc[:30_000],
+                                                                                        y="is_fraud")
     assert sum(detector.weights_.values()) == pytest.approx(1.0)
     # On the validation part the chosen weights beat or tie each detector alone.
     single = {}
-    for name in ("isolation_forest", "lof"):
+    for name in ("isolation_forest", "knn"):
         alone = FraudDetector(SCHEMA, weights={"isolation_forest": float(name == "isolation_forest"),
-                                               "lof": float(name == "lof")},
-                              target_recall=0.5, random_state=0).fit(transactions.iloc[:30_000], y="is_fraud")
+                                               "knn": float(name == "knn")},
+                              target_recall=0.5, supervised=False, random_state=0).fit(transactions.iloc[:30_000],
+                                                                                       y="is_fraud")
         single[name] = alone.training_metrics_["pr_auc"]
     assert detector.training_metrics_["pr_auc"] >= max(single.values()) - 1e-12
 
