@@ -73,29 +73,25 @@ TEST(TreeEnsemble, ContributionsAddUpWithRepeatedSplitsAndThreads) {
 }
 
 TEST(TreeEnsemble, RefusesTablesThatAreNotTrees) {
-  auto expect_refused = [](TreeNodes t, std::vector<std::int64_t> begin, const char* what) {
-    EXPECT_THROW(TreeEnsemble(2, 0.0, begin, t), std::invalid_argument) << what;
+  struct Corruption {
+    const char* what;
+    void (*apply)(TreeNodes&);
   };
-  TreeNodes cycle = two_trees();
-  cycle.left[2] = 0;
-  expect_refused(cycle, {0, 5}, "a child pointing back at the root");
-  TreeNodes shared = two_trees();
-  shared.right[0] = 1;
-  expect_refused(shared, {0, 5}, "a node with two parents");
-  TreeNodes outside = two_trees();
-  outside.right[2] = 7;
-  expect_refused(outside, {0, 5}, "a child in the next tree");
-  TreeNodes cover = two_trees();
-  cover.cover[3] = 2;
-  expect_refused(cover, {0, 5}, "children's covers not adding up");
-  TreeNodes feature = two_trees();
-  feature.feature[2] = 2;
-  expect_refused(feature, {0, 5}, "a feature beyond n_features");
-  TreeNodes value = two_trees();
-  value.value[4] = std::numeric_limits<double>::infinity();
-  expect_refused(value, {0, 5}, "an infinite leaf");
-  expect_refused(two_trees(), {0, 11}, "a tree past the table");
-  expect_refused(two_trees(), {}, "no trees");
+  const Corruption corruptions[] = {
+      {"a child pointing back at the root", [](TreeNodes& t) { t.left[2] = 0; }},
+      {"a node with two parents", [](TreeNodes& t) { t.right[0] = 1; }},
+      {"a child in the next tree", [](TreeNodes& t) { t.right[2] = 7; }},
+      {"children's covers not adding up", [](TreeNodes& t) { t.cover[3] = 2; }},
+      {"a feature beyond n_features", [](TreeNodes& t) { t.feature[2] = 2; }},
+      {"an infinite leaf", [](TreeNodes& t) { t.value[4] = std::numeric_limits<double>::infinity(); }},
+  };
+  for (const Corruption& c : corruptions) {
+    TreeNodes t = two_trees();
+    c.apply(t);
+    EXPECT_THROW(TreeEnsemble(2, 0.0, {0, 5}, t), std::invalid_argument) << c.what;
+  }
+  EXPECT_THROW(TreeEnsemble(2, 0.0, {0, 11}, two_trees()), std::invalid_argument) << "a tree past the table";
+  EXPECT_THROW(TreeEnsemble(2, 0.0, {}, two_trees()), std::invalid_argument) << "no trees";
 }
 
 TEST(TreeEnsemble, SerializedFormRoundTripsAndEveryTruncationIsRefused) {
