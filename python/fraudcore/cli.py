@@ -270,10 +270,27 @@ def _labels_by_id(data, labels_path, id_column, label_column):
     if values.isna().any() or not values.isin((0, 1)).all():
         bad = labels[label_column][values.isna() | ~values.isin((0, 1))].iloc[0]
         raise ValueError(f"{labels_path} column {label_column!r} must hold 0 or 1, found {bad!r}")
-    by_id = pd.Series(values.to_numpy(dtype=np.float64), index=labels[id_column].astype(str).to_numpy())
-    ids = data[id_column].astype(str)
+    by_id = pd.Series(values.to_numpy(dtype=np.float64), index=_id_text(labels[id_column]).to_numpy())
+    ids = _id_text(data[id_column])
     unknown = int((~by_id.index.isin(ids)).sum())
     return ids.map(by_id).to_numpy(dtype=np.float64), unknown
+
+
+def _id_text(ids):
+    """Ids as text to match on: whole numbers without a decimal point (an id
+    column with a missing value is read as floats: 7.0 matches 7)."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(ids.dtype):
+        whole = ids.dropna()
+        if (whole == whole.round()).all():
+            ids = ids.astype("Int64")
+    return ids.astype(str)
+
+
+def _json_safe(figures):
+    """Figures with NaN as None (strict JSON has no NaN)."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in figures.items()}
 
 
 def run_retrain(args, out=None):
@@ -297,7 +314,8 @@ def run_retrain(args, out=None):
     old_metrics = new_metrics.pop("previous")
     with open(f"{path}.metrics.json", "w") as handle:
         json.dump({"model": str(path), "previous_model": str(args.model), "on": new_metrics.pop("on"),
-                   "rows": new_metrics.pop("rows"), "new": new_metrics, "previous": old_metrics}, handle, indent=2)
+                   "rows": new_metrics.pop("rows"), "new": _json_safe(new_metrics),
+                   "previous": _json_safe(old_metrics)}, handle, indent=2, allow_nan=False)
     print(f"retrained in {elapsed:.1f} s; on the {new.training_metrics_['rows']:,} held-out labelled rows:",
           file=out)
     print(f"  {'':<22}{'previous':>12}{'new':>12}", file=out)

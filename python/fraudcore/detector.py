@@ -73,6 +73,7 @@ column when the schema defines cancellations.
 import copy
 import itertools
 import struct
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,7 @@ _NORMALIZATIONS = ("normal", "rank", "zscore", "minmax")
 _NEIGHBOR_DETECTORS = ("lof", "knn")
 _QUANTILES = 1001  # quantile grid per feature
 _SUPERVISED = ("auto", True, False)
+_MIN_LABELS_PER_CLASS = 10  # supervised="auto" needs this many labelled rows of each class
 _VALIDATION = ("group", "time", "random")
 _RESULT_COLUMNS = ("risk_score", "fraud_probability", "is_cancellation", "is_alert", "risk_level", "priority", "confidence",
                    "reasons")
@@ -164,8 +166,10 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         given; True requires labels.
     validation : {"group", "time", "random"}
         How the labelled rows are split for calibration. "group" (default):
-        stratified by customer, a customer's rows all on one side, so the
-        trees cannot learn a customer and find it again; "time": the last
+        ``validation_fraction`` of the customers (of those with fraud and of
+        the others), a customer's rows all on one side, so the trees cannot
+        learn a customer and find it again (rows without an entity count as
+        one customer; a schema without an entity splits rows, as "random"); "time": the last
         ``validation_fraction`` of the labelled rows in time, as the model
         will meet the future (a customer may then have rows on both sides,
         as in production); "random": rows, stratified by label.
@@ -314,6 +318,13 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         labels = self._labels(data, y)
         names = self._check_params(labels is not None)
         use_supervised = labels is not None and self.supervised is not False
+        if use_supervised and self.supervised == "auto":
+            counts = np.bincount(labels[labels >= 0], minlength=2)
+            if counts.min() < _MIN_LABELS_PER_CLASS:
+                warnings.warn(f"supervised='auto': {counts[1]} fraud and {counts[0]} legitimate labelled rows are "
+                              f"too few for the supervised stage (it needs {_MIN_LABELS_PER_CLASS} of each); "
+                              "fitting the unsupervised detectors only", UserWarning, stacklevel=2)
+                use_supervised = False
         stages = ["features", *names, *(["supervised"] if use_supervised else []), "calibration"]
         with Steps(self.verbose, "FraudDetector.fit", stages) as steps:
             try:
@@ -388,7 +399,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         self.supervised_ = None
         if use_supervised:
             steps.start("supervised")
-            self.supervised_ = self._fit_supervised(X, train, held_out, labels, normed_train, validation, seed)
+            stage = self._fit_supervised(X, train, held_out, labels, normed_train, validation, seed)
+            self.supervised_ = self._kept_stage(stage, X[held_out], validation)
         steps.start("calibration")
         final_train = self._final_score(X[train], normed_train)
         self._reference = np.sort(final_train)
@@ -420,8 +432,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         ``y`` as in :meth:`fit` (NaN for rows without a label). The labelled
         rows are split as in fit; the new model's ``training_metrics_`` are
         measured on the held-out part, and ``training_metrics_["previous"]``
-        holds this model's figures on the same rows, for comparison. This
-        model is not changed.
+        holds this model's figures on the same rows, for comparison (rows
+        this model was itself fitted on, if ``data`` holds any, flatter it).
+        This model is not changed.
         """
         if not self.__sklearn_is_fitted__():
             raise ValueError("retrain needs a fitted FraudDetector")
@@ -442,6 +455,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             alertable = ~self._quiet_cancellations(data)
             train = alertable & self._validation_split(data, np.where(alertable, labels, -1), rng)
             held_out = alertable & ~train
+            if train.sum() < 30:
+                raise ValueError(f"retrain needs at least 30 training rows after holding out the validation "
+                                 f"part, got {int(train.sum())}")
             inputs = self._inputs(X)
             normed = {name: self._normalize(name, _risk(model, inputs[name])) for name, model in self.models_.items()}
             validation = ({name: v[held_out] for name, v in normed.items()}, labels[held_out])
@@ -476,8 +492,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         y_held = labels[held]
         if y_held.size == 0 or y_held.min() == y_held.max():
             raise ValueError(f"the held-out labelled rows ({y_held.size:,}, validation={self.validation!r}) "
-                             "need fraud and legitimate rows to calibrate on: give more labels or a larger "
-                             "validation_fraction")
+                             "need fraud and legitimate rows to calibrate on: give more labels, another "
+                             "validation_fraction or validation='random' (fraud at very few customers), "
+                             "or supervised=False")
         return train
 
     def _fit_supervised(self, X, train, held_out, labels, normed_train, validation, seed):
@@ -493,6 +510,26 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                   **(self.supervised_params or {})}
         return GradientBoostingStage(**params).fit(
             hybrid[known], y, X_calibration=self._hybrid(X[held_out], validation[0]), y_calibration=validation[1])
+
+    def _kept_stage(self, stage, X_held, validation):
+        """``stage``, unless supervised="auto" and it learned nothing (no tree
+        splits: too few labelled rows) or ranks the held-out rows below the
+        unsupervised ensemble (by PR-AUC); then None, with a warning."""
+        if self.supervised is True:
+            return stage
+        normed, y = validation
+        nodes = stage._native.export_nodes()
+        if (nodes["feature"] >= 0).any():
+            ensemble = metrics.average_precision(y, self._ensemble(normed))
+            trees = metrics.average_precision(y, stage.decision_function(self._hybrid(X_held, normed)))
+            if trees >= ensemble:
+                return stage
+            why = f"ranks the held-out labelled rows below the ensemble (PR-AUC {trees:.3f} < {ensemble:.3f})"
+        else:
+            why = "learned no split from the labelled rows"
+        warnings.warn(f"supervised='auto': the supervised stage {why}; the model uses the unsupervised ensemble "
+                      "(supervised=True keeps the stage anyway)", UserWarning, stacklevel=4)
+        return None
 
     def _hybrid(self, X, normed):
         """The supervised stage's input: the features, then each detector's normalised score."""

@@ -178,7 +178,11 @@ def _platt(raw, y):
     positives = int(y.sum())
     negatives = len(y) - positives
     target = np.where(y == 1, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
-    scale = max(float(np.std(raw)), 1e-12)
+    if not float(np.std(raw)) > 1e-12 * max(1.0, float(np.abs(raw).max())):
+        # One score for every row: no slope to learn; the smoothed base rate.
+        rate = float(np.mean(target))
+        return (0.0, float(np.log(rate / (1.0 - rate))))
+    scale = float(np.std(raw))
     z = (raw - float(np.mean(raw))) / scale
     a, b = 1.0, float(np.log((positives + 1.0) / (negatives + 1.0)))
     for _ in range(100):
