@@ -6,6 +6,13 @@ the report (:class:`CleaningReport`) says how many rows were read, what each
 rule matched, whether it dropped those rows or only counted them, and how
 many rows are left. A rule's count is taken over the rows the rules before it
 left, so ``raw_rows - sum(applied counts) == rows``.
+
+The rows come back in file order, indexed by ``source_row``: each row's
+0-based position among the file's data rows (the header is not a data row),
+so ``pandas.read_csv(path).iloc[source_row]`` is the row it was read from;
+in a CSV file whose quoted fields hold no line breaks, it is on line
+``source_row + 2``. Cleaning drops rows but never renumbers them, so a
+score or an alert (which keep the index) points back to the file.
 """
 
 import errno
@@ -21,6 +28,7 @@ from fraudcore import _core
 from fraudcore._parallel import resolve_n_jobs
 
 __all__ = [
+    "SOURCE_ROW",
     "CleaningReport",
     "CleaningRule",
     "load_adbench",
@@ -74,6 +82,7 @@ _EARLIEST = np.datetime64("1678-01-01")
 _LATEST = np.datetime64("2262-01-01")
 
 UNKNOWN_COUNTRY = "Unknown"
+SOURCE_ROW = "source_row"  # the name of the index of the loaders' tables
 
 
 # --------------------------------------------------------------------------
@@ -185,6 +194,11 @@ class _Rules:
     def kept(self):
         """Positions of the rows still kept, in file order."""
         return np.flatnonzero(self.keep)
+
+    def take(self, frame):
+        """The rows of ``frame`` still kept, indexed by their ``source_row``."""
+        rows = self.kept()
+        return frame.take(rows).set_axis(pd.Index(rows, dtype=np.int64, name=SOURCE_ROW))
 
 
 # --------------------------------------------------------------------------
@@ -425,7 +439,8 @@ def load_online_retail(
     Returns
     -------
     data : DataFrame
-        Rows in file order, fresh RangeIndex. InvoiceNo, StockCode,
+        Rows in file order, indexed by ``source_row`` (see the module's
+        documentation). InvoiceNo, StockCode,
         Description (may be missing), Country: str; Quantity: int64;
         InvoiceDate: datetime64[ns]; UnitPrice: float64; CustomerID: int64
         (nullable Int64 when rows without one are kept); plus
@@ -490,7 +505,7 @@ def load_online_retail(
     )
 
     rows = rules.kept()
-    data = frame.take(rows).reset_index(drop=True)
+    data = rules.take(frame)
     data["CustomerID"] = _as_integers(data["CustomerID"])
     data["TotalSpent"] = data["Quantity"] * data["UnitPrice"]
     data["is_cancellation"] = cancellation[rows]
@@ -573,7 +588,8 @@ def load_fraud_data(
     Returns
     -------
     data : DataFrame
-        Rows in file order, fresh RangeIndex. user_id, age: int64 (nullable
+        Rows in file order, indexed by ``source_row`` (see the module's
+        documentation). user_id, age: int64 (nullable
         Int64 when missing values are kept); signup_time, purchase_time:
         datetime64[ns]; purchase_value, ip_address: float64; class: int64;
         device_id, source, browser, sex (and country): str.
@@ -633,12 +649,12 @@ def load_fraud_data(
         drop_nonpositive_value,
     )
 
-    data = frame.take(rules.kept()).reset_index(drop=True)
+    data = rules.take(frame)
     data["user_id"] = _as_integers(data["user_id"])
     data["age"] = _as_integers(data["age"])
     if ip_country_path is not None:
         countries = _ip_countries(data["ip_address"].to_numpy(), ip_country_path)
-        data["country"] = pd.Series(countries, dtype="str")
+        data["country"] = pd.Series(countries, index=data.index, dtype="str")
     return data, report
 
 
@@ -664,7 +680,7 @@ def load_creditcard(path, *, drop_duplicates=False):
     -------
     data : DataFrame
         Time, V1..V28, Amount: float64; Class: int64 in {0, 1}. Rows in file
-        order, fresh RangeIndex.
+        order, indexed by ``source_row`` (see the module's documentation).
     report : CleaningReport
 
     Raises
@@ -693,8 +709,7 @@ def load_creditcard(path, *, drop_duplicates=False):
         _duplicated(frame, rules.kept()),
         drop_duplicates,
     )
-    data = frame.take(rules.kept()).reset_index(drop=True)
-    return data, report
+    return rules.take(frame), report
 
 
 # --------------------------------------------------------------------------

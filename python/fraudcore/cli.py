@@ -4,9 +4,17 @@ Reports go to stdout through :class:`TerminalOutput`: a reader that stops
 early (``fraudcore train ... | head -1``) never stops a command from
 finishing its work, and text taken from the data cannot drive the user's
 terminal.
+
+Rows are traced to the data file: for the formats with a loader
+(online_retail, fraud_data, creditcard) ``train``, ``score`` and
+``evaluate`` print what cleaning removed (the loader's CleaningReport), and
+``score``'s results start with ``source_row`` (the row's 0-based position
+among the file's data rows, cleaning never renumbers them) and the schema's
+identifying columns (transaction id, entity, invoice).
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -85,7 +93,7 @@ def run_demo(args, out=None):
           f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
           f"training on the first {cut:,} (labels unused)", file=out)
     detector = FraudDetector(Schema.transactions(), detectors=tuple(args.detectors.split(",")),
-                             contamination=args.fraud_rate, normalization=args.normalization,
+                             supervised=False, contamination=args.fraud_rate, normalization=args.normalization,
                              neighbor_samples=args.neighbor_samples or None, random_state=args.seed,
                              verbose=_progress(args))
     start = time.perf_counter()
@@ -113,6 +121,7 @@ def run_demo(args, out=None):
         truth = data.at[index, "fraud_pattern"] or "legitimate"
         print(f"  {row['risk_level']:<8} risk {row['risk_score']:.4f}  [{truth}]  {'; '.join(row['reasons'])}",
               file=out)
+    scored = scored.drop(columns=detector.schema.identifiers)  # data has them
     result = data.iloc[cut:].join(scored.assign(reasons=scored["reasons"].map("; ".join)))
     result.to_csv(args.out, index=False)
     print(f"\nresults written to {args.out}", file=out)
@@ -122,20 +131,27 @@ def run_demo(args, out=None):
 FORMATS = ("transactions", "online_retail", "fraud_data", "creditcard", "csv")
 
 
-def _read(path, fmt, args):
-    """(DataFrame, Schema or None) of a data file in one of FORMATS."""
+def _read(path, fmt, args, out):
+    """(DataFrame, Schema or None) of a data file in one of FORMATS, indexed by
+    source_row; the loader's CleaningReport printed to ``out``."""
     import pandas as pd
 
     from fraudcore import Schema
-    from fraudcore.datasets import load_creditcard, load_fraud_data, load_online_retail
+    from fraudcore.datasets import SOURCE_ROW, load_creditcard, load_fraud_data, load_online_retail
 
+    loaded = None
     if fmt == "online_retail":
-        return load_online_retail(path)[0], Schema.online_retail()
-    if fmt == "fraud_data":
-        data, _ = load_fraud_data(path, getattr(args, "ip_country", None))
-        return data, Schema.fraud_data() if "country" in data.columns else Schema.fraud_data_without_country()
-    if fmt == "creditcard":
-        return load_creditcard(path)[0], Schema.creditcard()
+        loaded = load_online_retail(path), Schema.online_retail()
+    elif fmt == "fraud_data":
+        data, report = load_fraud_data(path, getattr(args, "ip_country", None))
+        schema = Schema.fraud_data() if "country" in data.columns else Schema.fraud_data_without_country()
+        loaded = (data, report), schema
+    elif fmt == "creditcard":
+        loaded = load_creditcard(path), Schema.creditcard()
+    if loaded is not None:
+        (data, report), schema = loaded
+        print(report, file=out)
+        return data, schema
     reader = pd.read_parquet if str(path).endswith(".parquet") else pd.read_csv
     try:
         data = reader(path)
@@ -143,9 +159,11 @@ def _read(path, fmt, args):
         raise ValueError(f"{path} is empty") from None
     if data.empty:
         raise ValueError(f"{path} has no rows")
+    data.index = pd.RangeIndex(len(data), name=SOURCE_ROW)  # nothing cleaned: the file's rows
     if fmt == "transactions":
         return data, Schema.transactions()
-    roles = {role: getattr(args, role, None) for role in ("entity", "timestamp", "amount", "label")}
+    roles = {role: getattr(args, role, None)
+             for role in ("entity", "timestamp", "amount", "transaction_id", "label")}
     if roles["timestamp"] is None or roles["amount"] is None:
         return data, None  # the model's schema (score / evaluate), or an error (train)
     return data, Schema(**roles)
@@ -160,7 +178,7 @@ def run_train(args, out=None):
     out = out or sys.stdout
     from fraudcore import FraudDetector
 
-    data, schema = _read(args.data, args.format, args)
+    data, schema = _read(args.data, args.format, args, out)
     if schema is None:
         raise ValueError("--format csv needs --timestamp and --amount (and usually --entity)")
     label = args.label or (schema.label if schema.label in data.columns else None)
@@ -196,7 +214,7 @@ def _load_model(args):
 def run_score(args, out=None):
     out = out or sys.stdout
     model = _load_model(args)
-    data, _ = _read(args.data, args.format, args)
+    data, _ = _read(args.data, args.format, args, out)
     start = time.perf_counter()
     result = model.score(data)
     elapsed = time.perf_counter() - start
@@ -208,8 +226,10 @@ def run_score(args, out=None):
     alerts = result[result["is_alert"]].sort_values("risk_score", ascending=False)
     print(f"scored {len(data):,} rows in {elapsed:.1f} s: {len(alerts):,} alerts "
           f"({result['risk_level'].value_counts().to_dict()}); results in {args.out}", file=out)
+    identifiers = model.schema.identifiers
     for index, row in alerts.head(args.top).iterrows():
-        print(f"  {index!s:>10}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
+        ids = "".join(f"  {name} {row[name]}" for name in identifiers)
+        print(f"  row {index!s:>7}{ids}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
               f"{'; '.join(row['reasons'])}", file=out)
     return 0
 
@@ -219,7 +239,7 @@ def run_evaluate(args, out=None):
     from fraudcore import metrics
 
     model = _load_model(args)
-    data, _ = _read(args.data, args.format, args)
+    data, _ = _read(args.data, args.format, args, out)
     label = args.label or model.schema.label
     if label is None or label not in data.columns:
         raise ValueError(f"the data has no label column {label!r}; name it with --label")
@@ -231,13 +251,70 @@ def run_evaluate(args, out=None):
     return 0
 
 
+def _labels_by_id(data, labels_path, id_column, label_column):
+    """One label per row of ``data`` (NaN where the labels file has none),
+    joined on ``id_column``; (labels, count of the file's ids not in data)."""
+    import numpy as np
+    import pandas as pd
+
+    labels = pd.read_csv(labels_path)
+    for column in (id_column, label_column):
+        if column not in labels.columns:
+            raise ValueError(f"{labels_path} has no column {column!r}; it has {list(labels.columns)}")
+    if id_column not in data.columns:
+        raise ValueError(f"the data has no id column {id_column!r} to match the labels on; name it with --id")
+    repeated = labels[id_column][labels[id_column].duplicated()]
+    if len(repeated):
+        raise ValueError(f"{labels_path} labels id {repeated.iloc[0]!r} more than once")
+    values = pd.to_numeric(labels[label_column], errors="coerce")
+    if values.isna().any() or not values.isin((0, 1)).all():
+        bad = labels[label_column][values.isna() | ~values.isin((0, 1))].iloc[0]
+        raise ValueError(f"{labels_path} column {label_column!r} must hold 0 or 1, found {bad!r}")
+    by_id = pd.Series(values.to_numpy(dtype=np.float64), index=labels[id_column].astype(str).to_numpy())
+    ids = data[id_column].astype(str)
+    unknown = int((~by_id.index.isin(ids)).sum())
+    return ids.map(by_id).to_numpy(dtype=np.float64), unknown
+
+
+def run_retrain(args, out=None):
+    out = out or sys.stdout
+    model = _load_model(args)
+    data, _ = _read(args.data, args.format, args, out)
+    id_column = args.id or model.schema.transaction_id
+    if id_column is None:
+        raise ValueError("the model's schema names no transaction id: name the id column with --id")
+    labels, unknown = _labels_by_id(data, args.labels, id_column, args.label_column)
+    labelled = int((labels == labels).sum())
+    print(f"{labelled:,} of {len(data):,} rows labelled ({int((labels == 1).sum()):,} fraud)"
+          + (f"; {unknown:,} ids of the labels file are not in the data" if unknown else ""), file=out)
+    if args.target_recall is not None:
+        model.set_params(target_recall=args.target_recall, max_fpr=None)
+    start = time.perf_counter()
+    new = model.retrain(data, labels)
+    elapsed = time.perf_counter() - start
+    path = new.save(args.out)  # before any report: nothing printed can cost the model
+    new_metrics = dict(new.training_metrics_)
+    old_metrics = new_metrics.pop("previous")
+    with open(f"{path}.metrics.json", "w") as handle:
+        json.dump({"model": str(path), "previous_model": str(args.model), "on": new_metrics.pop("on"),
+                   "rows": new_metrics.pop("rows"), "new": new_metrics, "previous": old_metrics}, handle, indent=2)
+    print(f"retrained in {elapsed:.1f} s; on the {new.training_metrics_['rows']:,} held-out labelled rows:",
+          file=out)
+    print(f"  {'':<22}{'previous':>12}{'new':>12}", file=out)
+    for key, value in new_metrics.items():
+        cell = (lambda v: f"{v:>12.4f}" if isinstance(v, float) else f"{v:>12}")
+        print(f"  {key:<22}{cell(old_metrics[key])}{cell(value)}", file=out)
+    print(f"model written to {path} (metrics in {path}.metrics.json); {args.model} is unchanged", file=out)
+    return 0
+
+
 def _data_arguments(parser):
     parser.add_argument("data", help="the transaction file (.csv, .csv.gz or .parquet)")
     parser.add_argument("--format", choices=FORMATS, default="transactions",
                         help="data format (default transactions: make_transactions' columns)")
     parser.add_argument("--ip-country", help="fraud_data: the IpAddress_to_Country table")
-    for role in ("entity", "timestamp", "amount"):
-        parser.add_argument(f"--{role}", help=f"--format csv: the {role} column")
+    for role in ("entity", "timestamp", "amount", "transaction_id"):
+        parser.add_argument(f"--{role.replace('_', '-')}", help=f"--format csv: the {role} column")
 
 
 def _common_arguments(parser, handler):
@@ -254,7 +331,7 @@ def build_parser():
                           description=DEMO_DESCRIPTION)
     demo.add_argument("--n-transactions", type=int, default=200_000, help="rows (default 200000)")
     demo.add_argument("--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)")
-    demo.add_argument("--detectors", default="isolation_forest,lof",
+    demo.add_argument("--detectors", default="isolation_forest,knn",
                       help="comma-separated: isolation_forest, lof, autoencoder, knn")
     demo.add_argument("--normalization", default="normal",
                       help="how detector scores are put on one scale: normal (default), rank, zscore, minmax")
@@ -272,7 +349,7 @@ def build_parser():
     train.add_argument("--label", help="label column (1 = fraud), for calibration and metrics")
     train.add_argument("--target-recall", type=float, help="calibrate the threshold on held-out labels")
     train.add_argument("--contamination", type=float, default=0.01, help="expected fraud share (default 0.01)")
-    train.add_argument("--detectors", default="isolation_forest,lof",
+    train.add_argument("--detectors", default="isolation_forest,knn",
                        help="comma-separated: isolation_forest, lof, autoencoder, knn")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _common_arguments(train, run_train)
@@ -292,6 +369,23 @@ def build_parser():
     _data_arguments(evaluate)
     evaluate.add_argument("--label", help="label column (default: the model's)")
     _common_arguments(evaluate, run_evaluate)
+
+    retrain = sub.add_parser("retrain", help="refit a model's supervised stage and threshold on late labels",
+                             description="Labels that arrive later (chargebacks, analysts' decisions), keyed "
+                                         "by transaction id: keep the model's features and detectors, fit the "
+                                         "supervised stage and the threshold again, write the new model and "
+                                         "its metrics beside the previous model's.")
+    retrain.add_argument("model", help="a model file written by fraudcore train")
+    _data_arguments(retrain)
+    retrain.add_argument("--labels", required=True, help="CSV of labels: the id column and a 0/1 label column")
+    retrain.add_argument("--id", help="id column shared by the data and the labels (default: the schema's "
+                                      "transaction id)")
+    retrain.add_argument("--label-column", default="label", help="label column of the labels file "
+                                                                 "(default label)")
+    retrain.add_argument("--target-recall", type=float,
+                         help="calibrate the new threshold for this recall (default: the model's setting)")
+    retrain.add_argument("--out", required=True, help="the new model file (the previous one is kept)")
+    _common_arguments(retrain, run_retrain)
     return parser
 
 

@@ -4,13 +4,16 @@
 - :func:`make_transactions`: labelled e-commerce transactions with fraud patterns;
 - :func:`load_online_retail`, :func:`load_fraud_data`, :func:`load_creditcard`,
   :func:`load_adbench`: the formats users bring, cleaned by documented,
-  switchable rules, each returning ``(data, CleaningReport)``.
+  switchable rules, each returning ``(data, CleaningReport)``; ``data`` is
+  indexed by ``source_row`` (SOURCE_ROW), each row's 0-based position among
+  the file's data rows.
 """
 
 import numpy as np
 from sklearn.utils import check_random_state
 
 from fraudcore._loaders import (
+    SOURCE_ROW,
     CleaningReport,
     load_adbench,
     load_creditcard,
@@ -20,6 +23,7 @@ from fraudcore._loaders import (
 from fraudcore._synthetic_transactions import make_transactions
 
 __all__ = [
+    "SOURCE_ROW",
     "CleaningReport",
     "load_adbench",
     "load_creditcard",

@@ -4,16 +4,33 @@ A transaction table needs a timestamp and an amount (or a quantity and a
 unit price, whose product is the amount); every other role is optional and
 adds the features that use it (see :func:`fraudcore.build_features`). The
 ready-made schemas match the loaders in :mod:`fraudcore.datasets`.
+
+Two more things a schema says about the rows:
+
+- **Which rows identify a transaction** (:attr:`Schema.identifiers`): the
+  transaction id, the entity and the invoice. ``FraudDetector.score`` copies
+  them into its results, so every alert points back to its row.
+- **Which rows are cancellations or returns** (:meth:`Schema.cancellations`):
+  a boolean ``cancellation`` column, and / or the rule
+  ``negative_is_cancellation`` (a negative amount or quantity is a return or
+  a cancelled order, as Online Retail's "C" invoices are). They stay in
+  every customer's history (the features do not change); by default
+  ``FraudDetector`` fits and alerts on the other rows only.
 """
 
 from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
 
 __all__ = ["Schema"]
 
 _ROLES = (
     "entity", "timestamp", "amount", "quantity", "unit_price", "country", "ip_address",
     "device_id", "browser", "source", "merchant", "invoice", "signup_time", "label",
+    "transaction_id", "cancellation",
 )
+_IDENTIFIER_ROLES = ("transaction_id", "entity", "invoice")
 _TIME_UNITS = ("ns", "us", "ms", "s")
 
 
@@ -48,6 +65,15 @@ class Schema:
         Recorded for explanations and reports; no feature yet.
     label : str or None
         Known fraud label (1 = fraud), never a feature.
+    transaction_id : str or None
+        A transaction's own id, never a feature; kept in score's results.
+    cancellation : str or None
+        A column flagging cancellations and returns: booleans, or 0 / 1
+        (missing = not a cancellation). Never a feature.
+    negative_is_cancellation : bool
+        Also count as a cancellation every row whose amount is negative, or
+        whose quantity is when the schema has one (Online Retail: every "C"
+        invoice of a customer, and only those, has a negative quantity).
     time_unit : {"ns", "us", "ms", "s"}
         Unit of numeric timestamps (the credit-card data counts seconds).
     passthrough : tuple of str
@@ -68,6 +94,9 @@ class Schema:
     invoice: str = None
     signup_time: str = None
     label: str = None
+    transaction_id: str = None
+    cancellation: str = None
+    negative_is_cancellation: bool = False
     time_unit: str = "ns"
     passthrough: tuple = ()
 
@@ -85,11 +114,44 @@ class Schema:
         if isinstance(self.passthrough, str) or not all(isinstance(c, str) for c in self.passthrough):
             raise ValueError("Schema.passthrough must be a sequence of column names")
         object.__setattr__(self, "passthrough", tuple(self.passthrough))
+        if not isinstance(self.negative_is_cancellation, (bool, np.bool_)):
+            raise ValueError("Schema.negative_is_cancellation must be True or False, "
+                             f"got {self.negative_is_cancellation!r}")
+        object.__setattr__(self, "negative_is_cancellation", bool(self.negative_is_cancellation))
 
     @property
     def roles(self):
         """{role: column} for every role that is set."""
         return {role: getattr(self, role) for role in _ROLES if getattr(self, role) is not None}
+
+    @property
+    def identifiers(self):
+        """The columns that identify a row (transaction id, entity, invoice), as set."""
+        columns = (getattr(self, role) for role in _IDENTIFIER_ROLES)
+        return list(dict.fromkeys(c for c in columns if c is not None))
+
+    @property
+    def has_cancellations(self):
+        """Whether this schema says which rows are cancellations."""
+        return self.cancellation is not None or self.negative_is_cancellation
+
+    def cancellations(self, frame):
+        """Boolean array, True at each row of ``frame`` that is a cancellation or
+        a return: flagged in the ``cancellation`` column, or (with
+        ``negative_is_cancellation``) of negative amount or quantity. All False
+        when the schema defines none. A value that is not a number counts as
+        not negative (the features refuse it)."""
+        out = np.zeros(len(frame), dtype=bool)
+        if self.cancellation is not None:
+            out |= _flags(frame[self.cancellation], self.cancellation)
+        if self.negative_is_cancellation:
+            if self.amount is not None:
+                out |= _numbers(frame[self.amount]) < 0
+            else:
+                out |= _numbers(frame[self.quantity]) * _numbers(frame[self.unit_price]) < 0
+            if self.quantity is not None:
+                out |= _numbers(frame[self.quantity]) < 0
+        return out
 
     def required_columns(self, *, label=False):
         """Columns a table must have for features (and the label, if asked)."""
@@ -121,10 +183,12 @@ class Schema:
 
     @classmethod
     def online_retail(cls):
-        """UCI Online Retail (:func:`fraudcore.datasets.load_online_retail`)."""
+        """UCI Online Retail (:func:`fraudcore.datasets.load_online_retail`, or the
+        file read as it is): cancellations by the negative-quantity rule, so
+        the loader's ``is_cancellation`` column is not needed."""
         return cls(entity="CustomerID", timestamp="InvoiceDate", quantity="Quantity",
                    unit_price="UnitPrice", country="Country", merchant="StockCode",
-                   invoice="InvoiceNo")
+                   invoice="InvoiceNo", negative_is_cancellation=True)
 
     @classmethod
     def fraud_data(cls):
@@ -152,4 +216,27 @@ class Schema:
         """:func:`fraudcore.datasets.make_transactions`."""
         return cls(entity="customer_id", timestamp="timestamp", amount="amount", country="country",
                    ip_address="ip_address", device_id="device_id", merchant="merchant",
-                   signup_time="signup_time", label="is_fraud")
+                   signup_time="signup_time", label="is_fraud", transaction_id="transaction_id")
+
+
+def _numbers(series):
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _flags(series, column):
+    """A cancellation column as booleans: bools or 0 / 1, missing = False."""
+    present = series.notna().to_numpy()
+    values = series[present]
+    if pd.api.types.is_bool_dtype(values):
+        flags = values.to_numpy(dtype=bool)
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
+        wrong = ~numbers.isin((0, 1)).to_numpy()
+        if wrong.any():
+            first = int(np.argmax(wrong))
+            raise ValueError(f"cancellation column {column!r} must hold booleans or 0 / 1, got "
+                             f"{values.tolist()[first]!r} at index {values.index.tolist()[first]!r}")
+        flags = numbers.to_numpy(dtype=np.float64) == 1
+    out = np.zeros(len(series), dtype=bool)
+    out[present] = flags
+    return out

@@ -7,6 +7,7 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 import pathlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fraudcore.datasets import make_anomalies
@@ -34,6 +35,33 @@ def adbench_dir():
     if not folder.is_dir():
         pytest.skip(f"ADBench data not found at {folder} (only in the project's shared/ folder)")
     return folder
+
+
+RETAIL_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+                  "CustomerID", "Country"]
+
+
+def retail_table(n_customers=120, n_invoices=2_000, cancel_share=0.04, seed=0):
+    """Online Retail's columns: invoices of one to four lines; a share of the
+    lines is returned later by a "C" invoice (the same item, negative
+    quantity). Rows in time order, RangeIndex."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2011-01-03 08:00")
+    rows = []
+    for number in range(n_invoices):
+        customer = 12_000 + int(rng.integers(n_customers))
+        when = start + pd.Timedelta(minutes=int(number * 90 + rng.integers(60)))
+        for _ in range(int(rng.integers(1, 5))):
+            item = int(rng.integers(50))
+            rows.append([str(540_000 + number), f"2{item:04d}", f"ITEM {item}", int(rng.integers(1, 25)),
+                         when, round(float(rng.lognormal(1.0, 0.6)), 2), customer, "United Kingdom"])
+    purchases = len(rows)
+    for k, line in enumerate(rng.choice(purchases, size=int(cancel_share * purchases), replace=False)):
+        _, code, text, quantity, when, price, customer, country = rows[line]
+        later = when + pd.Timedelta(days=int(rng.integers(1, 20)), minutes=7)
+        rows.append([f"C{580_000 + k}", code, text, -quantity, later, price, customer, country])
+    table = pd.DataFrame(rows, columns=RETAIL_COLUMNS)
+    return table.sort_values("InvoiceDate", kind="stable").reset_index(drop=True)
 
 
 def python_path_lengths(native, X):

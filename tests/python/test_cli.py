@@ -1,6 +1,7 @@
 """The fraudcore command line."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -16,8 +17,8 @@ def test_demo_trains_evaluates_and_writes_results(capsys, tmp_path):
     assert main(["demo", "--n-transactions", "20000", "--out", str(out_file)]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "lof")}
-    assert set(rows) == {"ensemble", "isolation_forest", "lof"}
+            if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "knn")}
+    assert set(rows) == {"ensemble", "isolation_forest", "knn"}
     assert float(rows["isolation_forest"][1]) > 0.9  # ROC-AUC on held-out transactions
     assert "top alerts" in out and "results written to" in out
     import pandas as pd
@@ -175,3 +176,107 @@ def test_escape_controls_keeps_newlines_and_tabs():
     from fraudcore.cli import escape_controls
 
     assert escape_controls("a\tb\nc\x07\x9b\u200b") == "a\tb\nc\\x07\\x9b\\u200b"
+
+
+# -- results traced to the file -------------------------------------------------
+
+
+def _raw_retail_file(path):
+    """An Online Retail file as downloaded: dates month first, some rows
+    without a customer and a repeated row (the loader drops both)."""
+    from conftest import retail_table
+
+    raw = retail_table(n_customers=80, n_invoices=1_200, seed=4)
+    raw["InvoiceDate"] = raw["InvoiceDate"].dt.strftime("%m/%d/%Y %H:%M")
+    raw["CustomerID"] = raw["CustomerID"].astype(float)
+    raw.loc[raw.index % 97 == 3, "CustomerID"] = float("nan")
+    raw = pd.concat([raw.iloc[:500], raw.iloc[[20]], raw.iloc[500:]], ignore_index=True)
+    raw.to_csv(path, index=False)
+    return path
+
+
+def _check_traced(results, raw_path, identifiers):
+    """results' source_row names the raw file's row of the same ids."""
+    raw = pd.read_csv(raw_path, dtype={"InvoiceNo": str}, encoding="latin-1")
+    assert list(results.columns[:1 + len(identifiers)]) == ["source_row", *identifiers]
+    assert results["source_row"].is_unique
+    same = raw.iloc[results["source_row"]].reset_index(drop=True)
+    for column in identifiers:
+        pd.testing.assert_series_equal(results[column], same[column], check_dtype=False)
+
+
+def test_score_writes_ids_and_file_rows_and_prints_the_cleaning(tmp_path, capsys):
+    raw_path = _raw_retail_file(tmp_path / "retail.csv")
+    model, out_file = tmp_path / "retail.fc", tmp_path / "scored.csv"
+    assert main(["train", str(raw_path), "--format", "online_retail", "--out", str(model), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "CleaningReport for" in printed and "missing_customer   dropped" in printed
+    assert main(["score", str(model), str(raw_path), "--format", "online_retail", "--out", str(out_file),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"\n  duplicates +dropped +-1  rows identical", printed)
+    results = pd.read_csv(out_file, dtype={"InvoiceNo": str})
+    raw = pd.read_csv(raw_path)
+    assert len(results) == raw["CustomerID"].notna().sum() - 1 < len(raw)
+    _check_traced(results, raw_path, ["CustomerID", "InvoiceNo"])
+    assert results["is_alert"].any() and not results.loc[results["is_cancellation"], "is_alert"].any()
+    # The top alerts printed name their file row and ids.
+    top = results[results["is_alert"]].sort_values("risk_score", ascending=False).iloc[0]
+    ids = f"CustomerID {top['CustomerID']}  InvoiceNo {top['InvoiceNo']}"
+    assert f"row {top['source_row']:>7}  {ids}" in printed
+
+
+def test_score_keeps_transaction_ids_of_plain_files(tmp_path):
+    from fraudcore.datasets import make_transactions
+
+    data = make_transactions(n_customers=200, n_transactions=3_000, seed=2)
+    data.to_csv(tmp_path / "tx.csv", index=False)
+    assert main(["train", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "m.fc"), "--quiet"]) == 0
+    assert main(["score", str(tmp_path / "m.fc"), str(tmp_path / "tx.csv"), "--out", str(tmp_path / "o.csv"),
+                 "--quiet"]) == 0
+    results = pd.read_csv(tmp_path / "o.csv")
+    _check_traced(results, tmp_path / "tx.csv", ["transaction_id", "customer_id"])
+    assert (results["source_row"] == results.index).all()  # nothing was cleaned
+
+
+@pytest.mark.parametrize("command", ["train", "score", "evaluate"])
+def test_labelled_formats_print_their_cleaning(tmp_path, capsys, command):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    columns = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]
+    table = pd.DataFrame(rng.normal(size=(400, 31)), columns=columns)
+    table["Time"] = np.arange(400.0)
+    table["Amount"] = rng.exponential(50.0, 400).round(2)
+    table["Class"] = (rng.random(400) < 0.1).astype(int)
+    table = pd.concat([table, table.iloc[[7]]])  # a duplicate, counted
+    table.to_csv(tmp_path / "cc.csv", index=False)
+    model = tmp_path / "cc.fc"
+    argv = {"train": ["train", str(tmp_path / "cc.csv"), "--out", str(model)],
+            "score": ["score", str(model), str(tmp_path / "cc.csv"), "--out", str(tmp_path / "o.csv")],
+            "evaluate": ["evaluate", str(model), str(tmp_path / "cc.csv")]}
+    if command != "train":
+        assert main([*argv["train"], "--format", "creditcard", "--quiet"]) == 0
+        capsys.readouterr()
+    assert main([*argv[command], "--format", "creditcard", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("CleaningReport for ")
+    assert re.search(r"\n  duplicates +counted +1  rows identical to an earlier row \(first kept\)\n",
+                     printed)
+
+
+def test_real_online_retail_results_point_at_the_file_rows(shared_data, tmp_path, capsys):
+    real = shared_data / "online_retail.csv.gz"
+    raw = pd.read_csv(real, dtype={"InvoiceNo": str}, encoding="latin-1")
+    raw.iloc[:30_000].to_csv(tmp_path / "head.csv.gz", index=False)  # the file's first 30,000 rows
+    model, out_file = tmp_path / "retail.fc", tmp_path / "scored.csv"
+    assert main(["train", str(tmp_path / "head.csv.gz"), "--format", "online_retail", "--out", str(model),
+                 "--quiet"]) == 0
+    assert main(["score", str(model), str(tmp_path / "head.csv.gz"), "--format", "online_retail",
+                 "--out", str(out_file), "--quiet"]) == 0
+    assert re.search(r"\n  missing_customer +dropped +-\d", capsys.readouterr().out)
+    results = pd.read_csv(out_file, dtype={"InvoiceNo": str})
+    _check_traced(results, real, ["CustomerID", "InvoiceNo"])
+    assert results["source_row"].max() < 30_000 < len(raw)
+    alerts = results[results["is_alert"]]
+    assert len(alerts) > 100 and not alerts["InvoiceNo"].str.startswith("C").any()

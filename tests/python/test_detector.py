@@ -22,7 +22,8 @@ def transactions():
 
 @pytest.fixture(scope="module")
 def fitted(transactions):
-    return FraudDetector(SCHEMA, random_state=0).fit(transactions.iloc[:30_000])
+    # The table holds the schema's label column; these tests are of the unsupervised ensemble.
+    return FraudDetector(SCHEMA, supervised=False, random_state=0).fit(transactions.iloc[:30_000])
 
 
 def test_scores_rank_fraud_and_follow_the_documented_scale(fitted, transactions):
@@ -42,12 +43,24 @@ def test_scores_rank_fraud_and_follow_the_documented_scale(fitted, transactions)
     assert alerts.map(len).between(1, 3).all() and (out.loc[~out["is_alert"], "reasons"].map(len) == 0).all()
 
 
+def test_results_start_with_the_rows_identifying_columns(fitted, transactions):
+    new = transactions.iloc[30_000:30_500].set_axis(pd.RangeIndex(70_000, 70_500, name="source_row"))
+    out = fitted.score(new)
+    assert list(out.columns[:3]) == ["transaction_id", "customer_id", "risk_score"]
+    assert out.index.equals(new.index)
+    ids = ["transaction_id", "customer_id"]
+    pd.testing.assert_frame_equal(out[ids], new[ids])
+    clashing = Schema(**{**SCHEMA.to_dict(), "transaction_id": "reasons"})
+    with pytest.raises(ValueError, match=r"\['reasons'\] of the schema have the names of score's"):
+        FraudDetector(clashing).fit(transactions.iloc[:3_000].rename(columns={"transaction_id": "reasons"}))
+
+
 def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transactions):
     train = fitted.score(transactions.iloc[:30_000], reasons=None)
     # Without labels the threshold is 1 - contamination: about that share alerts.
     assert train["is_alert"].mean() == pytest.approx(fitted.contamination, abs=0.002)
     weights = fitted.weights_
-    assert weights == {"isolation_forest": 0.6, "lof": 0.4}
+    assert weights == {"isolation_forest": 0.8, "knn": 0.2}
     ensemble = sum(weights[d] * train[f"score_{d}"] for d in weights)
     order = np.argsort(ensemble.to_numpy(), kind="stable")
     assert np.all(np.diff(train["risk_score"].to_numpy()[order]) >= 0)  # monotone
@@ -55,20 +68,23 @@ def test_risk_score_is_the_training_percentile_of_the_ensemble(fitted, transacti
 
 def test_neighbour_detectors_index_a_sample(transactions):
     train = transactions.iloc[:30_000]
-    sampled = FraudDetector(SCHEMA, neighbor_samples=5_000, random_state=0).fit(train)
+    sampled = FraudDetector(SCHEMA, detectors=("isolation_forest", "lof"), neighbor_samples=5_000,
+                            supervised=False, random_state=0).fit(train)
     assert sampled.models_["lof"].n_samples_fit_ == 5_000
     # Every training row has a LOF score for the normaliser and the risk
     # reference, not only the indexed ones.
     assert len(sampled._training_sorted["lof"]) == len(sampled._reference) == 30_000
     for samples in (None, 30_000, 100_000):
-        every = FraudDetector(SCHEMA, neighbor_samples=samples, random_state=0).fit(train)
+        every = FraudDetector(SCHEMA, detectors=("isolation_forest", "lof"), neighbor_samples=samples,
+                              supervised=False, random_state=0).fit(train)
         assert every.models_["lof"].n_samples_fit_ == 30_000
 
 
 def test_knn_on_a_sample_with_calibration(transactions):
     train = transactions.iloc[:30_000]
     detector = FraudDetector(SCHEMA, detectors=("isolation_forest", "knn"), neighbor_samples=3_000,
-                             target_recall=0.8, random_state=0).fit(train, y="is_fraud")
+                             target_recall=0.8, supervised=False, validation="random",
+                             random_state=0).fit(train, y="is_fraud")
     assert detector.models_["knn"].n_samples_fit_ == 3_000
     assert len(detector._training_sorted["knn"]) == detector.n_training_rows_ == 21_000
     assert detector.training_metrics_["recall"] >= 0.8
@@ -112,10 +128,11 @@ def test_progress_bars_name_each_step(capsys):
     data = make_transactions(n_customers=100, n_transactions=3_000, seed=1)
     detector = FraudDetector(SCHEMA, verbose=True, random_state=0).fit(data)
     fit_bar = capsys.readouterr().err
-    assert "FraudDetector.fit" in fit_bar and "4/4" in fit_bar and "calibration" in fit_bar
+    # The table holds labels: the supervised stage is a step of its own.
+    assert "FraudDetector.fit" in fit_bar and "5/5" in fit_bar and "supervised" in fit_bar
     detector.score(data)
     score_bar = capsys.readouterr().err
-    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "lof" in score_bar
+    assert "FraudDetector.score" in score_bar and "4/4" in score_bar and "knn" in score_bar
     detector.set_params(verbose=False).score(data)
     assert capsys.readouterr().err == ""
 
@@ -146,14 +163,16 @@ def test_target_recall_calibrates_on_held_out_labels(transactions):
 
 
 def test_fitted_weights_are_never_worse_than_the_best_single_detector(transactions):
-    detector = FraudDetector(SCHEMA, weights="fit", random_state=0).fit(transactions.iloc[:30_000], y="is_fraud")
+    detector = FraudDetector(SCHEMA, weights="fit", supervised=False, random_state=0).fit(transactions.iloc[:30_000],
+                                                                                        y="is_fraud")
     assert sum(detector.weights_.values()) == pytest.approx(1.0)
     # On the validation part the chosen weights beat or tie each detector alone.
     single = {}
-    for name in ("isolation_forest", "lof"):
+    for name in ("isolation_forest", "knn"):
         alone = FraudDetector(SCHEMA, weights={"isolation_forest": float(name == "isolation_forest"),
-                                               "lof": float(name == "lof")},
-                              target_recall=0.5, random_state=0).fit(transactions.iloc[:30_000], y="is_fraud")
+                                               "knn": float(name == "knn")},
+                              target_recall=0.5, supervised=False, random_state=0).fit(transactions.iloc[:30_000],
+                                                                                       y="is_fraud")
         single[name] = alone.training_metrics_["pr_auc"]
     assert detector.training_metrics_["pr_auc"] >= max(single.values()) - 1e-12
 

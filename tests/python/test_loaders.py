@@ -47,7 +47,11 @@ def assert_consistent(data, report):
     """rows = raw_rows - everything the applied rules dropped = len(data)."""
     dropped = sum(rule.count for rule in report.rules if rule.applied)
     assert report.rows == report.raw_rows - dropped == len(data)
-    assert isinstance(data.index, pd.RangeIndex) and data.index.start == 0
+    # Each row keeps its 0-based position among the file's data rows.
+    index = data.index
+    assert index.name == "source_row" and index.dtype == np.int64
+    assert index.is_unique and index.is_monotonic_increasing
+    assert len(index) == 0 or (index[0] >= 0 and index[-1] < report.raw_rows)
 
 
 # --------------------------------------------------------------------------
@@ -78,6 +82,7 @@ def test_online_retail_small_file_default_rules(tmp_path):
     ]
     assert_consistent(data, report)
     assert data["InvoiceNo"].tolist() == ["536365", "536365", "C536379", "536370"]
+    assert data.index.tolist() == [0, 1, 2, 7]  # the rows of RETAIL_ROWS they come from
     assert data["StockCode"].tolist() == ["85123A", "71053", "D", "22727"]
     assert data["is_cancellation"].tolist() == [False, False, True, False]
     assert data["InvoiceDate"].tolist() == [
@@ -306,6 +311,14 @@ def test_fraud_data_ip_lookup_edge_cases(tmp_path):
     assert report.rows == len(ips)
     data, _ = load_fraud_data(path)
     assert "country" not in data.columns
+
+
+def test_fraud_data_rows_keep_their_file_position_and_country(tmp_path):
+    rows = [fraud_row("", 150), fraud_row(1, 200), fraud_row(2, 300), fraud_row(2, 300)]
+    data, report = load_fraud_data(fraud_file(tmp_path, rows), write(tmp_path / "ip.csv", IP_TABLE))
+    assert_consistent(data, report)
+    assert data.index.tolist() == [1, 2]  # the first row (no user) and the duplicate dropped
+    assert data["user_id"].tolist() == [1, 2] and data["country"].tolist() == ["Chile", "Japan"]
 
 
 def test_fraud_data_bad_ip_tables(tmp_path):
@@ -556,6 +569,8 @@ def test_real_online_retail_published_figures(shared_data):
     )
     np.testing.assert_array_equal(data["CustomerID"], expected["CustomerID"].astype(np.int64))
     np.testing.assert_array_equal(data["TotalSpent"], expected["Quantity"] * expected["UnitPrice"])
+    # source_row: pandas' row label of the same row in the file as it is.
+    np.testing.assert_array_equal(data.index, expected.index)
 
 
 def test_real_online_retail_counts_without_dropping(shared_data):

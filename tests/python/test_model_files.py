@@ -108,6 +108,8 @@ def _conform(data, schema, reference):
             out[column] = data[known["timestamp"]].to_numpy()
         elif role in ("quantity", "unit_price", "amount", "label"):
             out[column] = 1.0
+        elif role == "cancellation":  # a flag column
+            out[column] = False
         else:
             out[column] = "v"
     for column in schema.passthrough:
