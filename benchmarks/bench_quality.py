@@ -29,8 +29,9 @@ Methods:
 * ``fraudcore_supervised_<share>``: FraudDetector's supervised stage
   (``supervised="auto", target_recall=0.8, validation="group"``) fitted
   with the labels of a stratified random share (100%, 10%, 1%) of the
-  training rows, the others' labels NaN; skipped where the installed
-  fraudcore has no supervised stage;
+  training rows, the others' labels NaN, its trees grown on one thread
+  (as the baselines below); skipped where the installed fraudcore has no
+  supervised stage;
 * ``hgb_raw`` and ``hgb_features``: scikit-learn's
   HistGradientBoostingClassifier at its defaults on the raw columns and on
   fraudcore's point-in-time features, with every training label; on one
@@ -47,22 +48,32 @@ training rows' scores with their labels (the gradient-boosting baselines:
 their 3-fold out-of-fold scores; ADBench: the labels of a stratified random
 half of the rows, measured on the other half).
 
+Engines (``--data engines``, needs lightgbm, else skipped): on Fraud_Data's
+random splits, the supervised stage's engine (``GradientBoostingStage``:
+scikit-learn's trees copied into fraudcore's native TreeEnsemble) against
+LightGBM, both 100 trees of 31 leaves, no early stopping, one thread: the
+ranking figures of their raw scores, and seconds to fit, to score the test
+rows and to give their per-feature contributions (fraudcore's TreeSHAP,
+LightGBM's ``pred_contrib``; each checked to add up to the raw score).
+
 The targets of issue 13 are printed as PASS / FAIL lines at the end: the
 default ensemble's ROC-AUC against its best member's - 0.01 on every data
 set and split (ADBench: the means over the files), and on Fraud_Data's
 random split the supervised stage's PR-AUC against the raw-column gradient
 boosting + 0.05 and the best unsupervised method + 0.15, and its held-out
 recall against 0.8 +- 0.05. ``--quick`` runs make_transactions only (3,000
-rows, 5% fraud, one seed): a smoke run.
+rows, 5% fraud, one seed, the supervised stage growing 30 trees): a smoke
+run.
 """
 
 import argparse
 import pathlib
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
-from _common import machine, write_json
+from _common import machine, timed, write_json
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
@@ -221,20 +232,21 @@ def partial_labels(y, train, share, seed):
     return labels
 
 
-def run_split(ts, train, seed, supervised):
-    """method -> figures on one split of a transaction set."""
+def run_split(ts, train, seed, stage_params):
+    """method -> figures on one split of a transaction set; `stage_params`: the
+    supervised stage's parameters, or None to leave it out."""
     y, results = ts.y, {}
     fit_data = ts.data[train]
     results["sklearn_iforest_raw"] = held_out_figures(y, sklearn_iforest(ts.raw, train, seed), train)
     for name, model in unsupervised_detectors(ts.schema, seed).items():
         risk = model.fit(fit_data).score(ts.data, reasons=None)["risk_score"].to_numpy()
         results[name] = held_out_figures(y, risk, train)
-    if supervised:
+    if stage_params is not None:
         test = ~train
         for share in LABEL_SHARES:
             name = f"fraudcore_supervised_{share:.0%}"
             model = FraudDetector(ts.schema, supervised="auto", target_recall=TARGET_RECALL, validation="group",
-                                  random_state=seed)
+                                  supervised_params=stage_params, random_state=seed)
             try:
                 scored = model.fit(fit_data, partial_labels(y, train, share, seed)).score(ts.data, reasons=None)
             except ValueError as err:  # too few labelled fraud rows for the stage, say: recorded, not fatal
@@ -249,12 +261,12 @@ def run_split(ts, train, seed, supervised):
     return results
 
 
-def run_transactions(ts, seeds, supervised):
+def run_transactions(ts, seeds, stage_params):
     """{"random": {seed: {method: figures}}, "time": ...}, printing a line per split."""
     out = {}
     for kind, seed, train in ts.splits(seeds):
         start = time.perf_counter()
-        out.setdefault(kind, {})[seed] = run_split(ts, train, seed, supervised)
+        out.setdefault(kind, {})[seed] = run_split(ts, train, seed, stage_params)
         print(f"  {ts.name} {kind} split, seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
     return out
 
@@ -286,6 +298,52 @@ def run_adbench(folder, seeds, max_rows):
                 name: {**ranking(y, s), **at_threshold(y[~half], s[~half] >= recall_threshold(y[half], s[half]))}
                 for name, s in scores.items()}
         print(f"  {path.stem} ({len(X):,} x {X.shape[1]}{note}): {time.perf_counter() - start:.0f} s", flush=True)
+    return out
+
+
+def run_engines(ts, seeds):
+    """The supervised stage's engine (scikit-learn's trees held natively) against
+    LightGBM on fraudcore's features, per random split: ranking figures on the
+    test rows and seconds to fit, to score and to give every test row's
+    per-feature contributions; {} without lightgbm."""
+    try:
+        import lightgbm
+    except ImportError:
+        print("lightgbm is not installed: the engine comparison is skipped")
+        return {}
+    from fraudcore.supervised import GradientBoostingStage
+
+    def engines(seed):
+        """name -> (model, raw scores of rows, their contributions)."""
+        return {
+            "fraudcore_stage": (GradientBoostingStage(max_iter=100, early_stopping=False, imbalance=None,
+                                                      random_state=seed, n_jobs=1),
+                                lambda m, X: m.decision_function(X), lambda m, X: m.contributions(X)),
+            "lightgbm": (lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, min_child_samples=20,
+                                                 random_state=seed, n_jobs=1, verbose=-1),
+                         lambda m, X: m.predict(X, raw_score=True), lambda m, X: m.predict(X, pred_contrib=True)),
+        }
+
+    out = {}
+    for kind, seed, train in ts.splits(seeds):
+        if kind != "random":
+            continue
+        X_test, y_test = ts.features[~train], ts.y[~train]
+        for name, (model, score, contributions) in engines(seed).items():
+            fit_s, _ = timed(partial(model.fit, ts.features[train], ts.y[train]))
+            score_s, scores = timed(partial(score, model, X_test))
+            contributions_s, parts = timed(partial(contributions, model, X_test))
+            assert np.allclose(parts.sum(axis=1), scores, atol=1e-6), f"{name}: contributions do not add up"
+            out.setdefault(name, {})[seed] = {**ranking(y_test, scores), "fit_s": fit_s, "score_s": score_s,
+                                               "contributions_s": contributions_s}
+    rows = len(ts.y) - int(TRAIN_SHARE * len(ts.y))
+    print(f"\nEngines on {ts.name}'s fraudcore features, random splits, mean of {len(seeds)} seed(s): 100 trees "
+          f"of 31 leaves, one thread; scoring and contributions of {rows:,} test rows")
+    print(f"{'engine':<18}{'ROC-AUC':>9}{'PR-AUC':>9}{'det@5%':>9}{'fit s':>8}{'score s':>9}{'contributions s':>17}")
+    for name, by_seed in out.items():
+        f = {k: float(np.mean([r[k] for r in by_seed.values()])) for k in next(iter(by_seed.values()))}
+        print(f"{name:<18}{f['roc_auc']:>9.4f}{f['pr_auc']:>9.4f}{f['detection_at_5pct_fpr']:>9.3f}{f['fit_s']:>8.2f}"
+              f"{f['score_s']:>9.3f}{f['contributions_s']:>17.3f}")
     return out
 
 
@@ -377,8 +435,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="make_transactions only, 3,000 rows with 5%% fraud, one seed (a smoke run)")
-    parser.add_argument("--data", nargs="+", choices=("fraud_data", "adbench", "transactions"),
-                        default=["fraud_data", "adbench", "transactions"])
+    parser.add_argument("--data", nargs="+", choices=("fraud_data", "engines", "adbench", "transactions"),
+                        default=["fraud_data", "engines", "adbench", "transactions"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fraud-data", type=pathlib.Path, default=SHARED / "fraud_data_subset.csv.gz")
     parser.add_argument("--ip-country", type=pathlib.Path, default=SHARED / "ip_to_country_subset.csv.gz")
@@ -393,19 +451,24 @@ def main():
         args.transactions_rows, args.transactions_fraud_rate = 3_000, 0.05
 
     supervised = has_supervised_stage()
+    # The supervised stage on one thread, as the baselines (see gradient_boosting).
+    stage_params = None if not supervised else {"n_jobs": 1, **({"max_iter": 30} if args.quick else {})}
     print(f"fraudcore {fraudcore.__version__}, {machine()['cpus']} cores; seeds {args.seeds}; supervised stage "
           f"{'present' if supervised else 'absent (its rows are skipped)'}")
     report = {"benchmark": "quality", "machine": machine(), "seeds": args.seeds, "supervised_stage": supervised,
-              "transactions": {}, "adbench": {}}
-    if "fraud_data" in args.data:
+              "transactions": {}, "engines": {}, "adbench": {}}
+    if {"fraud_data", "engines"} & set(args.data):
         if args.fraud_data.is_file() and args.ip_country.is_file():
             ts = fraud_data_set(args.fraud_data, args.ip_country)
-            report["transactions"][ts.name] = run_transactions(ts, args.seeds, supervised)
+            if "fraud_data" in args.data:
+                report["transactions"][ts.name] = run_transactions(ts, args.seeds, stage_params)
+            if "engines" in args.data:
+                report["engines"] = run_engines(ts, args.seeds)
         else:
             print(f"{args.fraud_data} or {args.ip_country} not found: Fraud_Data is skipped")
     if "transactions" in args.data:
         ts = transactions_set(args.transactions_rows, args.transactions_fraud_rate)
-        report["transactions"][ts.name] = run_transactions(ts, args.seeds, supervised)
+        report["transactions"][ts.name] = run_transactions(ts, args.seeds, stage_params)
     if "adbench" in args.data:
         if args.adbench.is_dir():
             report["adbench"] = run_adbench(args.adbench, args.seeds, args.adbench_max_rows)
