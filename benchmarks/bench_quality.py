@@ -282,7 +282,7 @@ def run_adbench(folder, seeds, max_rows):
         note = ""
         if len(X) > max_rows:
             keep = np.sort(np.random.default_rng(0).choice(len(X), max_rows, replace=False))
-            X, y, note = X[keep], y[keep], f", subsampled to {max_rows:,} rows"
+            X, y, note = X[keep], y[keep], f", subsampled from {len(X):,} rows"
         frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
         start = time.perf_counter()
         for seed in seeds:
