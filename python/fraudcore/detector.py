@@ -445,12 +445,8 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         names = list(self.models_)
         use_supervised = self.supervised is not False
         with Steps(self.verbose, "FraudDetector.retrain",
-                   ["features", *(["supervised"] if use_supervised else []), "calibration"]) as steps:
-            steps.start("features")
-            features = self._features(data)
-            if list(features.columns) != self.feature_names_:
-                raise ValueError("the data's features differ from the training features; was the schema changed?")
-            X = features.to_numpy(dtype=np.float64)
+                   ["features", *names, *(["supervised"] if use_supervised else []), "calibration"]) as steps:
+            _, X, _, raw = self._assess(data, steps)
             rng = np.random.default_rng(self.random_state)
             alertable = ~self._quiet_cancellations(data)
             train = alertable & self._validation_split(data, np.where(alertable, labels, -1), rng)
@@ -458,8 +454,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             if train.sum() < 30:
                 raise ValueError(f"retrain needs at least 30 training rows after holding out the validation "
                                  f"part, got {int(train.sum())}")
-            inputs = self._inputs(X)
-            normed = {name: self._normalize(name, _risk(model, inputs[name])) for name, model in self.models_.items()}
+            normed = {name: self._normalize(name, raw[name]) for name in names}
             validation = ({name: v[held_out] for name, v in normed.items()}, labels[held_out])
             seed = int(rng.integers(2**31 - 1))
             new._fit_decision(names, X, labels, train, held_out, {name: v[train] for name, v in normed.items()},
@@ -646,33 +641,33 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if not self.__sklearn_is_fitted__():
             raise ValueError("this FraudDetector is not fitted yet; call fit first")
         with Steps(self.verbose, description, ["features", *self.models_, "reasons"]) as steps:
-            features, inputs, raw = self._assess(data, steps)
-            return self._result(data, features, inputs, raw, reasons, steps), raw, features
+            features, X, inputs, raw = self._assess(data, steps)
+            return self._result(data, features, X, inputs, raw, reasons, steps), raw, features
 
     def _assess(self, data, steps):
-        """Features, each detector's input matrix and its score (higher = riskier)."""
+        """Features (as a table and as a float64 matrix), each detector's
+        input matrix and its score (higher = riskier)."""
         steps.start("features")
         features = self._features(data)
         if list(features.columns) != self.feature_names_:
             raise ValueError("the data's features differ from the training features; was the schema changed?")
-        inputs = self._inputs(features.to_numpy(dtype=np.float64))
+        X = features.to_numpy(dtype=np.float64)
+        inputs = self._inputs(X)
         raw = {}
         for name, model in self.models_.items():
             steps.start(name)
             raw[name] = _risk(model, inputs[name])
-        return features, inputs, raw
+        return features, X, inputs, raw
 
-    def _result(self, data, features, inputs, raw, reasons, steps):
+    def _result(self, data, features, X, inputs, raw, reasons, steps):
         steps.start("reasons")
         below = {name: self._training_below(name, raw[name]) for name in self.models_}
         normed = {name: self._normalize(name, raw[name], below[name]) for name in self.models_}
-        X = features.to_numpy(dtype=np.float64)
-        hybrid = None if self.supervised_ is None else self._hybrid(X, normed)
-        final = self._ensemble(normed) if hybrid is None else self.supervised_.decision_function(hybrid)
+        final = self._final_score(X, normed)
         risk = self._risk_score(final)
         out = data[self.schema.identifiers].copy()  # on data's index; see "Rows traced back"
         out["risk_score"] = risk
-        if hybrid is not None:
+        if self.supervised_ is not None:
             out["fraud_probability"] = self.supervised_._calibrated(final)
         for name in self.models_:
             out[f"score_{name}"] = normed[name]
@@ -695,8 +690,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         out["reasons"] = [[] for _ in range(len(risk))]
         if explain is not None and explain.any():
             rows = np.flatnonzero(explain)
-            attribution = self._attribution({name: m[rows] for name, m in inputs.items()},
-                                            None if hybrid is None else hybrid[rows])
+            hybrid = None if self.supervised_ is None else \
+                self._hybrid(X[rows], {name: v[rows] for name, v in normed.items()})
+            attribution = self._attribution({name: m[rows] for name, m in inputs.items()}, hybrid)
             texts = describe(features.iloc[rows], data.iloc[rows], self.schema, attribution, self.quantiles_)
             texts = [["cancellation", *text] if cancelled else text
                      for text, cancelled in zip(texts, cancellation[rows])]

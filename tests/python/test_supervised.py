@@ -172,7 +172,7 @@ def test_partial_labels_train_the_trees_on_the_labelled_rows_only(transactions):
     partial[np.random.default_rng(0).random(len(y)) > 0.2] = np.nan
     model = FraudDetector(Schema.transactions(), random_state=0).fit(data, partial)
     held = model.training_metrics_["rows"]
-    assert held == round(0.3 * int((~np.isnan(partial)).sum())) or held > 0
+    assert 0.2 < held / int((~np.isnan(partial)).sum()) < 0.4  # 30% of the labelled customers
     assert model.n_training_rows_ == len(data) - held  # unlabelled rows train the detectors
     with pytest.raises(ValueError, match="NaN"):
         FraudDetector(Schema.transactions()).fit(data, np.where(np.isnan(partial), 2, partial))
