@@ -69,14 +69,18 @@ def report_peak_memory(work):
 def child_peak_memory(script, args):
     """Run `script args...` in a subprocess (which calls report_peak_memory)
     and return its peak MB."""
-    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
 def machine():
-    return {"cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def write_json(path, report):

@@ -47,8 +47,15 @@ def standardised_data():
 
 def torch_model(torch):
     nn = torch.nn
-    return nn.Sequential(nn.Linear(FEATURES, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(),
-                         nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, FEATURES))
+    return nn.Sequential(
+        nn.Linear(FEATURES, 64),
+        nn.ReLU(),
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Linear(32, 64),
+        nn.ReLU(),
+        nn.Linear(64, FEATURES),
+    )
 
 
 def measure_training(X, epochs):
@@ -66,7 +73,7 @@ def measure_training(X, epochs):
     def torch_epoch():
         order = torch.randperm(len(Xt))
         for start in range(0, len(Xt), BATCH):
-            batch = Xt[order[start:start + BATCH]]
+            batch = Xt[order[start : start + BATCH]]
             optimizer.zero_grad()
             loss_fn(net(batch), batch).backward()
             optimizer.step()
@@ -74,9 +81,18 @@ def measure_training(X, epochs):
     # fraudcore's epochs are timed by its per-epoch callback inside one fit
     # (the gaps between calls); the tools alternate fit by fit.
     stamps = []
-    model = AutoEncoder(epochs=epochs, batch_size=BATCH, learning_rate=LR, dropout=0.0, l2=0.0,
-                        validation_fraction=0.0, standardize=False, n_jobs=-1, random_state=0,
-                        callback=lambda *a: stamps.append(time.perf_counter()))
+    model = AutoEncoder(
+        epochs=epochs,
+        batch_size=BATCH,
+        learning_rate=LR,
+        dropout=0.0,
+        l2=0.0,
+        validation_fraction=0.0,
+        standardize=False,
+        n_jobs=-1,
+        random_state=0,
+        callback=lambda *a: stamps.append(time.perf_counter()),
+    )
     times = {"fraudcore": [], "pytorch": []}
     for _ in range(2):
         stamps.clear()
@@ -134,8 +150,11 @@ def measure_adbench(folder, max_rows, seeds):
             row["pyod_s"] += time.perf_counter() - start
             row["pyod"].append(float(roc_auc_score(y, reference.decision_scores_)))
         out[path.stem] = row
-        print(f"  {path.stem:<22}{X.shape[0]:>8}{np.mean(row['fraudcore']):>11.4f}"
-              f"{np.mean(row['pyod']):>9.4f}{row['fraudcore_s']:>8.1f}{row['pyod_s']:>8.1f}", flush=True)
+        print(
+            f"  {path.stem:<22}{X.shape[0]:>8}{np.mean(row['fraudcore']):>11.4f}"
+            f"{np.mean(row['pyod']):>9.4f}{row['fraudcore_s']:>8.1f}{row['pyod_s']:>8.1f}",
+            flush=True,
+        )
     return out
 
 
@@ -146,8 +165,9 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-rows", type=int, default=20_000)
     parser.add_argument("--adbench", type=pathlib.Path, default=DEFAULT_ADBENCH)
-    parser.add_argument("--json", type=pathlib.Path,
-                        default=ROOT / "benchmarks" / "results" / "autoencoder.json")
+    parser.add_argument(
+        "--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "autoencoder.json"
+    )
     args = parser.parse_args()
 
     import torch
@@ -155,33 +175,49 @@ def main():
     import fraudcore
 
     X = standardised_data()
-    print(f"AutoEncoder 18-64-32-64-18 ReLU, Adam lr {LR}, batch {BATCH}, {ROWS:,} x {FEATURES} "
-          f"float32, {os.cpu_count()} cores, fraudcore {fraudcore.__version__}, torch {torch.__version__}")
+    print(
+        f"AutoEncoder 18-64-32-64-18 ReLU, Adam lr {LR}, batch {BATCH}, {ROWS:,} x {FEATURES} "
+        f"float32, {os.cpu_count()} cores, fraudcore {fraudcore.__version__}, torch {torch.__version__}"
+    )
     train, model, torch_score = measure_training(X, args.epochs)
     score = measure_scoring(model, torch_score, X, args.repeats)
-    med = {k: {name: statistics.median(v) for name, v in d.items()}
-           for k, d in (("epoch_s", train), ("score_s", score))}
+    med = {
+        k: {name: statistics.median(v) for name, v in d.items()}
+        for k, d in (("epoch_s", train), ("score_s", score))
+    }
     print(f"\n{'':<22}{'fraudcore':>11}{'PyTorch':>10}{'x':>7}")
     for key, label in (("epoch_s", "training s / epoch"), ("score_s", f"scoring {ROWS:,} rows s")):
         fc, pt = med[key]["fraudcore"], med[key]["pytorch"]
         print(f"{label:<22}{fc:>11.4f}{pt:>10.4f}{pt / fc:>7.1f}")
-    print(f"(medians of 2 x {args.epochs} epochs, tools alternating, and {args.repeats} "
-          "interleaved scoring calls)")
+    print(
+        f"(medians of 2 x {args.epochs} epochs, tools alternating, and {args.repeats} "
+        "interleaved scoring calls)"
+    )
 
     adbench = None
     if args.adbench.is_dir():
-        print(f"\nROC-AUC on ADBench files of at most {args.max_rows:,} rows, each tool at its "
-              f"defaults, mean of {args.seeds} seeds:")
+        print(
+            f"\nROC-AUC on ADBench files of at most {args.max_rows:,} rows, each tool at its "
+            f"defaults, mean of {args.seeds} seeds:"
+        )
         adbench = measure_adbench(args.adbench, args.max_rows, args.seeds)
         for name in ("fraudcore", "pyod"):
             print(f"  mean {name}: {np.mean([np.mean(r[name]) for r in adbench.values()]):.4f}")
     else:
         print(f"ADBench folder {args.adbench} not found: skipped")
 
-    write_json(args.json, {"benchmark": "autoencoder", "machine": machine(),
-                           "params": vars(args) | {"adbench": str(args.adbench), "json": str(args.json)},
-                           "training_s": train, "scoring_s": score, "medians": med,
-                           "adbench_roc_auc": adbench})
+    write_json(
+        args.json,
+        {
+            "benchmark": "autoencoder",
+            "machine": machine(),
+            "params": vars(args) | {"adbench": str(args.adbench), "json": str(args.json)},
+            "training_s": train,
+            "scoring_s": score,
+            "medians": med,
+            "adbench_roc_auc": adbench,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,12 @@ def largest_difference(features, expected):
 
 def compare_features(data, schema, repeats):
     medians, times, results = interleaved_medians(
-        {"fraudcore": lambda r: build_features(data, schema, n_jobs=-1),
-         "pandas": lambda r: reference_features(data, schema)}, repeats)
+        {
+            "fraudcore": lambda r: build_features(data, schema, n_jobs=-1),
+            "pandas": lambda r: reference_features(data, schema),
+        },
+        repeats,
+    )
     return medians, times, largest_difference(results["fraudcore"], results["pandas"])
 
 
@@ -63,7 +67,7 @@ def streaming_us(data, schema, block=2_000):
     records = data.iloc[split:].to_dict("records")
     per_call = []
     for start in range(0, len(records) - block + 1, block):
-        chunk = records[start:start + block]
+        chunk = records[start : start + block]
         t = time.perf_counter()
         for transaction in chunk:
             state.update(transaction)
@@ -84,8 +88,9 @@ def main():
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--retail", type=pathlib.Path, default=DEFAULT_RETAIL)
-    parser.add_argument("--json", type=pathlib.Path,
-                        default=ROOT / "benchmarks" / "results" / "features.json")
+    parser.add_argument(
+        "--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "features.json"
+    )
     args = parser.parse_args()
 
     print(f"fraudcore {fraudcore.__version__}, pandas {pd.__version__}, {machine()['cpus']} cores")
@@ -93,36 +98,75 @@ def main():
     schema = Schema.transactions()
     medians, times, difference = compare_features(data, schema, args.repeats)
     stream_median, stream_blocks = streaming_us(data, schema)
-    rows = [("make_transactions", f"{args.rows:,} x {args.customers:,} customers",
-             medians["pandas"], medians["fraudcore"], difference)]
-    report = {"benchmark": "features", "machine": machine(), "params": {
-        "rows": args.rows, "customers": args.customers, "repeats": args.repeats},
+    rows = [
+        (
+            "make_transactions",
+            f"{args.rows:,} x {args.customers:,} customers",
+            medians["pandas"],
+            medians["fraudcore"],
+            difference,
+        )
+    ]
+    report = {
+        "benchmark": "features",
+        "machine": machine(),
+        "params": {"rows": args.rows, "customers": args.customers, "repeats": args.repeats},
         "transactions": {"seconds": times, "medians": medians, "max_rel_difference": difference},
-        "streaming_us_per_update": {"median": stream_median, "blocks": stream_blocks}}
+        "streaming_us_per_update": {"median": stream_median, "blocks": stream_blocks},
+    }
 
     if args.retail.is_file():
-        load = interleaved_medians({"fraudcore": lambda r: load_online_retail(args.retail),
-                                    "pandas": lambda r: plain_pandas_retail(args.retail)}, args.repeats)
+        load = interleaved_medians(
+            {
+                "fraudcore": lambda r: load_online_retail(args.retail),
+                "pandas": lambda r: plain_pandas_retail(args.retail),
+            },
+            args.repeats,
+        )
         retail, cleaning = load[2]["fraudcore"]
-        r_medians, r_times, r_difference = compare_features(retail, Schema.online_retail(), args.repeats)
-        rows.append(("Online Retail", f"{len(retail):,} rows, {retail['CustomerID'].nunique():,} customers",
-                     r_medians["pandas"], r_medians["fraudcore"], r_difference))
+        r_medians, r_times, r_difference = compare_features(
+            retail, Schema.online_retail(), args.repeats
+        )
+        rows.append(
+            (
+                "Online Retail",
+                f"{len(retail):,} rows, {retail['CustomerID'].nunique():,} customers",
+                r_medians["pandas"],
+                r_medians["fraudcore"],
+                r_difference,
+            )
+        )
         report["online_retail"] = {
-            "rows": len(retail), "cleaning": cleaning.to_dict(),
-            "load_seconds": load[1], "load_medians": load[0],
-            "features": {"seconds": r_times, "medians": r_medians, "max_rel_difference": r_difference}}
+            "rows": len(retail),
+            "cleaning": cleaning.to_dict(),
+            "load_seconds": load[1],
+            "load_medians": load[0],
+            "features": {
+                "seconds": r_times,
+                "medians": r_medians,
+                "max_rel_difference": r_difference,
+            },
+        }
     else:
         load = None
         print(f"{args.retail} not found: the Online Retail rows are skipped")
 
-    print(f"\n{'features of':<20}{'data':<36}{'pandas s':>10}{'fraudcore s':>13}{'x':>7}{'max diff':>10}")
+    print(
+        f"\n{'features of':<20}{'data':<36}{'pandas s':>10}{'fraudcore s':>13}{'x':>7}{'max diff':>10}"
+    )
     for name, shape, reference, ours, diff in rows:
-        print(f"{name:<20}{shape:<36}{reference:>10.3f}{ours:>13.3f}{reference / ours:>7.1f}{diff:>10.1e}")
+        print(
+            f"{name:<20}{shape:<36}{reference:>10.3f}{ours:>13.3f}{reference / ours:>7.1f}{diff:>10.1e}"
+        )
     if load is not None:
         fc, pd_s = load[0]["fraudcore"], load[0]["pandas"]
-        print(f"{'load + clean':<20}{'online_retail.csv.gz':<36}{pd_s:>10.3f}{fc:>13.3f}{pd_s / fc:>7.1f}")
-    print(f"\nFeatureState.update, one transaction from Python: {stream_median:.1f} us "
-          f"(median of {len(stream_blocks)} blocks of 2,000 calls)")
+        print(
+            f"{'load + clean':<20}{'online_retail.csv.gz':<36}{pd_s:>10.3f}{fc:>13.3f}{pd_s / fc:>7.1f}"
+        )
+    print(
+        f"\nFeatureState.update, one transaction from Python: {stream_median:.1f} us "
+        f"(median of {len(stream_blocks)} blocks of 2,000 calls)"
+    )
     print(f"(medians of {args.repeats} interleaved runs; max diff is relative to max(1, |value|))")
     write_json(args.json, report)
 

@@ -34,15 +34,18 @@ def tasks(rows):
         return model
 
     return {
-        f"IsolationForest.score_samples ({rows:,} x 16)":
-            lambda n_jobs: with_jobs(forest, n_jobs).score_samples(X),
-        f"LocalOutlierFactor.score_samples ({rows // 10:,} rows, 20k indexed)":
-            lambda n_jobs: with_jobs(lof, n_jobs).score_samples(X[: rows // 10]),
-        f"build_features ({rows:,} transactions)":
-            lambda n_jobs: build_features(data, schema, n_jobs=n_jobs),
-        f"IsolationForest.fit ({rows:,} x 16, 200 trees)":
-            lambda n_jobs: IsolationForest(n_estimators=200, max_samples=4096, random_state=0,
-                                           n_jobs=n_jobs).fit(X),
+        f"IsolationForest.score_samples ({rows:,} x 16)": lambda n_jobs: with_jobs(
+            forest, n_jobs
+        ).score_samples(X),
+        f"LocalOutlierFactor.score_samples ({rows // 10:,} rows, 20k indexed)": lambda n_jobs: (
+            with_jobs(lof, n_jobs).score_samples(X[: rows // 10])
+        ),
+        f"build_features ({rows:,} transactions)": lambda n_jobs: build_features(
+            data, schema, n_jobs=n_jobs
+        ),
+        f"IsolationForest.fit ({rows:,} x 16, 200 trees)": lambda n_jobs: IsolationForest(
+            n_estimators=200, max_samples=4096, random_state=0, n_jobs=n_jobs
+        ).fit(X),
     }
 
 
@@ -75,8 +78,10 @@ def main():
     header = f"{'task':<60}{'parent s':>10}{'child s':>10}{'1 thread s':>12}{'child/parent':>14}{'1 thr/parent':>14}"
     print(header + "\n" + "-" * len(header))
     for r in results:
-        print(f"{r['task']:<60}{r['parent']:>10.3f}{r['child']:>10.3f}{r['child_1']:>12.3f}"
-              f"{r['child'] / r['parent']:>14.2f}{r['child_1'] / r['parent']:>14.2f}")
+        print(
+            f"{r['task']:<60}{r['parent']:>10.3f}{r['child']:>10.3f}{r['child_1']:>12.3f}"
+            f"{r['child'] / r['parent']:>14.2f}{r['child_1'] / r['parent']:>14.2f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "results": results}, f, indent=2)

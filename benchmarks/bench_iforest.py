@@ -65,8 +65,12 @@ def make_tools():
         return tools
     tools["isotree"] = (
         lambda X, seed: isotree.IsolationForest(
-            ntrees=N_ESTIMATORS, sample_size=MAX_SAMPLES, ndim=1, nthreads=-1,
-            random_seed=seed, missing_action="fail",
+            ntrees=N_ESTIMATORS,
+            sample_size=MAX_SAMPLES,
+            ndim=1,
+            nthreads=-1,
+            random_seed=seed,
+            missing_action="fail",
         ).fit(X),
         lambda m, X: -m.predict(X),
     )
@@ -87,10 +91,10 @@ def measure_speed(tools, X, repeats, latency_calls):
     for name, (fit, score) in tools.items():
         model = models[name]
         for i in range(20):  # warm up
-            score(model, X[i:i + 1])
+            score(model, X[i : i + 1])
         latencies = []
         for i in range(latency_calls):
-            row = X[i:i + 1]
+            row = X[i : i + 1]
             start = time.perf_counter()
             score(model, row)
             latencies.append(time.perf_counter() - start)
@@ -115,8 +119,9 @@ def child_memory_run(name, rows, features):
 
 def measure_memory(tools, rows, features):
     return {
-        name: child_peak_memory(__file__, ["--child-memory", name, "--rows", str(rows),
-                                           "--features", str(features)])
+        name: child_peak_memory(
+            __file__, ["--child-memory", name, "--rows", str(rows), "--features", str(features)]
+        )
         for name in tools
     }
 
@@ -156,9 +161,21 @@ def measure_wide(tools, adbench, rows, features, repeats):
             "fit_s": {name: statistics.median(ts) for name, ts in fit_times.items()},
             "fit_runs_s": fit_times,
             "fit_peak_mb": {
-                name: child_peak_memory(__file__, [
-                    "--child-wide", name, "--wide-case", case, "--adbench", str(adbench),
-                    "--wide-rows", str(rows), "--wide-features", str(features)])
+                name: child_peak_memory(
+                    __file__,
+                    [
+                        "--child-wide",
+                        name,
+                        "--wide-case",
+                        case,
+                        "--adbench",
+                        str(adbench),
+                        "--wide-rows",
+                        str(rows),
+                        "--wide-features",
+                        str(features),
+                    ],
+                )
                 for name in tools
             },
         }
@@ -199,8 +216,9 @@ def main():
     parser.add_argument("--adbench", type=pathlib.Path, default=DEFAULT_ADBENCH)
     parser.add_argument("--wide-rows", type=int, default=20_000)
     parser.add_argument("--wide-features", type=int, default=1_000)
-    parser.add_argument("--json", type=pathlib.Path,
-                        default=ROOT / "benchmarks" / "results" / "iforest.json")
+    parser.add_argument(
+        "--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "iforest.json"
+    )
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     parser.add_argument("--child-wide", help=argparse.SUPPRESS)
     parser.add_argument("--wide-case", help=argparse.SUPPRESS)
@@ -208,8 +226,9 @@ def main():
     if args.child_memory:
         return child_memory_run(args.child_memory, args.rows, args.features)
     if args.child_wide:
-        return child_wide_memory_run(args.child_wide, args.wide_case, args.adbench,
-                                     args.wide_rows, args.wide_features)
+        return child_wide_memory_run(
+            args.child_wide, args.wide_case, args.adbench, args.wide_rows, args.wide_features
+        )
 
     import sklearn
 
@@ -218,9 +237,11 @@ def main():
 
     tools = make_tools()
     X, _ = make_anomalies(args.rows, args.features, random_state=0)
-    print(f"IsolationForest, {N_ESTIMATORS} trees, max_samples {MAX_SAMPLES}, "
-          f"{args.rows:,} x {args.features} float64, {os.cpu_count()} cores, "
-          f"fraudcore {fraudcore.__version__}, scikit-learn {sklearn.__version__}")
+    print(
+        f"IsolationForest, {N_ESTIMATORS} trees, max_samples {MAX_SAMPLES}, "
+        f"{args.rows:,} x {args.features} float64, {os.cpu_count()} cores, "
+        f"fraudcore {fraudcore.__version__}, scikit-learn {sklearn.__version__}"
+    )
     speed = measure_speed(tools, X, args.repeats, args.latency_calls)
     memory = measure_memory(tools, args.rows, args.features)
 
@@ -235,19 +256,25 @@ def main():
         print(f"ADBench folder {args.adbench} not found: ROC-AUC comparison skipped")
 
     sk = speed["scikit-learn"]
-    header = (f"{'tool':<14}{'fit s':>9}{'x sk':>7}{'score s':>10}{'x sk':>7}"
-              f"{'rows/s':>13}{'1-row us':>10}{'x sk':>8}{'peak MB':>9}{'AUC':>8}")
+    header = (
+        f"{'tool':<14}{'fit s':>9}{'x sk':>7}{'score s':>10}{'x sk':>7}"
+        f"{'rows/s':>13}{'1-row us':>10}{'x sk':>8}{'peak MB':>9}{'AUC':>8}"
+    )
     print()
     print(header)
     print("-" * len(header))
     for name, r in speed.items():
         auc = adbench["mean"][name] if adbench else float("nan")
-        print(f"{name:<14}{r['fit_s']:>9.3f}{sk['fit_s'] / r['fit_s']:>7.1f}"
-              f"{r['score_s']:>10.3f}{sk['score_s'] / r['score_s']:>7.1f}"
-              f"{args.rows / r['score_s']:>13,.0f}{r['single_row_us']:>10.1f}"
-              f"{sk['single_row_us'] / r['single_row_us']:>8.1f}{memory[name]:>9.1f}{auc:>8.4f}")
-    print(f"(medians: fit and batch of {args.repeats} interleaved runs, single row of "
-          f"{args.latency_calls} calls; AUC = mean ROC-AUC over ADBench files and seeds)")
+        print(
+            f"{name:<14}{r['fit_s']:>9.3f}{sk['fit_s'] / r['fit_s']:>7.1f}"
+            f"{r['score_s']:>10.3f}{sk['score_s'] / r['score_s']:>7.1f}"
+            f"{args.rows / r['score_s']:>13,.0f}{r['single_row_us']:>10.1f}"
+            f"{sk['single_row_us'] / r['single_row_us']:>8.1f}{memory[name]:>9.1f}{auc:>8.4f}"
+        )
+    print(
+        f"(medians: fit and batch of {args.repeats} interleaved runs, single row of "
+        f"{args.latency_calls} calls; AUC = mean ROC-AUC over ADBench files and seeds)"
+    )
 
     header = f"{'wide data':<26}{'tool':<14}{'fit s':>9}{'x sk':>7}{'fit peak MB':>13}"
     print()
@@ -256,24 +283,38 @@ def main():
     for case, w in wide.items():
         label = f"{case} {w['shape'][0]:,} x {w['shape'][1]:,}"
         for name, t in w["fit_s"].items():
-            print(f"{label:<26}{name:<14}{t:>9.3f}{w['fit_s']['scikit-learn'] / t:>7.1f}"
-                  f"{w['fit_peak_mb'][name]:>13.1f}")
+            print(
+                f"{label:<26}{name:<14}{t:>9.3f}{w['fit_s']['scikit-learn'] / t:>7.1f}"
+                f"{w['fit_peak_mb'][name]:>13.1f}"
+            )
             label = ""
-    print(f"(fit: median of {args.repeats} interleaved runs; peak: growth of the resident set's "
-          "high-water mark during one fit, in a fresh process)")
+    print(
+        f"(fit: median of {args.repeats} interleaved runs; peak: growth of the resident set's "
+        "high-water mark during one fit, in a fresh process)"
+    )
 
     report = {
         "benchmark": "iforest",
         "machine": machine(),
-        "params": {"rows": args.rows, "features": args.features, "n_estimators": N_ESTIMATORS,
-                   "max_samples": MAX_SAMPLES, "repeats": args.repeats,
-                   "latency_calls": args.latency_calls, "seeds": args.seeds,
-                   "wide_rows": args.wide_rows, "wide_features": args.wide_features},
+        "params": {
+            "rows": args.rows,
+            "features": args.features,
+            "n_estimators": N_ESTIMATORS,
+            "max_samples": MAX_SAMPLES,
+            "repeats": args.repeats,
+            "latency_calls": args.latency_calls,
+            "seeds": args.seeds,
+            "wide_rows": args.wide_rows,
+            "wide_features": args.wide_features,
+        },
         "speed": speed,
         "peak_memory_mb": memory,
         "ratios_vs_scikit_learn": {
-            name: {"fit": sk["fit_s"] / r["fit_s"], "score": sk["score_s"] / r["score_s"],
-                   "single_row": sk["single_row_us"] / r["single_row_us"]}
+            name: {
+                "fit": sk["fit_s"] / r["fit_s"],
+                "score": sk["score_s"] / r["score_s"],
+                "single_row": sk["single_row_us"] / r["single_row_us"],
+            }
             for name, r in speed.items()
         },
         "adbench_roc_auc": adbench,

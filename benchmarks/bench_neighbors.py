@@ -71,30 +71,41 @@ def measure_shape(kind, rows, features, repeats):
     new = make_data(kind, NEW_ROWS, features, seed=1)
     classes = lof_classes()
     fit_s, fit_runs, fitted = interleaved_medians(
-        {name: (lambda r, cls=cls: cls(n_neighbors=N_NEIGHBORS, n_jobs=-1).fit(X))
-         for name, cls in classes.items()},
+        {
+            name: (lambda r, cls=cls: cls(n_neighbors=N_NEIGHBORS, n_jobs=-1).fit(X))
+            for name, cls in classes.items()
+        },
         repeats,
     )
-    novelty_models = {name: cls(n_neighbors=N_NEIGHBORS, novelty=True, n_jobs=-1).fit(X)
-                      for name, cls in classes.items()}
+    novelty_models = {
+        name: cls(n_neighbors=N_NEIGHBORS, novelty=True, n_jobs=-1).fit(X)
+        for name, cls in classes.items()
+    }
     score_s, score_runs, scores = interleaved_medians(
         {name: (lambda r, m=m: m.score_samples(new)) for name, m in novelty_models.items()},
         repeats,
     )
-    memory = {name: child_peak_memory(__file__, ["--child-memory", name, kind, str(rows),
-                                                 str(features)])
-              for name in classes}
+    memory = {
+        name: child_peak_memory(__file__, ["--child-memory", name, kind, str(rows), str(features)])
+        for name in classes
+    }
     return {
-        "data": kind, "rows": rows, "features": features,
-        "fit_s": fit_s, "fit_runs_s": fit_runs,
-        "novelty_score_s": score_s, "novelty_score_runs_s": score_runs,
+        "data": kind,
+        "rows": rows,
+        "features": features,
+        "fit_s": fit_s,
+        "fit_runs_s": fit_runs,
+        "novelty_score_s": score_s,
+        "novelty_score_runs_s": score_runs,
         "peak_memory_mb": memory,
         "fit_algorithm": fitted["fraudcore"].fit_algorithm_,
         "max_rel_diff_training": max_relative_difference(
             fitted["fraudcore"].negative_outlier_factor_,
-            fitted["scikit-learn"].negative_outlier_factor_),
-        "max_rel_diff_novelty": max_relative_difference(scores["fraudcore"],
-                                                        scores["scikit-learn"]),
+            fitted["scikit-learn"].negative_outlier_factor_,
+        ),
+        "max_rel_diff_novelty": max_relative_difference(
+            scores["fraudcore"], scores["scikit-learn"]
+        ),
     }
 
 
@@ -138,7 +149,10 @@ def sklearn_lof_within_limit(path):
         try:
             proc = subprocess.run(
                 [sys.executable, __file__, "--child-sklearn", str(path), str(out)],
-                capture_output=True, text=True, check=True, timeout=SKLEARN_TIME_LIMIT_S + 30,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=SKLEARN_TIME_LIMIT_S + 30,
             )
         except subprocess.TimeoutExpired:
             return None, None
@@ -164,8 +178,10 @@ def measure_adbench(folder):
 
     files = sorted(folder.glob("*.npz"), key=lambda p: int(p.name.split("_")[0]))
     out = {}
-    print(f"  {'file':<20}{'rows':>8}{'cols':>5}{'tied':>7}{'sk fit s':>10}{'fc fit s':>10}"
-          f"{'x sk':>7}{'max rel diff':>14}{'sk LOF':>8}{'fc LOF':>8}{'fc kNN':>8}{'sk kNN':>8}")
+    print(
+        f"  {'file':<20}{'rows':>8}{'cols':>5}{'tied':>7}{'sk fit s':>10}{'fc fit s':>10}"
+        f"{'x sk':>7}{'max rel diff':>14}{'sk LOF':>8}{'fc LOF':>8}{'fc kNN':>8}{'sk kNN':>8}"
+    )
     for path in files:
         with np.load(path, allow_pickle=False) as data:
             X = np.ascontiguousarray(data["X"], dtype=np.float64)
@@ -178,35 +194,44 @@ def measure_adbench(folder):
             knn = KNNDetector(n_jobs=-1).fit(X).negative_knn_distance_
         sk_s, theirs = sklearn_lof_within_limit(path)
         row = {
-            "rows": X.shape[0], "features": X.shape[1], "tied_rows": tied_rows(X, N_NEIGHBORS),
-            "fraudcore_fit_s": fc_s, "scikit-learn_fit_s": sk_s,
+            "rows": X.shape[0],
+            "features": X.shape[1],
+            "tied_rows": tied_rows(X, N_NEIGHBORS),
+            "fraudcore_fit_s": fc_s,
+            "scikit-learn_fit_s": sk_s,
             "fraudcore_lof_auc": float(roc_auc_score(y, -ours)),
             "scikit-learn_lof_auc": None if theirs is None else float(roc_auc_score(y, -theirs)),
             "max_rel_diff": None if theirs is None else max_relative_difference(ours, theirs),
             "fraudcore_knn_auc": float(roc_auc_score(y, -knn)),
             # The same neighbour search: skipped where scikit-learn's LOF ran out of time.
-            "scikit-learn_knn_auc": None if theirs is None else float(
-                roc_auc_score(y, knn_reference_scores(X, 5))),
+            "scikit-learn_knn_auc": None
+            if theirs is None
+            else float(roc_auc_score(y, knn_reference_scores(X, 5))),
         }
         out[path.stem] = row
         fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        print(f"  {path.stem:<20}{X.shape[0]:>8}{X.shape[1]:>5}{row['tied_rows']:>7}"
-              f"{fmt(sk_s, '.2f') if sk_s is not None else '>60':>10}{fc_s:>10.3f}"
-              f"{fmt(None if sk_s is None else sk_s / fc_s, '.1f'):>7}"
-              f"{fmt(row['max_rel_diff'], '.1e'):>14}{fmt(row['scikit-learn_lof_auc'], '.4f'):>8}"
-              f"{row['fraudcore_lof_auc']:>8.4f}{row['fraudcore_knn_auc']:>8.4f}"
-              f"{fmt(row['scikit-learn_knn_auc'], '.4f'):>8}", flush=True)
+        print(
+            f"  {path.stem:<20}{X.shape[0]:>8}{X.shape[1]:>5}{row['tied_rows']:>7}"
+            f"{fmt(sk_s, '.2f') if sk_s is not None else '>60':>10}{fc_s:>10.3f}"
+            f"{fmt(None if sk_s is None else sk_s / fc_s, '.1f'):>7}"
+            f"{fmt(row['max_rel_diff'], '.1e'):>14}{fmt(row['scikit-learn_lof_auc'], '.4f'):>8}"
+            f"{row['fraudcore_lof_auc']:>8.4f}{row['fraudcore_knn_auc']:>8.4f}"
+            f"{fmt(row['scikit-learn_knn_auc'], '.4f'):>8}",
+            flush=True,
+        )
     return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data", nargs="+", default=["anomalies", "gaussian"],
-                        choices=["anomalies", "gaussian"])
+    parser.add_argument(
+        "--data", nargs="+", default=["anomalies", "gaussian"], choices=["anomalies", "gaussian"]
+    )
     parser.add_argument("--adbench", type=pathlib.Path, default=DEFAULT_ADBENCH)
-    parser.add_argument("--json", type=pathlib.Path,
-                        default=ROOT / "benchmarks" / "results" / "neighbors.json")
+    parser.add_argument(
+        "--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "neighbors.json"
+    )
     parser.add_argument("--child-memory", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--child-sklearn", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,31 +245,39 @@ def main():
     import fraudcore
     from fraudcore import _core
 
-    print(f"LocalOutlierFactor, n_neighbors={N_NEIGHBORS}, {os.cpu_count()} cores, "
-          f"fraudcore {fraudcore.__version__} (kernel {_core.NeighborIndex.kernel_isa()}), "
-          f"scikit-learn {sklearn.__version__}")
+    print(
+        f"LocalOutlierFactor, n_neighbors={N_NEIGHBORS}, {os.cpu_count()} cores, "
+        f"fraudcore {fraudcore.__version__} (kernel {_core.NeighborIndex.kernel_isa()}), "
+        f"scikit-learn {sklearn.__version__}"
+    )
     shapes = []
     for kind in args.data:
         for rows, features in SHAPES:
             print(f"  measuring {kind} {rows:,} x {features} ...", flush=True)
             shapes.append(measure_shape(kind, rows, features, args.repeats))
 
-    header = (f"{'data':<10}{'shape':>13}{'algo':>8}{'sk fit s':>10}{'fc fit s':>10}{'x sk':>7}"
-              f"{'sk new s':>10}{'fc new s':>10}{'x sk':>7}{'sk MB':>8}{'fc MB':>8}{'max rel diff':>14}")
+    header = (
+        f"{'data':<10}{'shape':>13}{'algo':>8}{'sk fit s':>10}{'fc fit s':>10}{'x sk':>7}"
+        f"{'sk new s':>10}{'fc new s':>10}{'x sk':>7}{'sk MB':>8}{'fc MB':>8}{'max rel diff':>14}"
+    )
     print()
     print(header)
     print("-" * len(header))
     for s in shapes:
         fit, new, mem = s["fit_s"], s["novelty_score_s"], s["peak_memory_mb"]
-        print(f"{s['data']:<10}{s['rows']:>9,} x {s['features']:<2}{s['fit_algorithm']:>8}"
-              f"{fit['scikit-learn']:>10.2f}{fit['fraudcore']:>10.3f}"
-              f"{fit['scikit-learn'] / fit['fraudcore']:>7.1f}"
-              f"{new['scikit-learn']:>10.3f}{new['fraudcore']:>10.3f}"
-              f"{new['scikit-learn'] / new['fraudcore']:>7.1f}"
-              f"{mem['scikit-learn']:>8.1f}{mem['fraudcore']:>8.1f}"
-              f"{max(s['max_rel_diff_training'], s['max_rel_diff_novelty']):>14.1e}")
-    print(f"(fit = outlier-mode fit with training scores; new = score_samples of {NEW_ROWS:,} new "
-          f"rows; medians of {args.repeats} interleaved runs; MB = peak RSS growth of one fit)")
+        print(
+            f"{s['data']:<10}{s['rows']:>9,} x {s['features']:<2}{s['fit_algorithm']:>8}"
+            f"{fit['scikit-learn']:>10.2f}{fit['fraudcore']:>10.3f}"
+            f"{fit['scikit-learn'] / fit['fraudcore']:>7.1f}"
+            f"{new['scikit-learn']:>10.3f}{new['fraudcore']:>10.3f}"
+            f"{new['scikit-learn'] / new['fraudcore']:>7.1f}"
+            f"{mem['scikit-learn']:>8.1f}{mem['fraudcore']:>8.1f}"
+            f"{max(s['max_rel_diff_training'], s['max_rel_diff_novelty']):>14.1e}"
+        )
+    print(
+        f"(fit = outlier-mode fit with training scores; new = score_samples of {NEW_ROWS:,} new "
+        f"rows; medians of {args.repeats} interleaved runs; MB = peak RSS growth of one fit)"
+    )
 
     adbench = None
     if args.adbench.is_dir():
@@ -253,25 +286,33 @@ def main():
         ran = [r for r in adbench.values() if r["max_rel_diff"] is not None]
         untied = [r for r in ran if r["tied_rows"] == 0]
         tied = [r for r in ran if r["tied_rows"] > 0]
-        print(f"  scikit-learn finished {len(ran)} of {len(adbench)} files within "
-              f"{SKLEARN_TIME_LIMIT_S:.0f} s; on the {len(untied)} without tied k-th neighbours "
-              f"the largest relative difference is {max(r['max_rel_diff'] for r in untied):.1e}; "
-              f"the {len(tied)} with ties depend on which tied row each tool keeps "
-              "(tests/python/test_adbench.py checks fraudcore's choice against a reference)")
-        for key in ("scikit-learn_lof_auc", "fraudcore_lof_auc", "scikit-learn_knn_auc",
-                    "fraudcore_knn_auc"):
-            print(f"  mean {key} over those {len(ran)} files: "
-                  f"{np.mean([r[key] for r in ran]):.4f}")
+        print(
+            f"  scikit-learn finished {len(ran)} of {len(adbench)} files within "
+            f"{SKLEARN_TIME_LIMIT_S:.0f} s; on the {len(untied)} without tied k-th neighbours "
+            f"the largest relative difference is {max(r['max_rel_diff'] for r in untied):.1e}; "
+            f"the {len(tied)} with ties depend on which tied row each tool keeps "
+            "(tests/python/test_adbench.py checks fraudcore's choice against a reference)"
+        )
+        for key in (
+            "scikit-learn_lof_auc",
+            "fraudcore_lof_auc",
+            "scikit-learn_knn_auc",
+            "fraudcore_knn_auc",
+        ):
+            print(f"  mean {key} over those {len(ran)} files: {np.mean([r[key] for r in ran]):.4f}")
     else:
         print(f"ADBench folder {args.adbench} not found: skipped")
 
-    write_json(args.json, {
-        "benchmark": "neighbors",
-        "machine": machine(),
-        "params": {"n_neighbors": N_NEIGHBORS, "new_rows": NEW_ROWS, "repeats": args.repeats},
-        "shapes": shapes,
-        "adbench": adbench,
-    })
+    write_json(
+        args.json,
+        {
+            "benchmark": "neighbors",
+            "machine": machine(),
+            "params": {"n_neighbors": N_NEIGHBORS, "new_rows": NEW_ROWS, "repeats": args.repeats},
+            "shapes": shapes,
+            "adbench": adbench,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def fraudcore_job(load, schema, **params):
     from fraudcore import FraudDetector
 
     def fit(data):
-        return data, FraudDetector(schema, detectors=DETECTORS, random_state=0, n_jobs=-1, **params).fit(data)
+        return data, FraudDetector(
+            schema, detectors=DETECTORS, random_state=0, n_jobs=-1, **params
+        ).fit(data)
 
     def score(fitted):
         data, detector = fitted
@@ -80,8 +82,15 @@ def torch_autoencoder_scores(X, seed=0):
     torch.manual_seed(seed)
     torch.set_num_threads(os.cpu_count())
     d = X.shape[1]
-    net = torch.nn.Sequential(torch.nn.Linear(d, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                              torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, d))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(d, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, d),
+    )
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
     Xt = torch.from_numpy(X.astype(np.float32))
     for _ in range(EPOCHS):
@@ -106,21 +115,34 @@ def usual_job(load, schema):
 
     def detect(X):
         scores = {
-            "isolation_forest": -IsolationForest(n_estimators=200, random_state=0, n_jobs=-1).fit(X).score_samples(X),
-            "lof": -LocalOutlierFactor(n_neighbors=20, novelty=True, n_jobs=-1).fit(X).score_samples(X),
+            "isolation_forest": -IsolationForest(n_estimators=200, random_state=0, n_jobs=-1)
+            .fit(X)
+            .score_samples(X),
+            "lof": -LocalOutlierFactor(n_neighbors=20, novelty=True, n_jobs=-1)
+            .fit(X)
+            .score_samples(X),
             "autoencoder": torch_autoencoder_scores(X),
         }
         ranks = [np.argsort(np.argsort(s)) / len(s) for s in scores.values()]
         return np.mean(ranks, axis=0)
 
-    return timed_steps([("load", lambda _: load()), ("features", features), ("fit + score", detect)])
+    return timed_steps(
+        [("load", lambda _: load()), ("features", features), ("fit + score", detect)]
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--retail", type=pathlib.Path, default=DEFAULT_RETAIL)
-    parser.add_argument("--rows", type=int, default=401_604, help="make_transactions rows (default: Online Retail's)")
-    parser.add_argument("--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "pipeline.json")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=401_604,
+        help="make_transactions rows (default: Online Retail's)",
+    )
+    parser.add_argument(
+        "--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "pipeline.json"
+    )
     args = parser.parse_args()
 
     import pandas as pd
@@ -130,29 +152,46 @@ def main():
     from fraudcore import Schema, metrics
     from fraudcore.datasets import load_online_retail, make_transactions
 
-    print(f"fraudcore {fraudcore.__version__}, {machine()['cpus']} cores; detectors {', '.join(DETECTORS)}, "
-          f"autoencoder {EPOCHS} epochs, batch {BATCH}")
+    print(
+        f"fraudcore {fraudcore.__version__}, {machine()['cpus']} cores; detectors {', '.join(DETECTORS)}, "
+        f"autoencoder {EPOCHS} epochs, batch {BATCH}"
+    )
     report = {"benchmark": "pipeline", "machine": machine(), "runs": {}}
     jobs = []
     if args.retail.is_file():
         schema = Schema.online_retail()
-        jobs.append(("Online Retail", None, schema, lambda: load_online_retail(args.retail)[0],
-                     lambda: plain_pandas_retail(args.retail)))
+        jobs.append(
+            (
+                "Online Retail",
+                None,
+                schema,
+                lambda: load_online_retail(args.retail)[0],
+                lambda: plain_pandas_retail(args.retail),
+            )
+        )
     else:
         print(f"{args.retail} not found: the Online Retail run is skipped")
-    data = make_transactions(n_customers=max(1, args.rows // 50), n_transactions=args.rows, fraud_rate=0.01, seed=0)
+    data = make_transactions(
+        n_customers=max(1, args.rows // 50), n_transactions=args.rows, fraud_rate=0.01, seed=0
+    )
     path = ROOT / "benchmarks" / "results" / "pipeline_transactions.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     data.to_csv(path, index=False)
     read = lambda: pd.read_csv(path, parse_dates=["timestamp", "signup_time"])  # noqa: E731
-    jobs.append(("make_transactions", data["is_fraud"].to_numpy(), Schema.transactions(), read, read))
+    jobs.append(
+        ("make_transactions", data["is_fraud"].to_numpy(), Schema.transactions(), read, read)
+    )
 
-    print(f"\n{'data':<20}{'way':<22}{'load s':>8}{'features s':>12}{'fit+score s':>13}{'total s':>9}"
-          f"{'x':>7}{'ROC-AUC':>9}{'det@5%':>8}")
+    print(
+        f"\n{'data':<20}{'way':<22}{'load s':>8}{'features s':>12}{'fit+score s':>13}{'total s':>9}"
+        f"{'x':>7}{'ROC-AUC':>9}{'det@5%':>8}"
+    )
     for name, labels, schema, fc_load, usual_load in jobs:
-        ways = {"fraudcore": fraudcore_job(fc_load, schema),
-                "fraudcore_every_row": fraudcore_job(fc_load, schema, neighbor_samples=None),
-                "usual": usual_job(usual_load, schema)}
+        ways = {
+            "fraudcore": fraudcore_job(fc_load, schema),
+            "fraudcore_every_row": fraudcore_job(fc_load, schema, neighbor_samples=None),
+            "usual": usual_job(usual_load, schema),
+        }
         usual_total = sum(ways["usual"][0].values())
         run = {}
         for way, (times, scores) in ways.items():
@@ -168,8 +207,11 @@ def main():
                 quality = f"{auc:>9.4f}{detected:>8.3f}"
             features_s = times.get("features", 0.0)
             work_s = times.get("fit + score", times.get("fit", 0.0) + times.get("score", 0.0))
-            print(f"{name:<20}{way.replace('_', ' '):<22}{times['load']:>8.1f}{features_s:>12.1f}{work_s:>13.1f}"
-                  f"{total:>9.1f}{usual_total / total:>7.1f}{quality}", flush=True)
+            print(
+                f"{name:<20}{way.replace('_', ' '):<22}{times['load']:>8.1f}{features_s:>12.1f}{work_s:>13.1f}"
+                f"{total:>9.1f}{usual_total / total:>7.1f}{quality}",
+                flush=True,
+            )
         report["runs"][name] = run
     print("(fraudcore's features are inside its fit and score; one run each)")
     report["held_out"] = held_out(data)
@@ -183,27 +225,43 @@ def held_out(data, target=0.9, seeds=(0, 1, 2)):
     from fraudcore import FraudDetector, Schema, metrics
 
     y, cut = data["is_fraud"].to_numpy(), int(0.7 * len(data))
-    print(f"\nfitted on the first {cut:,} rows, judged on the last {len(data) - cut:,}: the default "
-          f"FraudDetector without labels, and with labels and target_recall={target}")
-    print(f"{'seed':<6}{'ROC-AUC':>9}{'det@5%':>8}{'threshold':>11}{'validation recall':>19}"
-          f"{'held-out recall':>17}{'precision':>11}")
+    print(
+        f"\nfitted on the first {cut:,} rows, judged on the last {len(data) - cut:,}: the default "
+        f"FraudDetector without labels, and with labels and target_recall={target}"
+    )
+    print(
+        f"{'seed':<6}{'ROC-AUC':>9}{'det@5%':>8}{'threshold':>11}{'validation recall':>19}"
+        f"{'held-out recall':>17}{'precision':>11}"
+    )
     rows = []
     for seed in seeds:
         default = FraudDetector(Schema.transactions(), random_state=seed).fit(data.iloc[:cut])
         risk = default.score(data, reasons=None)["risk_score"].to_numpy()[cut:]
-        row = {"seed": seed, "default_roc_auc": metrics.roc_auc(y[cut:], risk),
-               "default_detection_at_5pct_fpr": metrics.detection_rate_at_fpr(y[cut:], risk, 0.05)[0]}
-        calibrated = FraudDetector(Schema.transactions(), target_recall=target,
-                                   random_state=seed).fit(data.iloc[:cut], y[:cut])
+        row = {
+            "seed": seed,
+            "default_roc_auc": metrics.roc_auc(y[cut:], risk),
+            "default_detection_at_5pct_fpr": metrics.detection_rate_at_fpr(y[cut:], risk, 0.05)[0],
+        }
+        calibrated = FraudDetector(
+            Schema.transactions(), target_recall=target, random_state=seed
+        ).fit(data.iloc[:cut], y[:cut])
         risk = calibrated.score(data, reasons=None)["risk_score"].to_numpy()[cut:]
         figures = metrics.evaluate(y[cut:], risk, calibrated.threshold_)
-        row.update(threshold=calibrated.threshold_, validation_recall=calibrated.training_metrics_["recall"],
-                   held_out_recall=figures["recall"], held_out_precision=figures["precision"])
+        row.update(
+            threshold=calibrated.threshold_,
+            validation_recall=calibrated.training_metrics_["recall"],
+            held_out_recall=figures["recall"],
+            held_out_precision=figures["precision"],
+        )
         rows.append(row)
-        print(f"{seed:<6}{row['default_roc_auc']:>9.4f}{row['default_detection_at_5pct_fpr']:>8.3f}"
-              f"{row['threshold']:>11.4f}{row['validation_recall']:>19.3f}{row['held_out_recall']:>17.3f}"
-              f"{row['held_out_precision']:>11.3f}", flush=True)
+        print(
+            f"{seed:<6}{row['default_roc_auc']:>9.4f}{row['default_detection_at_5pct_fpr']:>8.3f}"
+            f"{row['threshold']:>11.4f}{row['validation_recall']:>19.3f}{row['held_out_recall']:>17.3f}"
+            f"{row['held_out_precision']:>11.3f}",
+            flush=True,
+        )
     return rows
+
 
 if __name__ == "__main__":
     main()

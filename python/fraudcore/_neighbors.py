@@ -130,7 +130,11 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
 
     def _check_contamination(self):
         value = self.contamination
-        if isinstance(value, str) and value == "auto" and self._contamination_auto_offset is not None:
+        if (
+            isinstance(value, str)
+            and value == "auto"
+            and self._contamination_auto_offset is not None
+        ):
             return value
         if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value <= 0.5):
             allowed = '"auto" or ' if self._contamination_auto_offset is not None else ""
@@ -195,30 +199,42 @@ class NeighborDetectorMixin(NativeModelMixin, OutlierMixin, BaseEstimator):
         resolve_n_jobs(self.n_jobs)
 
     def _check_fitted_attributes(self, params, attributes, native):
-        n_samples = fitted_equal(attributes, "n_samples_fit_", native.n_rows,
-                                 "the model's training rows")
+        n_samples = fitted_equal(
+            attributes, "n_samples_fit_", native.n_rows, "the model's training rows"
+        )
         fitted_equal(attributes, "n_features_in_", native.n_features, "the model's training rows")
         fitted_feature_names(attributes, native.n_features)
         fitted_equal(attributes, "n_neighbors_", native.n_neighbors, "the model")
-        fitted_equal(attributes, "n_neighbors_", max(1, min(params["n_neighbors"], n_samples - 1)),
-                     "n_neighbors")
+        fitted_equal(
+            attributes,
+            "n_neighbors_",
+            max(1, min(params["n_neighbors"], n_samples - 1)),
+            "n_neighbors",
+        )
         fitted_equal(attributes, "fit_algorithm_", native.algorithm, "the model")
         if native.leaf_size != params["leaf_size"]:
-            raise MetadataError("params.leaf_size", f"{params['leaf_size']} disagrees with the "
-                                                    f"model's {native.leaf_size}")
+            raise MetadataError(
+                "params.leaf_size",
+                f"{params['leaf_size']} disagrees with the model's {native.leaf_size}",
+            )
         if params["algorithm"] != "auto":
             fitted_equal(attributes, "fit_algorithm_", params["algorithm"], "algorithm")
         p = _blank(type(self), params)._resolve_p()
         fitted_equal(attributes, "effective_p_", p, "metric, p and metric_params")
         if native.p != p:
-            raise MetadataError("params.p", f"Minkowski order {p} disagrees with the model's "
-                                            f"{native.p}")
+            raise MetadataError(
+                "params.p", f"Minkowski order {p} disagrees with the model's {native.p}"
+            )
         metric, metric_params = self._effective_metric(p)
         fitted_equal(attributes, "effective_metric_", metric, "effective_p_")
         fitted_equal(attributes, "effective_metric_params_", metric_params, "effective_p_")
         if params["contamination"] == "auto":
-            fitted_equal(attributes, "offset_", float(self._contamination_auto_offset),
-                         'contamination="auto"')
+            fitted_equal(
+                attributes,
+                "offset_",
+                float(self._contamination_auto_offset),
+                'contamination="auto"',
+            )
         fitted_float(attributes, "offset_")
 
     def _check_fitted_scores(self):

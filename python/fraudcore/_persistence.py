@@ -133,9 +133,12 @@ def _array_from_json(values, dtype, field):
     except TypeError:
         kind = None
     if kind is None or kind not in _ARRAY_KINDS or np.dtype(dtype).itemsize > 8:
-        raise MetadataError(field, f"array dtype {_short(dtype)} is not one fraudcore saves "
-                                   "(bool, integers or floats of at most 8 bytes, or 'object' "
-                                   "for column names)")
+        raise MetadataError(
+            field,
+            f"array dtype {_short(dtype)} is not one fraudcore saves "
+            "(bool, integers or floats of at most 8 bytes, or 'object' "
+            "for column names)",
+        )
     if not all(isinstance(v, (bool, int, float)) for v in values):
         raise MetadataError(field, "an array may hold only numbers (one dimension)")
     try:
@@ -147,10 +150,17 @@ def _array_from_json(values, dtype, field):
 def _random_state_from_json(value, field):
     try:
         kind, keys, pos, has_gauss, cached = value
-        if not (kind == "MT19937" and isinstance(keys, list) and len(keys) == 624
-                and all(type(k) is int and 0 <= k < 2**32 for k in keys)
-                and type(pos) is int and 0 <= pos <= 624 and has_gauss in (0, 1)
-                and type(has_gauss) is int and isinstance(cached, (int, float))):
+        if not (
+            kind == "MT19937"
+            and isinstance(keys, list)
+            and len(keys) == 624
+            and all(type(k) is int and 0 <= k < 2**32 for k in keys)
+            and type(pos) is int
+            and 0 <= pos <= 624
+            and has_gauss in (0, 1)
+            and type(has_gauss) is int
+            and isinstance(cached, (int, float))
+        ):
             raise ValueError("not an MT19937 state")
         rs = np.random.RandomState()
         rs.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, float(cached)))
@@ -202,8 +212,9 @@ def fitted_float(attributes, name, low=-np.inf, high=np.inf):
     except OverflowError:  # an int of 400 digits
         number = None
     if number is None or not np.isfinite(number) or not low <= number <= high:
-        raise MetadataError(f"attributes.{name}",
-                            f"must be a finite number in [{low}, {high}], got {_short(value)}")
+        raise MetadataError(
+            f"attributes.{name}", f"must be a finite number in [{low}, {high}], got {_short(value)}"
+        )
     return number
 
 
@@ -223,8 +234,9 @@ def _same(a, b):
 def fitted_equal(attributes, name, expected, why):
     value = fitted(attributes, name)
     if not _same(value, expected):
-        raise MetadataError(f"attributes.{name}",
-                            f"is {_short(value)}, but {why} gives {_short(expected)}")
+        raise MetadataError(
+            f"attributes.{name}", f"is {_short(value)}, but {why} gives {_short(expected)}"
+        )
     return value
 
 
@@ -233,10 +245,17 @@ def fitted_feature_names(attributes, n_features):
     if "feature_names_in_" not in attributes:
         return
     names = attributes["feature_names_in_"]
-    if not (isinstance(names, np.ndarray) and names.dtype == object and names.ndim == 1
-            and len(names) == n_features and len(set(names)) == n_features):
-        raise MetadataError("attributes.feature_names_in_",
-                            f"must be {n_features} distinct column names, got {_short(names)}")
+    if not (
+        isinstance(names, np.ndarray)
+        and names.dtype == object
+        and names.ndim == 1
+        and len(names) == n_features
+        and len(set(names)) == n_features
+    ):
+        raise MetadataError(
+            "attributes.feature_names_in_",
+            f"must be {n_features} distinct column names, got {_short(names)}",
+        )
 
 
 class NativeModelMixin:
@@ -315,8 +334,9 @@ class NativeModelMixin:
             raise MetadataError("metadata", "must be a JSON object")
         for key in meta:
             if key not in ("fraudcore_version", "params", "attributes"):
-                raise MetadataError(key, "unknown field; was the file written by a newer "
-                                         "fraudcore?")
+                raise MetadataError(
+                    key, "unknown field; was the file written by a newer fraudcore?"
+                )
         if not isinstance(meta.get("fraudcore_version", ""), str):
             raise MetadataError("fraudcore_version", "must be a string")
         for key in ("params", "attributes"):
@@ -325,12 +345,16 @@ class NativeModelMixin:
         kind = type(self).__name__
         for key in meta["params"]:
             if key not in self._get_param_names():
-                raise MetadataError(f"params.{key}", f"{kind} has no such parameter; "
-                                                     "was the file written by a newer fraudcore?")
+                raise MetadataError(
+                    f"params.{key}",
+                    f"{kind} has no such parameter; was the file written by a newer fraudcore?",
+                )
         for key in meta["attributes"]:
             if key not in self._fitted_attributes:
-                raise MetadataError(f"attributes.{key}", f"{kind} has no such fitted attribute; "
-                                                         "was it written by a newer fraudcore?")
+                raise MetadataError(
+                    f"attributes.{key}",
+                    f"{kind} has no such fitted attribute; was it written by a newer fraudcore?",
+                )
         params = {k: _from_json(v, f"params.{k}") for k, v in meta["params"].items()}
         attributes = {k: _from_json(v, f"attributes.{k}") for k, v in meta["attributes"].items()}
         # A file from an older fraudcore lacks the parameters added since: defaults.

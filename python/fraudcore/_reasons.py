@@ -173,7 +173,11 @@ def _amount_against_customer(row):
     average = f"this customer's average of {mean:,.2f}"
     parts = []
     if far_ratio:
-        parts.append(f"{'negative' if r < 0 else 'zero'}, against {average}" if r <= 0 else f"{_ratio(r)} {average}")
+        parts.append(
+            f"{'negative' if r < 0 else 'zero'}, against {average}"
+            if r <= 0
+            else f"{_ratio(r)} {average}"
+        )
     if far_z:
         side = "above" if z > 0 else "below"
         parts.append(f"{abs(z):.1f} standard deviations {side} " + ("it" if parts else average))
@@ -217,9 +221,14 @@ def _shared(row, name, population, thing, where):
     if v < 2 or tail is None or tail[0] != "high":
         return None
     median = population.median(name)
-    fewer = f"of {_count(median, 'account')}" if 0 < median < v and population.at(name, median) == tail[1] \
+    fewer = (
+        f"of {_count(median, 'account')}"
+        if 0 < median < v and population.at(name, median) == tail[1]
         else "with fewer accounts"
-    return f"{thing} shared by {_count(v, 'account')}; {population.share(tail[1])} are {where} {fewer}"
+    )
+    return (
+        f"{thing} shared by {_count(v, 'account')}; {population.share(tail[1])} are {where} {fewer}"
+    )
 
 
 def _customer_history(name, row, population):
@@ -239,14 +248,22 @@ def _customer_history(name, row, population):
         return f"{_count(v, 'earlier invoice')} of this customer; {share} come from customers with fewer"
     if name == "entity_mean":
         other = "lower" if side == "high" else "higher"
-        return (f"this customer's earlier transactions average {v:,.2f}; {share} "
-                f"come from customers with a {other} average")
-    return (f"this customer's amounts vary by {v:,.2f} (standard deviation); {share} "
-            "come from customers with steadier amounts")
+        return (
+            f"this customer's earlier transactions average {v:,.2f}; {share} "
+            f"come from customers with a {other} average"
+        )
+    return (
+        f"this customer's amounts vary by {v:,.2f} (standard deviation); {share} "
+        "come from customers with steadier amounts"
+    )
 
 
 def _window_phrase(name, row, population):
-    kind, label = ("count", name[len("count_"):]) if name.startswith("count_") else ("sum", name[len("amount_sum_"):])
+    kind, label = (
+        ("count", name[len("count_") :])
+        if name.startswith("count_")
+        else ("sum", name[len("amount_sum_") :])
+    )
     v = float(row[name])
     tail = population.tail(name, v)
     if tail is None:
@@ -270,8 +287,10 @@ def _gap(row, population):
         tail = population.tail("seconds_since_prev", v)
         if tail is None or tail[0] != "low":
             return None
-        return (f"first transaction of this customer; {population.share(tail[1])} "
-                "come after an earlier one of their customer")
+        return (
+            f"first transaction of this customer; {population.share(tail[1])} "
+            "come after an earlier one of their customer"
+        )
     # A short gap is rare among all gaps; a long one only among positive gaps:
     # where most rows share their invoice's time (gap 0), every invoice's first
     # line would otherwise look rare.
@@ -283,8 +302,10 @@ def _gap(row, population):
         return None
     side, steps = tail
     if side == "low":
-        return (f"{_duration(v)} after the previous transaction; {population.share(steps)} "
-                "come later after their customer's previous one")
+        return (
+            f"{_duration(v)} after the previous transaction; {population.share(steps)} "
+            "come later after their customer's previous one"
+        )
     gaps = population.share(steps, "gaps between a customer's transactions")
     return f"{_duration(v)} after the previous transaction; {gaps} are shorter"
 
@@ -297,8 +318,10 @@ def _signup(row, population):
     if tail is None:
         return None
     side, steps = tail
-    return (f"bought {_duration(v)} after signing up; {population.share(steps, 'purchases')} come "
-            f"{'later' if side == 'low' else 'sooner'}")
+    return (
+        f"bought {_duration(v)} after signing up; {population.share(steps, 'purchases')} come "
+        f"{'later' if side == 'low' else 'sooner'}"
+    )
 
 
 def _quantity(name, row, population):
@@ -306,13 +329,18 @@ def _quantity(name, row, population):
     tail = population.tail("quantity", quantity)
     spike = bool(row.get("quantity_spike", 0))
     if spike:
-        rare = f", {'higher' if tail[0] == 'high' else 'lower'} than {population.share(tail[1])}" \
-            if tail else ""
+        rare = (
+            f", {'higher' if tail[0] == 'high' else 'lower'} than {population.share(tail[1])}"
+            if tail
+            else ""
+        )
         return f"quantity {quantity:,.0f} far from this customer's usual{rare}"
     if name == "quantity_spike" or tail is None:
         return None
-    return f"quantity {quantity:,.0f}, {'higher' if tail[0] == 'high' else 'lower'} than " \
-           f"{population.share(tail[1])}"
+    return (
+        f"quantity {quantity:,.0f}, {'higher' if tail[0] == 'high' else 'lower'} than "
+        f"{population.share(tail[1])}"
+    )
 
 
 def _phrase(name, row, raw, schema, population):
@@ -340,11 +368,17 @@ def _phrase(name, row, raw, schema, population):
         return _customer_history(name, row, population)
     if name == "unusual_country":
         country = raw.get(schema.country) if schema.country else None
-        return f"first purchase from {country} after {_count(row['entity_count'], 'earlier transaction')}" \
-            if v > 0 else None
+        return (
+            f"first purchase from {country} after {_count(row['entity_count'], 'earlier transaction')}"
+            if v > 0
+            else None
+        )
     if name == "new_device":
-        return f"a device this customer never used in {_count(row['entity_count'], 'earlier transaction')}" \
-            if v > 0 else None
+        return (
+            f"a device this customer never used in {_count(row['entity_count'], 'earlier transaction')}"
+            if v > 0
+            else None
+        )
     if name == "device_users":
         return _shared(row, name, population, "device", "on a device")
     if name == "ip_users":
@@ -356,8 +390,10 @@ def _phrase(name, row, raw, schema, population):
     tail = population.tail(name, v)
     if tail is None:
         return None
-    return f"{name} = {_number(v)}, {'higher' if tail[0] == 'high' else 'lower'} than " \
-           f"{population.share(tail[1])}"
+    return (
+        f"{name} = {_number(v)}, {'higher' if tail[0] == 'high' else 'lower'} than "
+        f"{population.share(tail[1])}"
+    )
 
 
 def describe(features, data, schema, attribution, population, top=3):
@@ -389,8 +425,10 @@ def describe(features, data, schema, attribution, population, top=3):
     names = list(features.columns)
     population = np.asarray(population, dtype=np.float64)
     if population.ndim != 2 or population.shape[0] < 2 or population.shape[1] != len(names):
-        raise ValueError(f"population must be a quantile grid of shape (n_quantiles >= 2, {len(names)}), "
-                         f"got shape {population.shape}")
+        raise ValueError(
+            f"population must be a quantile grid of shape (n_quantiles >= 2, {len(names)}), "
+            f"got shape {population.shape}"
+        )
     grid = _Population(names, population)
     records = features.to_dict("records")
     raws = data.to_dict("records")

@@ -14,19 +14,26 @@ import pandas as pd
 from fraudcore.features import DEFAULT_WINDOWS, _config, _times_ns
 
 
-def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
-                       spike_sigmas=3.0):
+def reference_features(
+    data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6), spike_sigmas=3.0
+):
     """Plain-pandas twin of :func:`fraudcore.build_features` (same columns)."""
     n = len(data)
-    t = pd.DataFrame({
-        "pos": np.arange(n),
-        "entity": data[schema.entity].to_numpy() if schema.entity is not None else np.zeros(n),
-        "time": pd.to_datetime(_times_ns(data[schema.timestamp], schema.time_unit, "timestamp")),
-    })
+    t = pd.DataFrame(
+        {
+            "pos": np.arange(n),
+            "entity": data[schema.entity].to_numpy() if schema.entity is not None else np.zeros(n),
+            "time": pd.to_datetime(
+                _times_ns(data[schema.timestamp], schema.time_unit, "timestamp")
+            ),
+        }
+    )
     if schema.amount is not None:
         t["amount"] = data[schema.amount].to_numpy(dtype=float)
     else:
-        t["amount"] = data[schema.quantity].to_numpy(dtype=float) * data[schema.unit_price].to_numpy(dtype=float)
+        t["amount"] = data[schema.quantity].to_numpy(dtype=float) * data[
+            schema.unit_price
+        ].to_numpy(dtype=float)
     # Each entity's rows in time order, ties in input order.
     t = t.sort_values(["entity", "time", "pos"], kind="stable").reset_index(drop=True)
     g = t.groupby("entity", sort=False)
@@ -57,7 +64,7 @@ def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0,
 
     # The columns' window labels ("1h", "7d") are the kernel's names.
     names = _config(schema, windows, night_hours, spike_sigmas).feature_names()
-    labels = [name[len("count_"):] for name in names if name.startswith("count_")]
+    labels = [name[len("count_") :] for name in names if name.startswith("count_")]
     for w, label in zip(windows, labels):
         rolled = g.rolling(pd.Timedelta(w), on="time", closed="right")["amount"]
         # (t - w, t] holds the current row too: take it out.
@@ -70,7 +77,11 @@ def reference_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0,
     if schema.quantity is not None:
         t["quantity"] = data[schema.quantity].to_numpy(dtype=float)[sorted_rows]
         q_mean, q_std, q_noise = _earlier_mean_std(t, "quantity")
-        spike = (count >= 2) & (q_std > q_noise) & ((t["quantity"] - q_mean).abs() > spike_sigmas * q_std)
+        spike = (
+            (count >= 2)
+            & (q_std > q_noise)
+            & ((t["quantity"] - q_mean).abs() > spike_sigmas * q_std)
+        )
         out["quantity"] = t["quantity"]
         out["quantity_spike"] = spike.astype(float)
     if schema.invoice is not None:
@@ -108,9 +119,15 @@ def _earlier_mean_std(t, column):
     """Mean and population std of each entity's earlier values (0 without any),
     and the rounding-noise level 1e-9 x their mean magnitude: a mean or std
     at or below it counts as zero."""
+
     def earlier(values):
-        return values.reset_index(level=0, drop=True).sort_index().groupby(
-            t["entity"], sort=False).shift(1).fillna(0.0)
+        return (
+            values.reset_index(level=0, drop=True)
+            .sort_index()
+            .groupby(t["entity"], sort=False)
+            .shift(1)
+            .fillna(0.0)
+        )
 
     expanding = t.groupby("entity", sort=False)[column].expanding()
     magnitude = t[column].abs().groupby(t["entity"], sort=False).expanding().mean()
@@ -119,8 +136,15 @@ def _earlier_mean_std(t, column):
 
 def _distinct_users(t, values):
     """Distinct entities per value up to and including each row, in time order."""
-    frame = pd.DataFrame({"value": values, "entity": t["entity"].to_numpy(),
-                          "time": t["time"].to_numpy(), "pos": t["pos"].to_numpy()}, index=t.index)
+    frame = pd.DataFrame(
+        {
+            "value": values,
+            "entity": t["entity"].to_numpy(),
+            "time": t["time"].to_numpy(),
+            "pos": t["pos"].to_numpy(),
+        },
+        index=t.index,
+    )
     frame = frame.sort_values(["time", "pos"], kind="stable")
     first = frame["value"].notna() & ~frame.duplicated(["value", "entity"])
     users = first.groupby(frame["value"], sort=False).cumsum()

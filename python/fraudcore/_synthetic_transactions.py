@@ -485,9 +485,9 @@ def _legit_rows(rng, customers, n_rows, days):
 
     extra_ip_count = customers.extra_ip_count[customer]
     on_extra_ip = (rng.random(n_rows) >= 0.65) & (extra_ip_count > 0)
-    extra_ip = customers.first_extra_ip[customer] + (
-        rng.random(n_rows) * extra_ip_count
-    ).astype(np.int64)
+    extra_ip = customers.first_extra_ip[customer] + (rng.random(n_rows) * extra_ip_count).astype(
+        np.int64
+    )
     ip = np.where(on_extra_ip, extra_ip, customers.home_ip[customer])
 
     abroad = (

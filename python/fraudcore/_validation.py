@@ -76,9 +76,7 @@ def validate_score_input(estimator, X):
             )
         return X
     reject_non_numeric_columns(X, estimator)
-    X = validate_data(
-        estimator, X, dtype=list(FLOAT_DTYPES), ensure_all_finite=True, reset=False
-    )
+    X = validate_data(estimator, X, dtype=list(FLOAT_DTYPES), ensure_all_finite=True, reset=False)
     return _native_layout(X)
 
 

@@ -188,14 +188,19 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+            )
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         for name, low, high in (("dropout", 0.0, 1.0), ("validation_fraction", 0.0, 1.0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not (low <= value < high):
                 raise ValueError(f"{name} must be in [{low}, {high}), got {value!r}")
-        for name, smallest, kind in (("l2", 0.0, "non-negative"), ("learning_rate", 0.0, "positive")):
+        for name, smallest, kind in (
+            ("l2", 0.0, "non-negative"),
+            ("learning_rate", 0.0, "positive"),
+        ):
             value = getattr(self, name)
             finite = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
             if not finite or value < smallest or (kind == "positive" and value == smallest):
@@ -239,8 +244,15 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
 
         native = _core.AutoEncoderModel()
         native.initialize(
-            train, layers, _ACTIVATIONS[self.activation], float(self.dropout), float(self.l2),
-            float(self.learning_rate), int(self.batch_size), _DTYPES[self.dtype], seed,
+            train,
+            layers,
+            _ACTIVATIONS[self.activation],
+            float(self.dropout),
+            float(self.l2),
+            float(self.learning_rate),
+            int(self.batch_size),
+            _DTYPES[self.dtype],
+            seed,
             bool(self.standardize),
         )
         self._native = None
@@ -259,7 +271,9 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
                     self.validation_scores_.append(val)
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(loss=f"{loss:.4g}", **({"val": f"{val:.4g}"} if val is not None else {}))
+                    progress.set_postfix(
+                        loss=f"{loss:.4g}", **({"val": f"{val:.4g}"} if val is not None else {})
+                    )
                 if self.callback is not None:
                     self.callback(epoch, float(loss), val)
                 if self.early_stopping and val is not None:
@@ -274,7 +288,8 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
             self._finish(native, best, X, n_threads)
             warnings.warn(
                 f"training interrupted: the model keeps the weights of epoch {self.n_epochs_}",
-                UserWarning, stacklevel=2,
+                UserWarning,
+                stacklevel=2,
             )
             raise
         finally:
@@ -320,7 +335,9 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
         # The native model refuses to serialise weights its loader would
         # refuse; the threshold lives in the metadata, so it is checked here.
         if not np.isfinite(self.offset_):
-            raise ValueError(f"the AutoEncoder cannot be saved: its offset_ is {self.offset_!r}, not finite")
+            raise ValueError(
+                f"the AutoEncoder cannot be saved: its offset_ is {self.offset_!r}, not finite"
+            )
         return self._native.serialize()
 
     def score_samples(self, X):
@@ -365,15 +382,25 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
         fitted_feature_names(attributes, n_features)
         layers = fitted_equal(attributes, "layers_", tuple(settings["layers"]), "the network")
         if tuple(_blank(type(self), params)._layers(n_features)) != layers:
-            raise MetadataError("params.hidden_layers", f"{params['hidden_layers']!r} (mirror="
-                                f"{params['mirror']!r}) disagrees with the network's layers {layers}")
-        saved = {"activation": _ACTIVATIONS[params["activation"]], "float64": _DTYPES[params["dtype"]],
-                 "dropout": float(params["dropout"]), "l2": float(params["l2"]),
-                 "learning_rate": float(params["learning_rate"]), "batch_size": int(params["batch_size"])}
+            raise MetadataError(
+                "params.hidden_layers",
+                f"{params['hidden_layers']!r} (mirror="
+                f"{params['mirror']!r}) disagrees with the network's layers {layers}",
+            )
+        saved = {
+            "activation": _ACTIVATIONS[params["activation"]],
+            "float64": _DTYPES[params["dtype"]],
+            "dropout": float(params["dropout"]),
+            "l2": float(params["l2"]),
+            "learning_rate": float(params["learning_rate"]),
+            "batch_size": int(params["batch_size"]),
+        }
         for name, value in saved.items():
             if settings[name] != value:
                 field = {"float64": "dtype"}.get(name, name)
-                raise MetadataError(f"params.{field}", f"{params[field]!r} disagrees with the network's setting")
+                raise MetadataError(
+                    f"params.{field}", f"{params[field]!r} disagrees with the network's setting"
+                )
         # The native loader refused weights with which any input near the
         # training data could score non-finitely (autoencoder.hpp). A
         # subnormal scale would send every input out of range.
@@ -382,14 +409,21 @@ class AutoEncoder(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstimator)
         epochs = fitted_equal(attributes, "n_epochs_", native.epochs_trained, "the network")
         for name in ("loss_curve_", "validation_scores_"):
             curve = fitted(attributes, name)
-            if not (isinstance(curve, list) and len(curve) <= params["epochs"]
-                    and all(isinstance(v, float) and v >= 0 and np.isfinite(v) for v in curve)):
-                raise MetadataError(f"attributes.{name}", "must be a list of at most `epochs` finite "
-                                                         "losses >= 0")
+            if not (
+                isinstance(curve, list)
+                and len(curve) <= params["epochs"]
+                and all(isinstance(v, float) and v >= 0 and np.isfinite(v) for v in curve)
+            ):
+                raise MetadataError(
+                    f"attributes.{name}", "must be a list of at most `epochs` finite losses >= 0"
+                )
         n_run = len(attributes["loss_curve_"])
         if n_run < epochs or len(attributes["validation_scores_"]) not in (0, n_run):
-            raise MetadataError("attributes.loss_curve_", f"has {n_run} epochs, {epochs} kept and "
-                                f"{len(attributes['validation_scores_'])} validation losses")
+            raise MetadataError(
+                "attributes.loss_curve_",
+                f"has {n_run} epochs, {epochs} kept and "
+                f"{len(attributes['validation_scores_'])} validation losses",
+            )
         if type(fitted(attributes, "interrupted_")) is not bool:
             raise MetadataError("attributes.interrupted_", "must be true or false")
         fitted_float(attributes, "offset_")

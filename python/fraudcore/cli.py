@@ -71,6 +71,7 @@ class TerminalOutput:
         os.dup2(devnull, fd)
         os.close(devnull)
 
+
 DEMO_DESCRIPTION = (
     "Generate labelled e-commerce transactions (fraudcore.datasets.make_transactions), "
     "train a FraudDetector on the first 70% (unsupervised), score the rest with each "
@@ -85,42 +86,67 @@ def run_demo(args, out=None):
     from fraudcore.datasets import make_transactions
 
     start = time.perf_counter()
-    data = make_transactions(n_customers=max(1, args.n_transactions // 50), n_transactions=args.n_transactions,
-                             fraud_rate=args.fraud_rate, seed=args.seed)
+    data = make_transactions(
+        n_customers=max(1, args.n_transactions // 50),
+        n_transactions=args.n_transactions,
+        fraud_rate=args.fraud_rate,
+        seed=args.seed,
+    )
     cut = int(0.7 * len(data))
     y = data["is_fraud"].to_numpy()
-    print(f"data: {len(data):,} transactions of {data['customer_id'].nunique():,} customers, "
-          f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
-          f"training on the first {cut:,} (labels unused)", file=out)
-    detector = FraudDetector(Schema.transactions(), detectors=tuple(args.detectors.split(",")),
-                             supervised=False, contamination=args.fraud_rate, normalization=args.normalization,
-                             neighbor_samples=args.neighbor_samples or None, random_state=args.seed,
-                             verbose=_progress(args))
+    print(
+        f"data: {len(data):,} transactions of {data['customer_id'].nunique():,} customers, "
+        f"{int(y.sum()):,} fraud ({y.mean():.1%}), made in {time.perf_counter() - start:.1f} s; "
+        f"training on the first {cut:,} (labels unused)",
+        file=out,
+    )
+    detector = FraudDetector(
+        Schema.transactions(),
+        detectors=tuple(args.detectors.split(",")),
+        supervised=False,
+        contamination=args.fraud_rate,
+        normalization=args.normalization,
+        neighbor_samples=args.neighbor_samples or None,
+        random_state=args.seed,
+        verbose=_progress(args),
+    )
     start = time.perf_counter()
     detector.fit(data.iloc[:cut])
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     scored = detector.score(data).iloc[cut:]  # features see each customer's history
     score_s = time.perf_counter() - start
-    print(f"fit {fit_s:.1f} s, scored {len(data):,} rows in {score_s:.1f} s "
-          f"({', '.join(f'{k} {v:.1f}' for k, v in detector.weights_.items())})", file=out)
+    print(
+        f"fit {fit_s:.1f} s, scored {len(data):,} rows in {score_s:.1f} s "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in detector.weights_.items())})",
+        file=out,
+    )
 
     held_out = y[cut:]
     columns = {"ensemble": scored["risk_score"].to_numpy()}
     columns.update({name: scored[f"score_{name}"].to_numpy() for name in detector.weights_})
     table = metrics.compare(held_out, columns, thresholds={"ensemble": detector.threshold_})
     names = ["roc_auc", "pr_auc", "precision", "recall", "f1", "detection_at_fpr_0.05", "alerts"]
-    header = f"{'scores':<18}" + "".join(f"{n.replace('detection_at_fpr_0.05', 'det@5%FPR'):>11}" for n in names)
+    header = f"{'scores':<18}" + "".join(
+        f"{n.replace('detection_at_fpr_0.05', 'det@5%FPR'):>11}" for n in names
+    )
     print("\n" + header + "\n" + "-" * len(header), file=out)
     for name, row in table.iterrows():
-        print(f"{name:<18}" + "".join(f"{row[n]:>11.4f}" if n != "alerts" else f"{int(row[n]):>11,}"
-                                      for n in names), file=out)
+        print(
+            f"{name:<18}"
+            + "".join(
+                f"{row[n]:>11.4f}" if n != "alerts" else f"{int(row[n]):>11,}" for n in names
+            ),
+            file=out,
+        )
     alerts = scored[scored["is_alert"]].sort_values("risk_score", ascending=False)
     print(f"\ntop alerts of {len(alerts):,} (held-out part):", file=out)
     for index, row in alerts.head(args.top).iterrows():
         truth = data.at[index, "fraud_pattern"] or "legitimate"
-        print(f"  {row['risk_level']:<8} risk {row['risk_score']:.4f}  [{truth}]  {'; '.join(row['reasons'])}",
-              file=out)
+        print(
+            f"  {row['risk_level']:<8} risk {row['risk_score']:.4f}  [{truth}]  {'; '.join(row['reasons'])}",
+            file=out,
+        )
     scored = scored.drop(columns=detector.schema.identifiers)  # data has them
     result = data.iloc[cut:].join(scored.assign(reasons=scored["reasons"].map("; ".join)))
     result.to_csv(args.out, index=False)
@@ -144,7 +170,11 @@ def _read(path, fmt, args, out):
         loaded = load_online_retail(path), Schema.online_retail()
     elif fmt == "fraud_data":
         data, report = load_fraud_data(path, getattr(args, "ip_country", None))
-        schema = Schema.fraud_data() if "country" in data.columns else Schema.fraud_data_without_country()
+        schema = (
+            Schema.fraud_data()
+            if "country" in data.columns
+            else Schema.fraud_data_without_country()
+        )
         loaded = (data, report), schema
     elif fmt == "creditcard":
         loaded = load_creditcard(path), Schema.creditcard()
@@ -162,8 +192,10 @@ def _read(path, fmt, args, out):
     data.index = pd.RangeIndex(len(data), name=SOURCE_ROW)  # nothing cleaned: the file's rows
     if fmt == "transactions":
         return data, Schema.transactions()
-    roles = {role: getattr(args, role, None)
-             for role in ("entity", "timestamp", "amount", "transaction_id", "label")}
+    roles = {
+        role: getattr(args, role, None)
+        for role in ("entity", "timestamp", "amount", "transaction_id", "label")
+    }
     if roles["timestamp"] is None or roles["amount"] is None:
         return data, None  # the model's schema (score / evaluate), or an error (train)
     return data, Schema(**roles)
@@ -171,7 +203,10 @@ def _read(path, fmt, args, out):
 
 def _print_figures(figures, out):
     for key, value in figures.items():
-        print(f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}", file=out)
+        print(
+            f"  {key:<22}{value:.4f}" if isinstance(value, float) else f"  {key:<22}{value}",
+            file=out,
+        )
 
 
 def run_train(args, out=None):
@@ -182,16 +217,24 @@ def run_train(args, out=None):
     if schema is None:
         raise ValueError("--format csv needs --timestamp and --amount (and usually --entity)")
     label = args.label or (schema.label if schema.label in data.columns else None)
-    detector = FraudDetector(schema, detectors=tuple(args.detectors.split(",")),
-                             contamination=args.contamination, target_recall=args.target_recall,
-                             random_state=args.seed, verbose=_progress(args))
+    detector = FraudDetector(
+        schema,
+        detectors=tuple(args.detectors.split(",")),
+        contamination=args.contamination,
+        target_recall=args.target_recall,
+        random_state=args.seed,
+        verbose=_progress(args),
+    )
     start = time.perf_counter()
     detector.fit(data, y=label if label else None)
     elapsed = time.perf_counter() - start
     path = detector.save(args.out)  # before any report: nothing printed can cost the model
-    print(f"trained on {len(data):,} rows in {elapsed:.1f} s: "
-          f"{', '.join(f'{k} {v:.2f}' for k, v in detector.weights_.items())}, "
-          f"threshold {detector.threshold_:.4f}", file=out)
+    print(
+        f"trained on {len(data):,} rows in {elapsed:.1f} s: "
+        f"{', '.join(f'{k} {v:.2f}' for k, v in detector.weights_.items())}, "
+        f"threshold {detector.threshold_:.4f}",
+        file=out,
+    )
     _print_figures(detector.training_metrics_, out)
     print(f"model written to {path}", file=out)
     return 0
@@ -224,13 +267,19 @@ def run_score(args, out=None):
     else:
         table.to_csv(args.out)
     alerts = result[result["is_alert"]].sort_values("risk_score", ascending=False)
-    print(f"scored {len(data):,} rows in {elapsed:.1f} s: {len(alerts):,} alerts "
-          f"({result['risk_level'].value_counts().to_dict()}); results in {args.out}", file=out)
+    print(
+        f"scored {len(data):,} rows in {elapsed:.1f} s: {len(alerts):,} alerts "
+        f"({result['risk_level'].value_counts().to_dict()}); results in {args.out}",
+        file=out,
+    )
     identifiers = model.schema.identifiers
     for index, row in alerts.head(args.top).iterrows():
         ids = "".join(f"  {name} {row[name]}" for name in identifiers)
-        print(f"  row {index!s:>7}{ids}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
-              f"{'; '.join(row['reasons'])}", file=out)
+        print(
+            f"  row {index!s:>7}{ids}  {row['risk_level']:<8}  risk {row['risk_score']:.4f}  "
+            f"{'; '.join(row['reasons'])}",
+            file=out,
+        )
     return 0
 
 
@@ -244,9 +293,13 @@ def run_evaluate(args, out=None):
     if label is None or label not in data.columns:
         raise ValueError(f"the data has no label column {label!r}; name it with --label")
     result = model.score(data, reasons=None)
-    figures = metrics.evaluate(data[label].to_numpy(), result["risk_score"].to_numpy(), model.threshold_)
-    print(f"{len(data):,} rows, {int(data[label].sum()):,} labelled fraud, threshold {model.threshold_:.4f}",
-          file=out)
+    figures = metrics.evaluate(
+        data[label].to_numpy(), result["risk_score"].to_numpy(), model.threshold_
+    )
+    print(
+        f"{len(data):,} rows, {int(data[label].sum()):,} labelled fraud, threshold {model.threshold_:.4f}",
+        file=out,
+    )
     _print_figures(figures, out)
     return 0
 
@@ -260,9 +313,13 @@ def _labels_by_id(data, labels_path, id_column, label_column):
     labels = pd.read_csv(labels_path)
     for column in (id_column, label_column):
         if column not in labels.columns:
-            raise ValueError(f"{labels_path} has no column {column!r}; it has {list(labels.columns)}")
+            raise ValueError(
+                f"{labels_path} has no column {column!r}; it has {list(labels.columns)}"
+            )
     if id_column not in data.columns:
-        raise ValueError(f"the data has no id column {id_column!r} to match the labels on; name it with --id")
+        raise ValueError(
+            f"the data has no id column {id_column!r} to match the labels on; name it with --id"
+        )
     repeated = labels[id_column][labels[id_column].duplicated()]
     if len(repeated):
         raise ValueError(f"{labels_path} labels id {repeated.iloc[0]!r} more than once")
@@ -270,7 +327,9 @@ def _labels_by_id(data, labels_path, id_column, label_column):
     if values.isna().any() or not values.isin((0, 1)).all():
         bad = labels[label_column][values.isna() | ~values.isin((0, 1))].iloc[0]
         raise ValueError(f"{labels_path} column {label_column!r} must hold 0 or 1, found {bad!r}")
-    by_id = pd.Series(values.to_numpy(dtype=np.float64), index=_id_text(labels[id_column]).to_numpy())
+    by_id = pd.Series(
+        values.to_numpy(dtype=np.float64), index=_id_text(labels[id_column]).to_numpy()
+    )
     ids = _id_text(data[id_column])
     unknown = int((~by_id.index.isin(ids)).sum())
     return ids.map(by_id).to_numpy(dtype=np.float64), unknown
@@ -302,8 +361,11 @@ def run_retrain(args, out=None):
         raise ValueError("the model's schema names no transaction id: name the id column with --id")
     labels, unknown = _labels_by_id(data, args.labels, id_column, args.label_column)
     labelled = int((labels == labels).sum())
-    print(f"{labelled:,} of {len(data):,} rows labelled ({int((labels == 1).sum()):,} fraud)"
-          + (f"; {unknown:,} ids of the labels file are not in the data" if unknown else ""), file=out)
+    print(
+        f"{labelled:,} of {len(data):,} rows labelled ({int((labels == 1).sum()):,} fraud)"
+        + (f"; {unknown:,} ids of the labels file are not in the data" if unknown else ""),
+        file=out,
+    )
     if args.target_recall is not None:
         model.set_params(target_recall=args.target_recall, max_fpr=None)
     start = time.perf_counter()
@@ -313,30 +375,51 @@ def run_retrain(args, out=None):
     new_metrics = dict(new.training_metrics_)
     old_metrics = new_metrics.pop("previous")
     with open(f"{path}.metrics.json", "w") as handle:
-        json.dump({"model": str(path), "previous_model": str(args.model), "on": new_metrics.pop("on"),
-                   "rows": new_metrics.pop("rows"), "new": _json_safe(new_metrics),
-                   "previous": _json_safe(old_metrics)}, handle, indent=2, allow_nan=False)
-    print(f"retrained in {elapsed:.1f} s; on the {new.training_metrics_['rows']:,} held-out labelled rows:",
-          file=out)
+        json.dump(
+            {
+                "model": str(path),
+                "previous_model": str(args.model),
+                "on": new_metrics.pop("on"),
+                "rows": new_metrics.pop("rows"),
+                "new": _json_safe(new_metrics),
+                "previous": _json_safe(old_metrics),
+            },
+            handle,
+            indent=2,
+            allow_nan=False,
+        )
+    print(
+        f"retrained in {elapsed:.1f} s; on the {new.training_metrics_['rows']:,} held-out labelled rows:",
+        file=out,
+    )
     print(f"  {'':<22}{'previous':>12}{'new':>12}", file=out)
     for key, value in new_metrics.items():
-        cell = (lambda v: f"{v:>12.4f}" if isinstance(v, float) else f"{v:>12}")
+        cell = lambda v: f"{v:>12.4f}" if isinstance(v, float) else f"{v:>12}"
         print(f"  {key:<22}{cell(old_metrics[key])}{cell(value)}", file=out)
-    print(f"model written to {path} (metrics in {path}.metrics.json); {args.model} is unchanged", file=out)
+    print(
+        f"model written to {path} (metrics in {path}.metrics.json); {args.model} is unchanged",
+        file=out,
+    )
     return 0
 
 
 def _data_arguments(parser):
     parser.add_argument("data", help="the transaction file (.csv, .csv.gz or .parquet)")
-    parser.add_argument("--format", choices=FORMATS, default="transactions",
-                        help="data format (default transactions: make_transactions' columns)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="transactions",
+        help="data format (default transactions: make_transactions' columns)",
+    )
     parser.add_argument("--ip-country", help="fraud_data: the IpAddress_to_Country table")
     for role in ("entity", "timestamp", "amount", "transaction_id"):
         parser.add_argument(f"--{role.replace('_', '-')}", help=f"--format csv: the {role} column")
 
 
 def _common_arguments(parser, handler):
-    parser.add_argument("--quiet", action="store_true", help="no progress bars (shown on a terminal)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars (shown on a terminal)"
+    )
     parser.set_defaults(handler=handler)
 
 
@@ -345,64 +428,108 @@ def build_parser():
         prog="fraudcore", description="Fraud and anomaly detection with a native core."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="train and evaluate a FraudDetector on generated transactions",
-                          description=DEMO_DESCRIPTION)
+    demo = sub.add_parser(
+        "demo",
+        help="train and evaluate a FraudDetector on generated transactions",
+        description=DEMO_DESCRIPTION,
+    )
     demo.add_argument("--n-transactions", type=int, default=200_000, help="rows (default 200000)")
-    demo.add_argument("--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)")
-    demo.add_argument("--detectors", default="isolation_forest,knn",
-                      help="comma-separated: isolation_forest, lof, autoencoder, knn")
-    demo.add_argument("--normalization", default="normal",
-                      help="how detector scores are put on one scale: normal (default), rank, zscore, minmax")
-    demo.add_argument("--neighbor-samples", type=int, default=16_384,
-                      help="training rows LOF / k-NN index (default 16384; 0: every row)")
+    demo.add_argument(
+        "--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)"
+    )
+    demo.add_argument(
+        "--detectors",
+        default="isolation_forest,knn",
+        help="comma-separated: isolation_forest, lof, autoencoder, knn",
+    )
+    demo.add_argument(
+        "--normalization",
+        default="normal",
+        help="how detector scores are put on one scale: normal (default), rank, zscore, minmax",
+    )
+    demo.add_argument(
+        "--neighbor-samples",
+        type=int,
+        default=16_384,
+        help="training rows LOF / k-NN index (default 16384; 0: every row)",
+    )
     demo.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
     demo.add_argument("--out", default="fraudcore_demo_results.csv", help="results file")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _common_arguments(demo, run_demo)
 
-    train = sub.add_parser("train", help="fit a FraudDetector on a transaction file",
-                           description="Fit a FraudDetector (features, detectors, threshold) and save it.")
+    train = sub.add_parser(
+        "train",
+        help="fit a FraudDetector on a transaction file",
+        description="Fit a FraudDetector (features, detectors, threshold) and save it.",
+    )
     _data_arguments(train)
     train.add_argument("--out", required=True, help="model file to write (e.g. model.fc)")
     train.add_argument("--label", help="label column (1 = fraud), for calibration and metrics")
-    train.add_argument("--target-recall", type=float, help="calibrate the threshold on held-out labels")
-    train.add_argument("--contamination", type=float, default=0.01, help="expected fraud share (default 0.01)")
-    train.add_argument("--detectors", default="isolation_forest,knn",
-                       help="comma-separated: isolation_forest, lof, autoencoder, knn")
+    train.add_argument(
+        "--target-recall", type=float, help="calibrate the threshold on held-out labels"
+    )
+    train.add_argument(
+        "--contamination", type=float, default=0.01, help="expected fraud share (default 0.01)"
+    )
+    train.add_argument(
+        "--detectors",
+        default="isolation_forest,knn",
+        help="comma-separated: isolation_forest, lof, autoencoder, knn",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _common_arguments(train, run_train)
 
-    score = sub.add_parser("score", help="score a transaction file with a saved model",
-                           description="Score every transaction; write risk scores, alerts and reasons.")
+    score = sub.add_parser(
+        "score",
+        help="score a transaction file with a saved model",
+        description="Score every transaction; write risk scores, alerts and reasons.",
+    )
     score.add_argument("model", help="a model file written by fraudcore train")
     _data_arguments(score)
     score.add_argument("--out", required=True, help="results file (.csv or .parquet)")
     score.add_argument("--top", type=int, default=10, help="alerts to print (default 10)")
     _common_arguments(score, run_score)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved model on labelled transactions",
-                              description="ROC-AUC, PR-AUC, precision / recall / F1 at the threshold, "
-                                          "detection at 5%% FPR, confusion counts.")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved model on labelled transactions",
+        description="ROC-AUC, PR-AUC, precision / recall / F1 at the threshold, "
+        "detection at 5%% FPR, confusion counts.",
+    )
     evaluate.add_argument("model", help="a model file written by fraudcore train")
     _data_arguments(evaluate)
     evaluate.add_argument("--label", help="label column (default: the model's)")
     _common_arguments(evaluate, run_evaluate)
 
-    retrain = sub.add_parser("retrain", help="refit a model's supervised stage and threshold on late labels",
-                             description="Labels that arrive later (chargebacks, analysts' decisions), keyed "
-                                         "by transaction id: keep the model's features and detectors, fit the "
-                                         "supervised stage and the threshold again, write the new model and "
-                                         "its metrics beside the previous model's.")
+    retrain = sub.add_parser(
+        "retrain",
+        help="refit a model's supervised stage and threshold on late labels",
+        description="Labels that arrive later (chargebacks, analysts' decisions), keyed "
+        "by transaction id: keep the model's features and detectors, fit the "
+        "supervised stage and the threshold again, write the new model and "
+        "its metrics beside the previous model's.",
+    )
     retrain.add_argument("model", help="a model file written by fraudcore train")
     _data_arguments(retrain)
-    retrain.add_argument("--labels", required=True, help="CSV of labels: the id column and a 0/1 label column")
-    retrain.add_argument("--id", help="id column shared by the data and the labels (default: the schema's "
-                                      "transaction id)")
-    retrain.add_argument("--label-column", default="label", help="label column of the labels file "
-                                                                 "(default label)")
-    retrain.add_argument("--target-recall", type=float,
-                         help="calibrate the new threshold for this recall (default: the model's setting)")
-    retrain.add_argument("--out", required=True, help="the new model file (the previous one is kept)")
+    retrain.add_argument(
+        "--labels", required=True, help="CSV of labels: the id column and a 0/1 label column"
+    )
+    retrain.add_argument(
+        "--id",
+        help="id column shared by the data and the labels (default: the schema's transaction id)",
+    )
+    retrain.add_argument(
+        "--label-column", default="label", help="label column of the labels file (default label)"
+    )
+    retrain.add_argument(
+        "--target-recall",
+        type=float,
+        help="calibrate the new threshold for this recall (default: the model's setting)",
+    )
+    retrain.add_argument(
+        "--out", required=True, help="the new model file (the previous one is kept)"
+    )
     _common_arguments(retrain, run_retrain)
     return parser
 

@@ -123,8 +123,16 @@ _QUANTILES = 1001  # quantile grid per feature
 _SUPERVISED = ("auto", True, False)
 _MIN_LABELS_PER_CLASS = 10  # supervised="auto" needs this many labelled rows of each class
 _VALIDATION = ("group", "time", "random")
-_RESULT_COLUMNS = ("risk_score", "fraud_probability", "is_cancellation", "is_alert", "risk_level", "priority", "confidence",
-                   "reasons")
+_RESULT_COLUMNS = (
+    "risk_score",
+    "fraud_probability",
+    "is_cancellation",
+    "is_alert",
+    "risk_level",
+    "priority",
+    "confidence",
+    "reasons",
+)
 
 
 @register
@@ -204,16 +212,40 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     GradientBoostingStage, or None).
     """
 
-    _fitted_attributes = ("feature_names_", "weights_", "threshold_", "training_metrics_",
-                          "n_training_rows_", "normalizers_")
+    _fitted_attributes = (
+        "feature_names_",
+        "weights_",
+        "threshold_",
+        "training_metrics_",
+        "n_training_rows_",
+        "normalizers_",
+    )
     _unsaved_params = ("verbose",)
 
-    def __init__(self, schema=None, *, detectors=("isolation_forest", "knn"), weights=None,
-                 normalization="normal", neighbor_samples=16_384, contamination=0.01,
-                 supervised="auto", validation="group", imbalance="class_weight", supervised_params=None,
-                 target_recall=None, max_fpr=None, validation_fraction=0.3, detector_params=None,
-                 windows=DEFAULT_WINDOWS, night_hours=(0, 6), alert_cancellations=False,
-                 random_state=None, n_jobs=-1, verbose=False):
+    def __init__(
+        self,
+        schema=None,
+        *,
+        detectors=("isolation_forest", "knn"),
+        weights=None,
+        normalization="normal",
+        neighbor_samples=16_384,
+        contamination=0.01,
+        supervised="auto",
+        validation="group",
+        imbalance="class_weight",
+        supervised_params=None,
+        target_recall=None,
+        max_fpr=None,
+        validation_fraction=0.3,
+        detector_params=None,
+        windows=DEFAULT_WINDOWS,
+        night_hours=(0, 6),
+        alert_cancellations=False,
+        random_state=None,
+        n_jobs=-1,
+        verbose=False,
+    ):
         self.schema = schema
         self.detectors = detectors
         self.weights = weights
@@ -243,34 +275,58 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     def _check_params(self, labelled):
         if not isinstance(self.schema, Schema):
             raise ValueError(f"FraudDetector needs a fraudcore.Schema, got {self.schema!r}")
-        clash = [c for c in self.schema.identifiers if c in _RESULT_COLUMNS or c.startswith("score_")]
+        clash = [
+            c for c in self.schema.identifiers if c in _RESULT_COLUMNS or c.startswith("score_")
+        ]
         if clash:
-            raise ValueError(f"identifying column(s) {clash} of the schema have the names of score's "
-                             "result columns; rename them in the data and the schema")
+            raise ValueError(
+                f"identifying column(s) {clash} of the schema have the names of score's "
+                "result columns; rename them in the data and the schema"
+            )
         names = list(self.detectors)
         unknown = [d for d in names if d not in _DETECTORS]
         if unknown or not names or len(set(names)) != len(names):
-            raise ValueError(f"detectors must be distinct names from {sorted(_DETECTORS)}, got {self.detectors!r}")
+            raise ValueError(
+                f"detectors must be distinct names from {sorted(_DETECTORS)}, got {self.detectors!r}"
+            )
         if self.normalization not in _NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {self.normalization!r}")
+            raise ValueError(
+                f"normalization must be one of {_NORMALIZATIONS}, got {self.normalization!r}"
+            )
         samples = self.neighbor_samples
-        if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer))
-                                    or samples < 30):
-            raise ValueError(f"neighbor_samples must be an integer >= 30 or None, got {self.neighbor_samples!r}")
+        if samples is not None and (
+            isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 30
+        ):
+            raise ValueError(
+                f"neighbor_samples must be an integer >= 30 or None, got {self.neighbor_samples!r}"
+            )
         if not 0.0 < self.contamination <= 0.5:
             raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
-        if (self.target_recall is not None or self.max_fpr is not None or self.weights == "fit"
-                or self.supervised is True) and not labelled:
-            raise ValueError("target_recall, max_fpr, weights='fit' and supervised=True need labels: "
-                             "pass y or set schema.label")
-        if not any(self.supervised is option for option in _SUPERVISED) and self.supervised != "auto":
+        if (
+            self.target_recall is not None
+            or self.max_fpr is not None
+            or self.weights == "fit"
+            or self.supervised is True
+        ) and not labelled:
+            raise ValueError(
+                "target_recall, max_fpr, weights='fit' and supervised=True need labels: "
+                "pass y or set schema.label"
+            )
+        if (
+            not any(self.supervised is option for option in _SUPERVISED)
+            and self.supervised != "auto"
+        ):
             raise ValueError(f"supervised must be 'auto', True or False, got {self.supervised!r}")
         if self.validation not in _VALIDATION:
             raise ValueError(f"validation must be one of {_VALIDATION}, got {self.validation!r}")
         if self.supervised_params is not None and not isinstance(self.supervised_params, dict):
-            raise ValueError(f"supervised_params must be a dict or None, got {self.supervised_params!r}")
+            raise ValueError(
+                f"supervised_params must be a dict or None, got {self.supervised_params!r}"
+            )
         try:
-            stage = GradientBoostingStage(**{"imbalance": self.imbalance, **(self.supervised_params or {})})
+            stage = GradientBoostingStage(
+                **{"imbalance": self.imbalance, **(self.supervised_params or {})}
+            )
         except TypeError as exc:
             raise ValueError(f"supervised_params: {exc}") from None
         stage._validate_params()
@@ -281,13 +337,22 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             if value is not None:
                 check_fraction(name, value)
         if not isinstance(self.alert_cancellations, (bool, np.bool_)):
-            raise ValueError(f"alert_cancellations must be True or False, got {self.alert_cancellations!r}")
+            raise ValueError(
+                f"alert_cancellations must be True or False, got {self.alert_cancellations!r}"
+            )
         if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
         if isinstance(self.weights, dict):
-            if set(self.weights) != set(names) or any(w < 0 for w in self.weights.values()) \
-                    or sum(self.weights.values()) <= 0:
-                raise ValueError(f"weights must give every detector {names} a weight >= 0, not all 0")
+            if (
+                set(self.weights) != set(names)
+                or any(w < 0 for w in self.weights.values())
+                or sum(self.weights.values()) <= 0
+            ):
+                raise ValueError(
+                    f"weights must give every detector {names} a weight >= 0, not all 0"
+                )
         elif self.weights not in (None, "fit"):
             raise ValueError(f"weights must be a dict, 'fit' or None, got {self.weights!r}")
         return names
@@ -321,9 +386,13 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if use_supervised and self.supervised == "auto":
             counts = np.bincount(labels[labels >= 0], minlength=2)
             if counts.min() < _MIN_LABELS_PER_CLASS:
-                warnings.warn(f"supervised='auto': {counts[1]} fraud and {counts[0]} legitimate labelled rows are "
-                              f"too few for the supervised stage (it needs {_MIN_LABELS_PER_CLASS} of each); "
-                              "fitting the unsupervised detectors only", UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"supervised='auto': {counts[1]} fraud and {counts[0]} legitimate labelled rows are "
+                    f"too few for the supervised stage (it needs {_MIN_LABELS_PER_CLASS} of each); "
+                    "fitting the unsupervised detectors only",
+                    UserWarning,
+                    stacklevel=2,
+                )
                 use_supervised = False
         stages = ["features", *names, *(["supervised"] if use_supervised else []), "calibration"]
         with Steps(self.verbose, "FraudDetector.fit", stages) as steps:
@@ -342,17 +411,25 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         alertable = ~self._quiet_cancellations(data)
         train = alertable.copy()
-        calibrate = labels is not None and (use_supervised or self.target_recall is not None
-                                            or self.max_fpr is not None or self.weights == "fit")
+        calibrate = labels is not None and (
+            use_supervised
+            or self.target_recall is not None
+            or self.max_fpr is not None
+            or self.weights == "fit"
+        )
         if calibrate:
             # Quiet cancellations are neither learned from nor held out.
             train &= self._validation_split(data, np.where(alertable, labels, -1), rng)
         held_out = alertable & ~train
         if train.sum() < 30:
-            left_out = "" if alertable.all() else \
-                f"; its {int((~alertable).sum())} cancellations are left out (alert_cancellations=False)"
-            raise ValueError(f"FraudDetector needs at least 30 training rows, got {int(train.sum())}"
-                             f"{left_out}")
+            left_out = (
+                ""
+                if alertable.all()
+                else f"; its {int((~alertable).sum())} cancellations are left out (alert_cancellations=False)"
+            )
+            raise ValueError(
+                f"FraudDetector needs at least 30 training rows, got {int(train.sum())}{left_out}"
+            )
         self.feature_names_ = list(features.columns)
         # What each detector sees (see _inputs).
         self.quantiles_ = np.quantile(X[train], np.linspace(0.0, 1.0, _QUANTILES), axis=0)
@@ -386,13 +463,28 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         validation = None
         if calibrate:
             val_raw = {name: _risk(self.models_[name], inputs[name][held_out]) for name in names}
-            validation = ({name: self._normalize(name, val_raw[name]) for name in names}, labels[held_out])
-        self._fit_decision(names, X, labels, train, held_out, normed_train, validation, use_supervised,
-                           seed, steps)
+            validation = (
+                {name: self._normalize(name, val_raw[name]) for name in names},
+                labels[held_out],
+            )
+        self._fit_decision(
+            names, X, labels, train, held_out, normed_train, validation, use_supervised, seed, steps
+        )
         return self
 
-    def _fit_decision(self, names, X, labels, train, held_out, normed_train, validation, use_supervised,
-                      seed, steps):
+    def _fit_decision(
+        self,
+        names,
+        X,
+        labels,
+        train,
+        held_out,
+        normed_train,
+        validation,
+        use_supervised,
+        seed,
+        steps,
+    ):
         """Everything after the detectors: weights, the supervised stage, the
         risk reference, the threshold and the training metrics."""
         self.weights_ = self._choose_weights(names, validation)
@@ -412,17 +504,24 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             risk_val = self._risk_score(self._final_score(X[held_out], validation[0]))
             y_val = validation[1]
             if self.target_recall is not None:
-                self.threshold_, _, _ = metrics.threshold_for_recall(y_val, risk_val, self.target_recall)
+                self.threshold_, _, _ = metrics.threshold_for_recall(
+                    y_val, risk_val, self.target_recall
+                )
             elif self.max_fpr is not None:
                 _, self.threshold_ = metrics.detection_rate_at_fpr(y_val, risk_val, self.max_fpr)
-            self.training_metrics_ = {"on": "validation", "rows": int(len(y_val)),
-                                      **metrics.evaluate(y_val, risk_val, self.threshold_)}
+            self.training_metrics_ = {
+                "on": "validation",
+                "rows": int(len(y_val)),
+                **metrics.evaluate(y_val, risk_val, self.threshold_),
+            }
         elif labels is not None:
             known = labels[train] >= 0
             risk_train = self._risk_score(final_train)
-            self.training_metrics_ = {"on": "training", "rows": int(known.sum()),
-                                      **metrics.evaluate(labels[train][known], risk_train[known],
-                                                         self.threshold_)}
+            self.training_metrics_ = {
+                "on": "training",
+                "rows": int(known.sum()),
+                **metrics.evaluate(labels[train][known], risk_train[known], self.threshold_),
+            }
 
     def retrain(self, data, y=None):
         """A new FraudDetector: this one's features and detectors, with the
@@ -440,27 +539,46 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             raise ValueError("retrain needs a fitted FraudDetector")
         labels = self._labels(data, y)
         if labels is None:
-            raise ValueError("retrain needs labels: pass y or a table with the schema's label column")
+            raise ValueError(
+                "retrain needs labels: pass y or a table with the schema's label column"
+            )
         new = copy.deepcopy(self)
         names = list(self.models_)
         use_supervised = self.supervised is not False
-        with Steps(self.verbose, "FraudDetector.retrain",
-                   ["features", *names, *(["supervised"] if use_supervised else []), "calibration"]) as steps:
+        with Steps(
+            self.verbose,
+            "FraudDetector.retrain",
+            ["features", *names, *(["supervised"] if use_supervised else []), "calibration"],
+        ) as steps:
             _, X, _, raw = self._assess(data, steps)
             rng = np.random.default_rng(self.random_state)
             alertable = ~self._quiet_cancellations(data)
             train = alertable & self._validation_split(data, np.where(alertable, labels, -1), rng)
             held_out = alertable & ~train
             if train.sum() < 30:
-                raise ValueError(f"retrain needs at least 30 training rows after holding out the validation "
-                                 f"part, got {int(train.sum())}")
+                raise ValueError(
+                    f"retrain needs at least 30 training rows after holding out the validation "
+                    f"part, got {int(train.sum())}"
+                )
             normed = {name: self._normalize(name, raw[name]) for name in names}
             validation = ({name: v[held_out] for name, v in normed.items()}, labels[held_out])
             seed = int(rng.integers(2**31 - 1))
-            new._fit_decision(names, X, labels, train, held_out, {name: v[train] for name, v in normed.items()},
-                              validation, use_supervised, seed, steps)
+            new._fit_decision(
+                names,
+                X,
+                labels,
+                train,
+                held_out,
+                {name: v[train] for name, v in normed.items()},
+                validation,
+                use_supervised,
+                seed,
+                steps,
+            )
         previous = self._risk_score(self._final_score(X[held_out], validation[0]))
-        new.training_metrics_["previous"] = metrics.evaluate(validation[1], previous, self.threshold_)
+        new.training_metrics_["previous"] = metrics.evaluate(
+            validation[1], previous, self.threshold_
+        )
         return new
 
     def _validation_split(self, data, labels, rng):
@@ -470,9 +588,11 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         n_held = int(round(self.validation_fraction * labelled.size))
         if self.validation == "time":
             times = _times_ns(data[self.schema.timestamp], self.schema.time_unit, "timestamp")
-            held = labelled[np.argsort(times[labelled], kind="stable")][labelled.size - n_held:]
+            held = labelled[np.argsort(times[labelled], kind="stable")][labelled.size - n_held :]
         elif self.validation == "group" and self.schema.entity is not None:
-            groups, _ = pd.factorize(data[self.schema.entity].to_numpy()[labelled], use_na_sentinel=False)
+            groups, _ = pd.factorize(
+                data[self.schema.entity].to_numpy()[labelled], use_na_sentinel=False
+            )
             has_fraud = np.bincount(groups, weights=labels[labelled] == 1) > 0
             chosen = np.zeros(has_fraud.size, dtype=bool)
             for kind in (False, True):
@@ -486,10 +606,12 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         train[held] = False
         y_held = labels[held]
         if y_held.size == 0 or y_held.min() == y_held.max():
-            raise ValueError(f"the held-out labelled rows ({y_held.size:,}, validation={self.validation!r}) "
-                             "need fraud and legitimate rows to calibrate on: give more labels, another "
-                             "validation_fraction or validation='random' (fraud at very few customers), "
-                             "or supervised=False")
+            raise ValueError(
+                f"the held-out labelled rows ({y_held.size:,}, validation={self.validation!r}) "
+                "need fraud and legitimate rows to calibrate on: give more labels, another "
+                "validation_fraction or validation='random' (fraud at very few customers), "
+                "or supervised=False"
+            )
         return train
 
     def _fit_supervised(self, X, train, held_out, labels, normed_train, validation, seed):
@@ -499,12 +621,22 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         known = labels[train] >= 0
         y = labels[train][known]
         if y.min() == y.max():
-            raise ValueError("the supervised stage needs fraud and legitimate rows among the labelled "
-                             "training rows")
-        params = {"imbalance": self.imbalance, "random_state": seed, "n_jobs": self.n_jobs,
-                  **(self.supervised_params or {})}
+            raise ValueError(
+                "the supervised stage needs fraud and legitimate rows among the labelled "
+                "training rows"
+            )
+        params = {
+            "imbalance": self.imbalance,
+            "random_state": seed,
+            "n_jobs": self.n_jobs,
+            **(self.supervised_params or {}),
+        }
         return GradientBoostingStage(**params).fit(
-            hybrid[known], y, X_calibration=self._hybrid(X[held_out], validation[0]), y_calibration=validation[1])
+            hybrid[known],
+            y,
+            X_calibration=self._hybrid(X[held_out], validation[0]),
+            y_calibration=validation[1],
+        )
 
     def _kept_stage(self, stage, X_held, validation):
         """``stage``, unless supervised="auto" and it learned nothing (no tree
@@ -516,14 +648,20 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         nodes = stage._native.export_nodes()
         if (nodes["feature"] >= 0).any():
             ensemble = metrics.average_precision(y, self._ensemble(normed))
-            trees = metrics.average_precision(y, stage.decision_function(self._hybrid(X_held, normed)))
+            trees = metrics.average_precision(
+                y, stage.decision_function(self._hybrid(X_held, normed))
+            )
             if trees >= ensemble:
                 return stage
             why = f"ranks the held-out labelled rows below the ensemble (PR-AUC {trees:.3f} < {ensemble:.3f})"
         else:
             why = "learned no split from the labelled rows"
-        warnings.warn(f"supervised='auto': the supervised stage {why}; the model uses the unsupervised ensemble "
-                      "(supervised=True keeps the stage anyway)", UserWarning, stacklevel=4)
+        warnings.warn(
+            f"supervised='auto': the supervised stage {why}; the model uses the unsupervised ensemble "
+            "(supervised=True keeps the stage anyway)",
+            UserWarning,
+            stacklevel=4,
+        )
         return None
 
     def _hybrid(self, X, normed):
@@ -539,7 +677,11 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     def _neighbor_sample(self, name, n_train, rng):
         """Sorted positions among the training rows that detector `name` is
         fitted on, or None for all of them (see neighbor_samples)."""
-        if name not in _NEIGHBOR_DETECTORS or self.neighbor_samples is None or n_train <= self.neighbor_samples:
+        if (
+            name not in _NEIGHBOR_DETECTORS
+            or self.neighbor_samples is None
+            or n_train <= self.neighbor_samples
+        ):
             return None
         return np.sort(rng.choice(n_train, size=int(self.neighbor_samples), replace=False))
 
@@ -550,7 +692,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         if self.weights == "fit":
             scores, y_val = validation
             if y_val.min() == y_val.max():
-                raise ValueError("weights='fit' needs fraud and legitimate rows in the validation part")
+                raise ValueError(
+                    "weights='fit' needs fraud and legitimate rows in the validation part"
+                )
             best, best_ap = None, -1.0
             for combo in _simplex_grid(len(names), 10):
                 candidate = dict(zip(names, combo))
@@ -574,8 +718,13 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
     def _features(self, data):
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-        return build_features(data, self.schema, windows=self.windows, night_hours=self.night_hours,
-                              n_jobs=self.n_jobs)
+        return build_features(
+            data,
+            self.schema,
+            windows=self.windows,
+            night_hours=self.night_hours,
+            n_jobs=self.n_jobs,
+        )
 
     def _inputs(self, X, names=None):
         """{detector: the matrix it sees}. The isolation forest gets signed
@@ -589,12 +738,17 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
 
         def get(kind):
             if kind not in maps:
-                maps[kind] = ((_signed_log1p(X) - self.log_center_) / self.log_scale_ if kind == "log"
-                              else self._quantile_map(X))
+                maps[kind] = (
+                    (_signed_log1p(X) - self.log_center_) / self.log_scale_
+                    if kind == "log"
+                    else self._quantile_map(X)
+                )
             return maps[kind]
 
-        return {name: get("log" if name == "isolation_forest" else "quantile")
-                for name in (self.models_ if names is None else names)}
+        return {
+            name: get("log" if name == "isolation_forest" else "quantile")
+            for name in (self.models_ if names is None else names)
+        }
 
     def _quantile_map(self, X):
         """Each value's mid-rank in its feature's training quantile grid (native)."""
@@ -650,7 +804,9 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         steps.start("features")
         features = self._features(data)
         if list(features.columns) != self.feature_names_:
-            raise ValueError("the data's features differ from the training features; was the schema changed?")
+            raise ValueError(
+                "the data's features differ from the training features; was the schema changed?"
+            )
         X = features.to_numpy(dtype=np.float64)
         inputs = self._inputs(X)
         raw = {}
@@ -682,20 +838,34 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         for level, cut in reversed(RISK_LEVELS[:-1]):
             levels[risk >= cut] = level
         out["risk_level"] = levels
-        priority = np.select([levels == "CRITICAL", levels == "HIGH", levels == "MEDIUM"], [1, 2, 3], 4)
+        priority = np.select(
+            [levels == "CRITICAL", levels == "HIGH", levels == "MEDIUM"], [1, 2, 3], 4
+        )
         out["priority"] = np.where(alert, priority, 5)
-        out["confidence"] = sum(self.weights_[name] * (self._training_rank(name, raw[name], below[name])
-                                                       >= self.threshold_) for name in self.models_)
-        explain = alert if reasons == "alerts" else np.ones(len(risk), bool) if reasons == "all" else None
+        out["confidence"] = sum(
+            self.weights_[name]
+            * (self._training_rank(name, raw[name], below[name]) >= self.threshold_)
+            for name in self.models_
+        )
+        explain = (
+            alert if reasons == "alerts" else np.ones(len(risk), bool) if reasons == "all" else None
+        )
         out["reasons"] = [[] for _ in range(len(risk))]
         if explain is not None and explain.any():
             rows = np.flatnonzero(explain)
-            hybrid = None if self.supervised_ is None else \
-                self._hybrid(X[rows], {name: v[rows] for name, v in normed.items()})
+            hybrid = (
+                None
+                if self.supervised_ is None
+                else self._hybrid(X[rows], {name: v[rows] for name, v in normed.items()})
+            )
             attribution = self._attribution({name: m[rows] for name, m in inputs.items()}, hybrid)
-            texts = describe(features.iloc[rows], data.iloc[rows], self.schema, attribution, self.quantiles_)
-            texts = [["cancellation", *text] if cancelled else text
-                     for text, cancelled in zip(texts, cancellation[rows])]
+            texts = describe(
+                features.iloc[rows], data.iloc[rows], self.schema, attribution, self.quantiles_
+            )
+            texts = [
+                ["cancellation", *text] if cancelled else text
+                for text, cancelled in zip(texts, cancellation[rows])
+            ]
             out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
         return out
 
@@ -718,16 +888,21 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             (each detector's training rank at or above the threshold).
         """
         if "autoencoder" not in (getattr(self, "models_", None) or {}):
-            raise ValueError("the classic recipe needs a fitted FraudDetector with 'autoencoder' among its detectors")
+            raise ValueError(
+                "the classic recipe needs a fitted FraudDetector with 'autoencoder' among its detectors"
+            )
         results, raw, features = self._scored(data, "alerts", "FraudDetector.classic_recipe")
         sorted_train = self._training_sorted["autoencoder"]
         span = max(sorted_train[-1] - sorted_train[0], 1e-300)
         ae = (raw["autoencoder"] - sorted_train[0]) / span
         results["amount_zscore"] = features["amount_zscore"].to_numpy()
         results["autoencoder_score"] = ae
-        results["RiskScore"] = ((results["amount_zscore"] > zscore_above) | (ae > autoencoder_above)).astype(float)
-        every = np.logical_and.reduce([self._training_rank(name, raw[name]) >= self.threshold_
-                                       for name in self.models_])
+        results["RiskScore"] = (
+            (results["amount_zscore"] > zscore_above) | (ae > autoencoder_above)
+        ).astype(float)
+        every = np.logical_and.reduce(
+            [self._training_rank(name, raw[name]) >= self.threshold_ for name in self.models_]
+        )
         return results, results[every]
 
     def _attribution(self, inputs, hybrid=None):
@@ -781,10 +956,14 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         np.random.default_rng(self.random_state)
         if self.detector_params is not None:
             if not isinstance(self.detector_params, dict):
-                raise ValueError(f"detector_params must be a dict or None, got {self.detector_params!r}")
+                raise ValueError(
+                    f"detector_params must be a dict or None, got {self.detector_params!r}"
+                )
             for name, params in self.detector_params.items():
                 if name not in _DETECTORS or not isinstance(params, dict):
-                    raise ValueError(f"detector_params must map detector names to dicts, got {name!r}")
+                    raise ValueError(
+                        f"detector_params must map detector names to dicts, got {name!r}"
+                    )
                 cls, defaults = _DETECTORS[name]
                 cls(**{**defaults, **params})._validate_params()
 
@@ -796,49 +975,86 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         fitted_equal(attributes, "feature_names_", features, "the schema, windows and night_hours")
         n_features, n_rows = len(features), fitted_int(attributes, "n_training_rows_", 30)
         weights = fitted(attributes, "weights_")
-        if not (isinstance(weights, dict) and set(weights) == set(names)
-                and all(isinstance(w, float) and 0.0 <= w <= 1.0 for w in weights.values())
-                and abs(sum(weights.values()) - 1.0) < 1e-9):
-            raise MetadataError("attributes.weights_", f"must give each of {names} a weight in [0, 1], "
-                                                      "summing to 1")
+        if not (
+            isinstance(weights, dict)
+            and set(weights) == set(names)
+            and all(isinstance(w, float) and 0.0 <= w <= 1.0 for w in weights.values())
+            and abs(sum(weights.values()) - 1.0) < 1e-9
+        ):
+            raise MetadataError(
+                "attributes.weights_", f"must give each of {names} a weight in [0, 1], summing to 1"
+            )
         threshold = fitted(attributes, "threshold_")
         if not isinstance(threshold, float) or np.isnan(threshold):
             raise MetadataError("attributes.threshold_", f"must be a number, got {threshold!r}")
         if not isinstance(fitted(attributes, "training_metrics_"), dict):
             raise MetadataError("attributes.training_metrics_", "must be a dict")
         normalizers = fitted(attributes, "normalizers_")
-        if not (isinstance(normalizers, dict) and set(normalizers) == set(names) and all(
-                isinstance(n, tuple) and len(n) == 3 and n[0] == params["normalization"]
-                and all(isinstance(v, float) and np.isfinite(v) for v in n[1:]) and n[2] > 0
-                for n in normalizers.values())):
-            raise MetadataError("attributes.normalizers_", f"must give each of {names} a "
-                                f"({params['normalization']!r}, finite, positive) triple")
+        if not (
+            isinstance(normalizers, dict)
+            and set(normalizers) == set(names)
+            and all(
+                isinstance(n, tuple)
+                and len(n) == 3
+                and n[0] == params["normalization"]
+                and all(isinstance(v, float) and np.isfinite(v) for v in n[1:])
+                and n[2] > 0
+                for n in normalizers.values()
+            )
+        ):
+            raise MetadataError(
+                "attributes.normalizers_",
+                f"must give each of {names} a "
+                f"({params['normalization']!r}, finite, positive) triple",
+            )
         for name, model in models.items():
             if model.n_features_in_ != n_features or getattr(model, "novelty", True) is not True:
-                raise MetadataError(f"body.models_.{name}", f"must be fitted on {n_features} features "
-                                                       "(in novelty mode)")
+                raise MetadataError(
+                    f"body.models_.{name}",
+                    f"must be fitted on {n_features} features (in novelty mode)",
+                )
         if stage is not None and stage.n_features_in_ != n_features + len(names):
-            raise MetadataError("body.supervised", f"must be fitted on the {n_features} features and "
-                                                   f"{len(names)} detector scores")
+            raise MetadataError(
+                "body.supervised",
+                f"must be fitted on the {n_features} features and {len(names)} detector scores",
+            )
         if quantiles.shape[1] != n_features or not np.all(np.diff(quantiles, axis=0) >= 0):
-            raise MetadataError("body.quantiles_", f"must be {_QUANTILES} sorted rows of {n_features} values")
+            raise MetadataError(
+                "body.quantiles_", f"must be {_QUANTILES} sorted rows of {n_features} values"
+            )
         # |signed log1p| of a finite float64 is below 710, so every input's
         # standardised log stays finite.
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            reach = (np.abs(log_center) + 710.0) / log_scale if log_center.shape == log_scale.shape else None
-        if not (log_center.shape == log_scale.shape == (n_features,) and (log_scale > 0).all()
-                and np.isfinite(reach).all()):
-            raise MetadataError("body.log_scale_", f"the log centres and scales must be {n_features} finite "
-                                              "numbers, the scales positive and not tiny")
+            reach = (
+                (np.abs(log_center) + 710.0) / log_scale
+                if log_center.shape == log_scale.shape
+                else None
+            )
+        if not (
+            log_center.shape == log_scale.shape == (n_features,)
+            and (log_scale > 0).all()
+            and np.isfinite(reach).all()
+        ):
+            raise MetadataError(
+                "body.log_scale_",
+                f"the log centres and scales must be {n_features} finite "
+                "numbers, the scales positive and not tiny",
+            )
         # The detectors' training scores come from fit; the reference of the
         # final score from fit or from the latest retrain.
         for name, values in [("ensemble", reference), *training_sorted.items()]:
             size = n_rows if name == "ensemble" else 30
-            if len(values) < size or (name == "ensemble" and len(values) != n_rows) \
-                    or not np.isfinite(values).all() or np.any(np.diff(values) < 0):
-                raise MetadataError(f"body.training_scores.{name}",
-                                    f"must be {'' if name == 'ensemble' else 'at least '}{size} "
-                                    f"{'(n_training_rows_) ' if name == 'ensemble' else ''}sorted finite numbers")
+            if (
+                len(values) < size
+                or (name == "ensemble" and len(values) != n_rows)
+                or not np.isfinite(values).all()
+                or np.any(np.diff(values) < 0)
+            ):
+                raise MetadataError(
+                    f"body.training_scores.{name}",
+                    f"must be {'' if name == 'ensemble' else 'at least '}{size} "
+                    f"{'(n_training_rows_) ' if name == 'ensemble' else ''}sorted finite numbers",
+                )
 
     def _to_bytes(self):
         if not self.__sklearn_is_fitted__():
@@ -851,8 +1067,13 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
         parts = [model._to_bytes() for model in self.models_.values()]
         if self.supervised_ is not None:
             parts.append(self.supervised_._to_bytes())
-        arrays = [self.quantiles_, self.log_center_, self.log_scale_, self._reference,
-                  *(self._training_sorted[n] for n in self.models_)]
+        arrays = [
+            self.quantiles_,
+            self.log_center_,
+            self.log_scale_,
+            self._reference,
+            *(self._training_sorted[n] for n in self.models_),
+        ]
         parts += [np.ascontiguousarray(a, dtype="<f8").tobytes() for a in arrays]
         return b"".join(struct.pack("<Q", len(p)) + p for p in parts)
 
@@ -864,7 +1085,10 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                 raise ValueError("wrong number of parts")
             has_stage = len(parts) == 2 * len(names) + 5
             models = {}
-            kinds = [*(_DETECTORS[name][0] for name in names), *([GradientBoostingStage] if has_stage else [])]
+            kinds = [
+                *(_DETECTORS[name][0] for name in names),
+                *([GradientBoostingStage] if has_stage else []),
+            ]
             for name, kind, data in zip([*names, "supervised"], kinds, parts):
                 cls, inner_meta, inner_body = _open(data)
                 if cls is not kind:
@@ -875,22 +1099,29 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                     raise ValueError(f"part {name} holds an unfitted {cls.__name__}")
                 models[name] = model
             stage = models.pop("supervised", None)
-            arrays = [np.frombuffer(p, dtype="<f8").astype(np.float64) for p in parts[len(kinds):]]
+            arrays = [np.frombuffer(p, dtype="<f8").astype(np.float64) for p in parts[len(kinds) :]]
             if not all(np.isfinite(a).all() for a in arrays):
                 raise ValueError("the quantiles, scalings or training scores hold NaN or infinity")
             if arrays[0].size == 0:
                 raise ValueError("the quantile grid is empty")
             quantiles = arrays[0].reshape(_QUANTILES, -1)
         except (KeyError, TypeError, ValueError, struct.error) as exc:
-            raise _core.ModelFormatError(f"FraudDetector model data is inconsistent: {exc}") from None
+            raise _core.ModelFormatError(
+                f"FraudDetector model data is inconsistent: {exc}"
+            ) from None
         return models, quantiles, arrays[1:4], dict(zip(names, arrays[4:])), stage
 
     def _set_body(self, parts):
         if parts is None:
             self.models_ = None
             return
-        self.models_, self.quantiles_, (self.log_center_, self.log_scale_, self._reference), \
-            self._training_sorted, self.supervised_ = parts
+        (
+            self.models_,
+            self.quantiles_,
+            (self.log_center_, self.log_scale_, self._reference),
+            self._training_sorted,
+            self.supervised_,
+        ) = parts
 
 
 def _signed_log1p(X):
@@ -904,7 +1135,7 @@ def _split_parts(body):
         at += 8
         if at + size > len(body):
             raise ValueError("a part runs past the end of the data")
-        parts.append(bytes(body[at:at + size]))
+        parts.append(bytes(body[at : at + size]))
         at += size
     return parts
 
@@ -966,4 +1197,3 @@ def _simplex_grid(k, steps):
     for cut in itertools.combinations(range(steps + k - 1), k - 1):
         bounds = (-1, *cut, steps + k - 1)
         yield tuple((bounds[i + 1] - bounds[i] - 1) / steps for i in range(k))
-

@@ -77,8 +77,9 @@ MAX_ABS_AMOUNT, MIN_ABS_AMOUNT = _core.MAX_ABS_AMOUNT, _core.MIN_ABS_AMOUNT
 _NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
-def build_features(data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
-                   spike_sigmas=3.0, n_jobs=-1):
+def build_features(
+    data, schema, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6), spike_sigmas=3.0, n_jobs=-1
+):
     """Point-in-time features of every transaction in ``data``.
 
     Parameters
@@ -136,8 +137,9 @@ class FeatureState(NativeModelMixin, BaseEstimator):
     _native_type = _core.FeatureStateModel
     _fitted_attributes = ("vocabularies_",)
 
-    def __init__(self, schema=None, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6),
-                 spike_sigmas=3.0):
+    def __init__(
+        self, schema=None, *, windows=DEFAULT_WINDOWS, night_hours=(0, 6), spike_sigmas=3.0
+    ):
         self.schema = schema
         self.windows = windows
         self.night_hours = night_hours
@@ -173,8 +175,10 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         """As scikit-learn's; refused once the state holds history, whose
         features were computed with the old settings."""
         if getattr(self, "_native", None) is not None and self._native.n_entities > 0:
-            raise ValueError("a FeatureState's settings are fixed once it holds history; "
-                             "start a new FeatureState (sklearn.base.clone) for other settings")
+            raise ValueError(
+                "a FeatureState's settings are fixed once it holds history; "
+                "start a new FeatureState (sklearn.base.clone) for other settings"
+            )
         self.__dict__.pop("_native", None)  # made again, with the new settings, on first use
         return super().set_params(**params)
 
@@ -212,11 +216,15 @@ class FeatureState(NativeModelMixin, BaseEstimator):
             if isinstance(transaction, pd.Series):
                 transaction = transaction.to_dict()
             if not isinstance(transaction, dict):
-                raise TypeError(f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}")
+                raise TypeError(
+                    f"update takes a dict, Series or DataFrame, got {type(transaction).__name__}"
+                )
         try:  # read the passthrough values first: a rejected update changes nothing
             extra = {name: _number(transaction, name) for name in self.schema.passthrough}
         except KeyError as exc:
-            raise ValueError(f"the transaction lacks field {exc.args[0]!r} named by the schema") from None
+            raise ValueError(
+                f"the transaction lacks field {exc.args[0]!r} named by the schema"
+            ) from None
         with self._lock():  # the vocabularies and the native state change together
             native = self._native if getattr(self, "_native", None) is not None else self._state()
             out = native.update(self._keys, *self._single(transaction))
@@ -227,8 +235,11 @@ class FeatureState(NativeModelMixin, BaseEstimator):
     def _update_many(self, transactions):
         native = self._state()
         if len(transactions) == 0:
-            return pd.DataFrame(np.empty((0, len(self.feature_names_))), columns=self.feature_names_,
-                                index=transactions.index)
+            return pd.DataFrame(
+                np.empty((0, len(self.feature_names_))),
+                columns=self.feature_names_,
+                index=transactions.index,
+            )
         columns, passthrough = _encode_table(transactions, self.schema, self._vocab)
         return _frame(native.update_many(**columns), native.config, transactions, passthrough)
 
@@ -242,11 +253,19 @@ class FeatureState(NativeModelMixin, BaseEstimator):
         _config(self.schema, self.windows, self.night_hours, self.spike_sigmas)
 
     def _check_fitted_attributes(self, params, attributes, native):
-        config = _config(params["schema"], params["windows"], params["night_hours"], params["spike_sigmas"])
-        for name, param in (("windows_ns", "windows"), ("night_start_hour", "night_hours"),
-                            ("night_end_hour", "night_hours"), ("spike_sigmas", "spike_sigmas"),
-                            *((f"has_{role}", "schema") for role in
-                              ("quantity", "invoice", "country", "device", "ip", "signup"))):
+        config = _config(
+            params["schema"], params["windows"], params["night_hours"], params["spike_sigmas"]
+        )
+        for name, param in (
+            ("windows_ns", "windows"),
+            ("night_start_hour", "night_hours"),
+            ("night_end_hour", "night_hours"),
+            ("spike_sigmas", "spike_sigmas"),
+            *(
+                (f"has_{role}", "schema")
+                for role in ("quantity", "invoice", "country", "device", "ip", "signup")
+            ),
+        ):
             if getattr(native.config, name) != getattr(config, name):
                 raise MetadataError(f"params.{param}", f"disagrees with the saved state's {name}")
         vocabularies = fitted(attributes, "vocabularies_")
@@ -256,14 +275,21 @@ class FeatureState(NativeModelMixin, BaseEstimator):
             field = f"attributes.vocabularies_.{role}"
             if role not in ("entity", *_CATEGORICAL_ROLES):
                 raise MetadataError(field, "is not a categorical role")
-            if not (isinstance(values, list) and all(
-                    isinstance(v, (str, int, bool)) or (isinstance(v, float) and np.isfinite(v)) for v in values)):
+            if not (
+                isinstance(values, list)
+                and all(
+                    isinstance(v, (str, int, bool)) or (isinstance(v, float) and np.isfinite(v))
+                    for v in values
+                )
+            ):
                 raise MetadataError(field, "must be a list of str or finite numbers")
             if len(set(values)) != len(values):
                 raise MetadataError(field, "holds a value twice")
         if native.n_entities > max(1, len(vocabularies.get("entity", ()))):
-            raise MetadataError("attributes.vocabularies_.entity",
-                                f"has fewer values than the state's {native.n_entities} entities")
+            raise MetadataError(
+                "attributes.vocabularies_.entity",
+                f"has fewer values than the state's {native.n_entities} entities",
+            )
 
 
 # Fork safety: a fork while another thread updates a FeatureState would give
@@ -289,8 +315,11 @@ def _release_locks_after_fork():
 
 _held_over_fork = []
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_take_locks_before_fork, after_in_parent=_release_locks_after_fork,
-                        after_in_child=_release_locks_after_fork)
+    os.register_at_fork(
+        before=_take_locks_before_fork,
+        after_in_parent=_release_locks_after_fork,
+        after_in_child=_release_locks_after_fork,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -308,7 +337,9 @@ class _Vocabularies:
     def __init__(self, values=None, *, remember=True):
         self.remember = remember  # False: codes of this one table only (build_features)
         self.values = {} if values is None else values
-        self.codes = {role: {v: i for i, v in enumerate(vals)} for role, vals in self.values.items()}
+        self.codes = {
+            role: {v: i for i, v in enumerate(vals)} for role, vals in self.values.items()
+        }
 
     def code(self, role, value):
         if _is_missing(value):
@@ -331,27 +362,43 @@ class _Vocabularies:
         faster than pandas); others, or str columns holding other values,
         by pandas.
         """
-        text = [role for role, series in columns.items()
-                if series.dtype == object or pd.api.types.is_string_dtype(series.dtype)]
-        native = _core.factorize_strings([columns[role].to_numpy(dtype=object) for role in text],
-                                         resolve_n_jobs(-1)) if text else []
+        text = [
+            role
+            for role, series in columns.items()
+            if series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+        ]
+        native = (
+            _core.factorize_strings(
+                [columns[role].to_numpy(dtype=object) for role in text], resolve_n_jobs(-1)
+            )
+            if text
+            else []
+        )
         factorized = dict(zip(text, native))
         out = {}
         for role, series in columns.items():
             found = factorized.get(role)
-            local, uniques = found if found is not None else pd.factorize(series, use_na_sentinel=True)
+            local, uniques = (
+                found if found is not None else pd.factorize(series, use_na_sentinel=True)
+            )
             if not self.remember:
                 out[role] = np.asarray(local, dtype=np.int64)
                 continue
-            mapping = np.fromiter((self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques))
+            mapping = np.fromiter(
+                (self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques)
+            )
             out[role] = np.append(mapping, -1)[local]  # local code -1 (missing) picks the final -1
         return out
 
 
 def _is_missing(value):
     """None, NaN (any float type), pd.NA or NaT."""
-    return (value is None or value is pd.NA or value is pd.NaT
-            or (isinstance(value, (float, np.floating)) and value != value))
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, (float, np.floating)) and value != value)
+    )
 
 
 def _plain(value):
@@ -368,18 +415,24 @@ def _config(schema, windows, night_hours, spike_sigmas):
         raise ValueError(f"schema must be a fraudcore.Schema, got {schema!r}")
     config = _core.FeatureConfig()
     if isinstance(windows, str):
-        raise ValueError(f"windows must be a sequence of durations such as ('1h', '24h'), got {windows!r}")
+        raise ValueError(
+            f"windows must be a sequence of durations such as ('1h', '24h'), got {windows!r}"
+        )
     try:
         config.windows_ns = [int(pd.Timedelta(w).value) for w in windows]
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"windows must be durations such as '1h' or '7d', got {windows!r}: {exc}") from None
+        raise ValueError(
+            f"windows must be durations such as '1h' or '7d', got {windows!r}: {exc}"
+        ) from None
     try:
         start, end = night_hours
         if int(start) != start or int(end) != end:
             raise ValueError
         config.night_start_hour, config.night_end_hour = int(start), int(end)
     except (TypeError, ValueError):
-        raise ValueError(f"night_hours must be a pair of whole hours, got {night_hours!r}") from None
+        raise ValueError(
+            f"night_hours must be a pair of whole hours, got {night_hours!r}"
+        ) from None
     config.spike_sigmas = float(spike_sigmas)
     config.has_quantity = schema.quantity is not None
     config.has_invoice = schema.invoice is not None
@@ -390,7 +443,9 @@ def _config(schema, windows, night_hours, spike_sigmas):
     config.validate()
     clash = sorted(set(schema.passthrough) & set(config.feature_names()))
     if clash:
-        raise ValueError(f"passthrough column(s) {clash} would overwrite features of the same name; rename them")
+        raise ValueError(
+            f"passthrough column(s) {clash} would overwrite features of the same name; rename them"
+        )
     return config
 
 
@@ -405,14 +460,21 @@ def _times_ns(series, unit, what):
     is read value by value, as the streaming path reads one.
     """
     if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in (
-            "integer", "floating", "mixed-integer-float"):
-        series = series.astype(np.float64)  # numbers held as objects count time_unit, as streaming does
+        "integer",
+        "floating",
+        "mixed-integer-float",
+    ):
+        series = series.astype(
+            np.float64
+        )  # numbers held as objects count time_unit, as streaming does
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values) | (np.abs(values * _NS_PER_UNIT[unit]) >= 2.0**63)
         if bad.any():
-            raise ValueError(f"{what} column {series.name!r} has a missing, infinite or out-of-range value "
-                             f"{series.iloc[np.argmax(bad)]!r} at index {_label(series.index[np.argmax(bad)])!r}")
+            raise ValueError(
+                f"{what} column {series.name!r} has a missing, infinite or out-of-range value "
+                f"{series.iloc[np.argmax(bad)]!r} at index {_label(series.index[np.argmax(bad)])!r}"
+            )
         if pd.api.types.is_integer_dtype(series.dtype) and unit == "ns":
             return series.to_numpy(dtype=np.int64)  # exact: no trip through float64
         return np.round(values * _NS_PER_UNIT[unit]).astype(np.int64)
@@ -458,11 +520,15 @@ def _times_one_by_one(series, unit, what):
         try:
             if isinstance(value, str) and not iso[i]:
                 _time_ns(value, _NS_PER_UNIT[unit])  # raises for a value that is no time at all
-                raise ValueError(f"{value!r} is not ISO 8601, and the column's times are not all in "
-                                 "one format; give the column one format")
+                raise ValueError(
+                    f"{value!r} is not ISO 8601, and the column's times are not all in "
+                    "one format; give the column one format"
+                )
             out[i] = _time_ns(value, _NS_PER_UNIT[unit])
         except ValueError as exc:
-            raise ValueError(f"{what} column {series.name!r} at index {_label(label)!r}: {exc}") from None
+            raise ValueError(
+                f"{what} column {series.name!r} at index {_label(label)!r}: {exc}"
+            ) from None
     return out
 
 
@@ -503,31 +569,62 @@ def _encode_table(data, schema, vocab):
     time_ns = _times_ns(data[schema.timestamp], schema.time_unit, "timestamp")
     if (time_ns == np.iinfo(np.int64).min).any():
         first = data.index[np.argmax(time_ns == np.iinfo(np.int64).min)]
-        raise ValueError(f"timestamp column {schema.timestamp!r} is missing at index {_label(first)!r}")
+        raise ValueError(
+            f"timestamp column {schema.timestamp!r} is missing at index {_label(first)!r}"
+        )
     if schema.amount is not None:
-        amount = _amounts(_numbers(data[schema.amount], "amount"), data[schema.amount],
-                          f"the amount ({schema.amount!r})")
+        amount = _amounts(
+            _numbers(data[schema.amount], "amount"),
+            data[schema.amount],
+            f"the amount ({schema.amount!r})",
+        )
     else:
         with np.errstate(over="ignore"):
-            amount = _numbers(data[schema.quantity], "quantity") * _numbers(data[schema.unit_price], "unit_price")
-        amount = _amounts(amount, data[schema.quantity],
-                          f"the amount ({schema.quantity!r} x {schema.unit_price!r})")
-    columns = {"entity": None, "time_ns": time_ns, "amount": amount, "quantity": None, "invoice": None,
-               "country": None, "device": None, "ip": None, "signup_ns": None, "has_signup_time": None}
+            amount = _numbers(data[schema.quantity], "quantity") * _numbers(
+                data[schema.unit_price], "unit_price"
+            )
+        amount = _amounts(
+            amount,
+            data[schema.quantity],
+            f"the amount ({schema.quantity!r} x {schema.unit_price!r})",
+        )
+    columns = {
+        "entity": None,
+        "time_ns": time_ns,
+        "amount": amount,
+        "quantity": None,
+        "invoice": None,
+        "country": None,
+        "device": None,
+        "ip": None,
+        "signup_ns": None,
+        "has_signup_time": None,
+    }
     if schema.entity is not None:
         entity = data[schema.entity]
         if entity.isna().any():
             first = data.index[np.argmax(entity.isna().to_numpy())]
-            raise ValueError(f"entity column {schema.entity!r} is missing at index {_label(first)!r}")
+            raise ValueError(
+                f"entity column {schema.entity!r} is missing at index {_label(first)!r}"
+            )
     if schema.quantity is not None:
-        columns["quantity"] = _amounts(_numbers(data[schema.quantity], "quantity"), data[schema.quantity],
-                                       f"the quantity ({schema.quantity!r})", small_too=False)
+        columns["quantity"] = _amounts(
+            _numbers(data[schema.quantity], "quantity"),
+            data[schema.quantity],
+            f"the quantity ({schema.quantity!r})",
+            small_too=False,
+        )
     # Checked before the kernel runs, so a bad batch changes no state.
     passthrough = {name: _numbers(data[name], name) for name in schema.passthrough}
-    categorical = {role: data[getattr(schema, role)] for role in ("entity", *_CATEGORICAL_ROLES)
-                   if getattr(schema, role) is not None}
+    categorical = {
+        role: data[getattr(schema, role)]
+        for role in ("entity", *_CATEGORICAL_ROLES)
+        if getattr(schema, role) is not None
+    }
     codes = vocab.encode(categorical)
-    for role, key in zip(("entity", *_CATEGORICAL_ROLES), ("entity", "invoice", "country", "device", "ip")):
+    for role, key in zip(
+        ("entity", *_CATEGORICAL_ROLES), ("entity", "invoice", "country", "device", "ip")
+    ):
         if role in codes:
             columns[key] = codes[role]
     if schema.signup_time is not None:
@@ -544,11 +641,15 @@ def _numbers(series, role):
     try:
         values = series.to_numpy(dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{role} column {series.name!r} must be numeric, got dtype {series.dtype}") from None
+        raise ValueError(
+            f"{role} column {series.name!r} must be numeric, got dtype {series.dtype}"
+        ) from None
     bad = ~np.isfinite(values)
     if bad.any():
-        raise ValueError(f"{role} column {series.name!r} has a missing or infinite value at index "
-                         f"{_label(series.index[np.argmax(bad)])!r}")
+        raise ValueError(
+            f"{role} column {series.name!r} has a missing or infinite value at index "
+            f"{_label(series.index[np.argmax(bad)])!r}"
+        )
     return values
 
 
@@ -557,12 +658,16 @@ def _amounts(values, series, what, small_too=True):
     (or quantity) is beyond what the features can hold."""
     with np.errstate(invalid="ignore"):
         magnitude = np.abs(values)
-        bad = ~(magnitude <= MAX_ABS_AMOUNT) | ((magnitude < MIN_ABS_AMOUNT) & (magnitude > 0) & small_too)
+        bad = ~(magnitude <= MAX_ABS_AMOUNT) | (
+            (magnitude < MIN_ABS_AMOUNT) & (magnitude > 0) & small_too
+        )
     if bad.any():
         first = np.argmax(bad)
-        raise ValueError(f"{what} at index {_label(series.index[first])!r} is {float(values[first])!r}, outside "
-                         f"0 or {MIN_ABS_AMOUNT:g} .. {MAX_ABS_AMOUNT:g} in magnitude, what fraudcore's features "
-                         "can hold; is the column in a sensible unit?")
+        raise ValueError(
+            f"{what} at index {_label(series.index[first])!r} is {float(values[first])!r}, outside "
+            f"0 or {MIN_ABS_AMOUNT:g} .. {MAX_ABS_AMOUNT:g} in magnitude, what fraudcore's features "
+            "can hold; is the column in a sensible unit?"
+        )
     return values
 
 
@@ -622,14 +727,33 @@ def _single_row_encoder(schema, vocab):
                 entity = code("entity", t[entity_key])
                 if entity < 0:
                     raise ValueError(f"the entity ({entity_key!r}) is missing")
-            codes = [-1 if column is None else code(role, t.get(column)) for role, column in categorical]
+            codes = [
+                -1 if column is None else code(role, t.get(column)) for role, column in categorical
+            ]
             signup, has_signup = 0, False
             if signup_key is not None:
                 raw = t.get(signup_key)
-                if raw is not None and raw is not pd.NaT and not (isinstance(raw, float) and raw != raw):
+                if (
+                    raw is not None
+                    and raw is not pd.NaT
+                    and not (isinstance(raw, float) and raw != raw)
+                ):
                     signup, has_signup = time_ns(raw, "signup_time"), True
         except KeyError as exc:
-            raise ValueError(f"the transaction lacks field {exc.args[0]!r} named by the schema") from None
-        return entity, when, amount, quantity, codes[0], codes[1], codes[2], codes[3], signup, has_signup
+            raise ValueError(
+                f"the transaction lacks field {exc.args[0]!r} named by the schema"
+            ) from None
+        return (
+            entity,
+            when,
+            amount,
+            quantity,
+            codes[0],
+            codes[1],
+            codes[2],
+            codes[3],
+            signup,
+            has_signup,
+        )
 
     return encode

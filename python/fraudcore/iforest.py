@@ -138,15 +138,19 @@ class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstima
         n_samples, n_features = X.shape
         max_samples = self._resolve_max_samples(n_samples)
         max_features = self._resolve_max_features(n_features)
-        extension_level = check_int(
-            "extension_level", self.extension_level, 0, max_features - 1
-        )
+        extension_level = check_int("extension_level", self.extension_level, 0, max_features - 1)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
         native = _core.IsolationForestModel()
         native.fit(
-            X, n_estimators, max_samples, max_features, bool(self.bootstrap),
-            extension_level, int(seed), n_threads,
+            X,
+            n_estimators,
+            max_samples,
+            max_features,
+            bool(self.bootstrap),
+            extension_level,
+            int(seed),
+            n_threads,
         )
         self._native = native
         self.max_samples_ = max_samples
@@ -171,8 +175,10 @@ class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstima
     def _validate_params(self):
         """Every parameter check load can make: fit's, without the bounds the data sets."""
         self._check_params()
-        for name, resolve in (("max_samples", self._resolve_max_samples),
-                              ("max_features", self._resolve_max_features)):
+        for name, resolve in (
+            ("max_samples", self._resolve_max_samples),
+            ("max_features", self._resolve_max_features),
+        ):
             value = getattr(self, name)
             if isinstance(value, Integral) and not isinstance(value, bool):
                 check_int(name, value, 1)
@@ -185,12 +191,16 @@ class IsolationForest(ThresholdMixin, NativeModelMixin, OutlierMixin, BaseEstima
         fitted_equal(attributes, "max_samples_", native.max_samples, "the forest")
         max_features = fitted_int(attributes, "max_features_", 1, n_features)
         if not params["extension_level"] == native.extension_level < max_features:
-            raise MetadataError("params.extension_level",
-                                f"{params['extension_level']} disagrees with the forest "
-                                f"({native.extension_level}) or max_features_ ({max_features})")
+            raise MetadataError(
+                "params.extension_level",
+                f"{params['extension_level']} disagrees with the forest "
+                f"({native.extension_level}) or max_features_ ({max_features})",
+            )
         if native.n_estimators != params["n_estimators"]:
-            raise MetadataError("params.n_estimators", f"{params['n_estimators']} disagrees with "
-                                                       f"the forest's {native.n_estimators} trees")
+            raise MetadataError(
+                "params.n_estimators",
+                f"{params['n_estimators']} disagrees with the forest's {native.n_estimators} trees",
+            )
         if params["contamination"] == "auto":
             fitted_equal(attributes, "offset_", -0.5, 'contamination="auto"')
         fitted_float(attributes, "offset_", -1.0, 0.0)

@@ -99,8 +99,9 @@ class KNNDetector(NeighborDetectorMixin):
     def _check_fitted_attributes(self, params, attributes, native):
         super()._check_fitted_attributes(params, attributes, native)
         if native.method != _METHODS[params["method"]]:
-            raise MetadataError("params.method",
-                                f"{params['method']!r} disagrees with the model's method")
+            raise MetadataError(
+                "params.method", f"{params['method']!r} disagrees with the model's method"
+            )
 
     def _native_fit(self, native, X, n_neighbors, p, algorithm, n_threads):
         native.fit(X, n_neighbors, _METHODS[self.method], p, algorithm, self.leaf_size, n_threads)

@@ -32,7 +32,9 @@ def _check(y_true, scores):
     y = np.asarray(y_true)
     s = np.asarray(scores, dtype=np.float64)
     if y.ndim != 1 or s.ndim != 1 or len(y) != len(s):
-        raise ValueError(f"y_true and scores must be 1-D of one length, got shapes {y.shape} and {s.shape}")
+        raise ValueError(
+            f"y_true and scores must be 1-D of one length, got shapes {y.shape} and {s.shape}"
+        )
     if len(y) == 0:
         raise ValueError("y_true and scores are empty")
     if not np.isin(y, (0, 1)).all():
@@ -44,7 +46,9 @@ def _check(y_true, scores):
 
 def _two_classes(y):
     if y.min() == y.max():
-        raise ValueError("y_true holds one class only: ROC-AUC and PR-AUC need fraud and legitimate rows")
+        raise ValueError(
+            "y_true holds one class only: ROC-AUC and PR-AUC need fraud and legitimate rows"
+        )
 
 
 def _curve(y, s):
@@ -127,7 +131,11 @@ def threshold_for_recall(y_true, scores, target_recall):
         raise ValueError("y_true holds no fraud: a recall target needs labelled fraud")
     thresholds, tp, fp = _curve(y, s)
     first = int(np.argmax(tp / tp[-1] >= target_recall - 1e-12))
-    return float(thresholds[first]), float(tp[first] / (tp[first] + fp[first])), float(tp[first] / tp[-1])
+    return (
+        float(thresholds[first]),
+        float(tp[first] / (tp[first] + fp[first])),
+        float(tp[first] / tp[-1]),
+    )
 
 
 def evaluate(y_true, scores, threshold, *, max_fpr=0.05):
@@ -139,9 +147,17 @@ def evaluate(y_true, scores, threshold, *, max_fpr=0.05):
     return {
         "roc_auc": roc_auc(y, s) if both else float("nan"),
         "pr_auc": average_precision(y, s) if both else float("nan"),
-        "precision": precision, "recall": recall, "f1": f1,
-        f"detection_at_fpr_{max_fpr:g}": detection_rate_at_fpr(y, s, max_fpr)[0] if both else float("nan"),
-        "alerts": int(tp + fp), "tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        f"detection_at_fpr_{max_fpr:g}": detection_rate_at_fpr(y, s, max_fpr)[0]
+        if both
+        else float("nan"),
+        "alerts": int(tp + fp),
+        "tp": int(tp),
+        "fp": int(fp),
+        "fn": int(fn),
+        "tn": int(tn),
     }
 
 
@@ -209,7 +225,9 @@ def cross_validate(detector, data, y, *, n_splits=5, random_state=None, max_fpr=
             raise ValueError(f"fold {k} holds one class only; use fewer splits")
         model = clone(detector).fit(data[~test], y=labels[~test])
         risk = model.score(data[test], reasons=None)["risk_score"].to_numpy()
-        rows[f"fold {k}"] = {**evaluate(labels[test], risk, model.threshold_, max_fpr=max_fpr),
-                             "threshold": model.threshold_}
+        rows[f"fold {k}"] = {
+            **evaluate(labels[test], risk, model.threshold_, max_fpr=max_fpr),
+            "threshold": model.threshold_,
+        }
     table = pd.DataFrame.from_dict(rows, orient="index").astype(float)
     return pd.concat([table, table.mean().to_frame("mean").T])

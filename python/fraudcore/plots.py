@@ -18,7 +18,9 @@ def _axes(ax):
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("fraudcore.plots needs matplotlib: pip install 'fraudcore[plot]'") from None
+        raise ImportError(
+            "fraudcore.plots needs matplotlib: pip install 'fraudcore[plot]'"
+        ) from None
     return plt.subplots()[1]
 
 
@@ -34,7 +36,9 @@ def roc_curve(y_true, scores, *, ax=None, label=None):
     tp, fp = _curve(y_true, scores)
     ax = _axes(ax)
     auc = metrics.roc_auc(y_true, scores)
-    ax.plot(np.r_[0, fp] / fp[-1], np.r_[0, tp] / tp[-1], label=f"{label or 'scores'} (AUC {auc:.3f})")
+    ax.plot(
+        np.r_[0, fp] / fp[-1], np.r_[0, tp] / tp[-1], label=f"{label or 'scores'} (AUC {auc:.3f})"
+    )
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
     ax.set(xlabel="false-positive rate", ylabel="detection rate (recall)", title="ROC")
     ax.legend(loc="lower right")
@@ -46,8 +50,12 @@ def pr_curve(y_true, scores, *, ax=None, label=None):
     tp, fp = _curve(y_true, scores)
     ax = _axes(ax)
     ap = metrics.average_precision(y_true, scores)
-    ax.step(np.r_[0, tp / tp[-1]], np.r_[1, tp / (tp + fp)], where="post",
-            label=f"{label or 'scores'} (AP {ap:.3f})")
+    ax.step(
+        np.r_[0, tp / tp[-1]],
+        np.r_[1, tp / (tp + fp)],
+        where="post",
+        label=f"{label or 'scores'} (AP {ap:.3f})",
+    )
     ax.axhline(np.mean(np.asarray(y_true)), linestyle=":", color="grey")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
     ax.legend(loc="upper right")
@@ -60,10 +68,21 @@ def confusion_matrix(y_true, scores, threshold, *, ax=None):
     ax = _axes(ax)
     ax.imshow(counts, cmap="Blues")
     for (i, j), value in np.ndenumerate(counts):
-        ax.text(j, i, f"{value:,}", ha="center", va="center",
-                color="white" if value > counts.max() / 2 else "black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["no alert", "alert"],
-           yticklabels=["legitimate", "fraud"], title=f"Confusion at threshold {threshold:.4g}")
+        ax.text(
+            j,
+            i,
+            f"{value:,}",
+            ha="center",
+            va="center",
+            color="white" if value > counts.max() / 2 else "black",
+        )
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["no alert", "alert"],
+        yticklabels=["legitimate", "fraud"],
+        title=f"Confusion at threshold {threshold:.4g}",
+    )
     return ax
 
 
@@ -80,6 +99,10 @@ def score_distribution(scores, y_true=None, *, threshold=None, ax=None, bins=50)
         ax.hist(s[y == 1], bins=edges, alpha=0.6, density=True, label="fraud")
     if threshold is not None:
         ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:.4g}")
-    ax.set(xlabel="score", ylabel="density" if y_true is not None else "rows", title="Score distribution")
+    ax.set(
+        xlabel="score",
+        ylabel="density" if y_true is not None else "rows",
+        title="Score distribution",
+    )
     ax.legend()
     return ax

@@ -26,9 +26,22 @@ import pandas as pd
 __all__ = ["Schema"]
 
 _ROLES = (
-    "entity", "timestamp", "amount", "quantity", "unit_price", "country", "ip_address",
-    "device_id", "browser", "source", "merchant", "invoice", "signup_time", "label",
-    "transaction_id", "cancellation",
+    "entity",
+    "timestamp",
+    "amount",
+    "quantity",
+    "unit_price",
+    "country",
+    "ip_address",
+    "device_id",
+    "browser",
+    "source",
+    "merchant",
+    "invoice",
+    "signup_time",
+    "label",
+    "transaction_id",
+    "cancellation",
 )
 _IDENTIFIER_ROLES = ("transaction_id", "entity", "invoice")
 _TIME_UNITS = ("ns", "us", "ms", "s")
@@ -104,19 +117,27 @@ class Schema:
         for role in _ROLES:
             value = getattr(self, role)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"Schema.{role} must be a column name (str) or None, got {value!r}")
+                raise ValueError(
+                    f"Schema.{role} must be a column name (str) or None, got {value!r}"
+                )
         if self.timestamp is None:
             raise ValueError("Schema needs a timestamp column")
         if self.amount is None and (self.quantity is None or self.unit_price is None):
             raise ValueError("Schema needs an amount column, or both quantity and unit_price")
         if self.time_unit not in _TIME_UNITS:
-            raise ValueError(f"Schema.time_unit must be one of {_TIME_UNITS}, got {self.time_unit!r}")
-        if isinstance(self.passthrough, str) or not all(isinstance(c, str) for c in self.passthrough):
+            raise ValueError(
+                f"Schema.time_unit must be one of {_TIME_UNITS}, got {self.time_unit!r}"
+            )
+        if isinstance(self.passthrough, str) or not all(
+            isinstance(c, str) for c in self.passthrough
+        ):
             raise ValueError("Schema.passthrough must be a sequence of column names")
         object.__setattr__(self, "passthrough", tuple(self.passthrough))
         if not isinstance(self.negative_is_cancellation, (bool, np.bool_)):
-            raise ValueError("Schema.negative_is_cancellation must be True or False, "
-                             f"got {self.negative_is_cancellation!r}")
+            raise ValueError(
+                "Schema.negative_is_cancellation must be True or False, "
+                f"got {self.negative_is_cancellation!r}"
+            )
         object.__setattr__(self, "negative_is_cancellation", bool(self.negative_is_cancellation))
 
     @property
@@ -186,37 +207,75 @@ class Schema:
         """UCI Online Retail (:func:`fraudcore.datasets.load_online_retail`, or the
         file read as it is): cancellations by the negative-quantity rule, so
         the loader's ``is_cancellation`` column is not needed."""
-        return cls(entity="CustomerID", timestamp="InvoiceDate", quantity="Quantity",
-                   unit_price="UnitPrice", country="Country", merchant="StockCode",
-                   invoice="InvoiceNo", negative_is_cancellation=True)
+        return cls(
+            entity="CustomerID",
+            timestamp="InvoiceDate",
+            quantity="Quantity",
+            unit_price="UnitPrice",
+            country="Country",
+            merchant="StockCode",
+            invoice="InvoiceNo",
+            negative_is_cancellation=True,
+        )
 
     @classmethod
     def fraud_data(cls):
         """E-commerce Fraud_Data (:func:`fraudcore.datasets.load_fraud_data` with the
         IP-to-country table, which adds the ``country`` column)."""
-        return cls(entity="user_id", timestamp="purchase_time", amount="purchase_value",
-                   country="country", ip_address="ip_address", device_id="device_id",
-                   browser="browser", source="source", signup_time="signup_time", label="class")
+        return cls(
+            entity="user_id",
+            timestamp="purchase_time",
+            amount="purchase_value",
+            country="country",
+            ip_address="ip_address",
+            device_id="device_id",
+            browser="browser",
+            source="source",
+            signup_time="signup_time",
+            label="class",
+        )
 
     @classmethod
     def fraud_data_without_country(cls):
         """Fraud_Data loaded without the IP-to-country table."""
-        return cls(entity="user_id", timestamp="purchase_time", amount="purchase_value",
-                   ip_address="ip_address", device_id="device_id", browser="browser",
-                   source="source", signup_time="signup_time", label="class")
+        return cls(
+            entity="user_id",
+            timestamp="purchase_time",
+            amount="purchase_value",
+            ip_address="ip_address",
+            device_id="device_id",
+            browser="browser",
+            source="source",
+            signup_time="signup_time",
+            label="class",
+        )
 
     @classmethod
     def creditcard(cls):
         """ULB credit-card data: no customer id; Time in seconds; V1..V28 kept."""
-        return cls(timestamp="Time", amount="Amount", label="Class", time_unit="s",
-                   passthrough=tuple(f"V{i}" for i in range(1, 29)))
+        return cls(
+            timestamp="Time",
+            amount="Amount",
+            label="Class",
+            time_unit="s",
+            passthrough=tuple(f"V{i}" for i in range(1, 29)),
+        )
 
     @classmethod
     def transactions(cls):
         """:func:`fraudcore.datasets.make_transactions`."""
-        return cls(entity="customer_id", timestamp="timestamp", amount="amount", country="country",
-                   ip_address="ip_address", device_id="device_id", merchant="merchant",
-                   signup_time="signup_time", label="is_fraud", transaction_id="transaction_id")
+        return cls(
+            entity="customer_id",
+            timestamp="timestamp",
+            amount="amount",
+            country="country",
+            ip_address="ip_address",
+            device_id="device_id",
+            merchant="merchant",
+            signup_time="signup_time",
+            label="is_fraud",
+            transaction_id="transaction_id",
+        )
 
 
 def _numbers(series):
@@ -234,8 +293,10 @@ def _flags(series, column):
         wrong = ~numbers.isin((0, 1)).to_numpy()
         if wrong.any():
             first = int(np.argmax(wrong))
-            raise ValueError(f"cancellation column {column!r} must hold booleans or 0 / 1, got "
-                             f"{values.tolist()[first]!r} at index {values.index.tolist()[first]!r}")
+            raise ValueError(
+                f"cancellation column {column!r} must hold booleans or 0 / 1, got "
+                f"{values.tolist()[first]!r} at index {values.index.tolist()[first]!r}"
+            )
         flags = numbers.to_numpy(dtype=np.float64) == 1
     out = np.zeros(len(series), dtype=bool)
     out[present] = flags

@@ -66,9 +66,20 @@ class GradientBoostingStage(NativeModelMixin, BaseEstimator):
     _native_type = _core.TreeEnsembleModel
     _fitted_attributes = ("n_features_in_", "n_iter_", "calibration_", "n_synthetic_")
 
-    def __init__(self, *, max_iter=300, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20,
-                 l2_regularization=0.0, early_stopping="auto", imbalance="class_weight",
-                 smote_neighbors=5, random_state=None, n_jobs=-1):
+    def __init__(
+        self,
+        *,
+        max_iter=300,
+        learning_rate=0.1,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=0.0,
+        early_stopping="auto",
+        imbalance="class_weight",
+        smote_neighbors=5,
+        random_state=None,
+        n_jobs=-1,
+    ):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -87,12 +98,21 @@ class GradientBoostingStage(NativeModelMixin, BaseEstimator):
         check_int("smote_neighbors", self.smote_neighbors, 1)
         for name in ("learning_rate", "l2_regularization"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-                    or value < 0 or (name == "learning_rate" and value == 0):
-                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'learning_rate' else '>= 0'}, "
-                                 f"got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not np.isfinite(value)
+                or value < 0
+                or (name == "learning_rate" and value == 0)
+            ):
+                raise ValueError(
+                    f"{name} must be a finite number {'> 0' if name == 'learning_rate' else '>= 0'}, "
+                    f"got {value!r}"
+                )
         if self.early_stopping not in ("auto", True, False):
-            raise ValueError(f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}")
+            raise ValueError(
+                f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}"
+            )
         if self.imbalance not in _IMBALANCE:
             raise ValueError(f"imbalance must be one of {_IMBALANCE}, got {self.imbalance!r}")
         resolve_n_jobs(self.n_jobs)
@@ -104,7 +124,9 @@ class GradientBoostingStage(NativeModelMixin, BaseEstimator):
         X = validate_fit_input(self, X)
         y = _binary_labels(y, len(X), "y")
         if y.min() == y.max():
-            raise ValueError("the supervised stage needs fraud and legitimate rows among the labelled ones")
+            raise ValueError(
+                "the supervised stage needs fraud and legitimate rows among the labelled ones"
+            )
         rng = np.random.default_rng(self.random_state)
         n_real = len(X)
         if self.imbalance == "smote":
@@ -112,10 +134,15 @@ class GradientBoostingStage(NativeModelMixin, BaseEstimator):
         self.n_synthetic_ = int(len(X) - n_real)
         n_threads = _core.resolve_n_threads(self.n_jobs)
         model = HistGradientBoostingClassifier(
-            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            early_stopping=self.early_stopping, random_state=int(rng.integers(2**31 - 1)),
-            class_weight="balanced" if self.imbalance == "class_weight" else None)
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            early_stopping=self.early_stopping,
+            random_state=int(rng.integers(2**31 - 1)),
+            class_weight="balanced" if self.imbalance == "class_weight" else None,
+        )
         with threadpool_limits(n_threads, user_api="openmp"):
             model.fit(X, y)
         self._native = _from_histogram_gradient_boosting(model, X.shape[1])
@@ -156,13 +183,20 @@ class GradientBoostingStage(NativeModelMixin, BaseEstimator):
     def _check_fitted_attributes(self, params, attributes, native):
         n = fitted_int(attributes, "n_features_in_", 1)
         if native.n_features != n:
-            raise MetadataError("attributes.n_features_in_", f"is {n}, the trees use {native.n_features}")
+            raise MetadataError(
+                "attributes.n_features_in_", f"is {n}, the trees use {native.n_features}"
+            )
         fitted_int(attributes, "n_iter_", 1)
         fitted_int(attributes, "n_synthetic_", 0)
         calibration = fitted(attributes, "calibration_")
-        if not (isinstance(calibration, tuple) and len(calibration) == 2
-                and all(isinstance(v, float) and np.isfinite(v) for v in calibration)):
-            raise MetadataError("attributes.calibration_", "must be two finite numbers (slope, intercept)")
+        if not (
+            isinstance(calibration, tuple)
+            and len(calibration) == 2
+            and all(isinstance(v, float) and np.isfinite(v) for v in calibration)
+        ):
+            raise MetadataError(
+                "attributes.calibration_", "must be two finite numbers (slope, intercept)"
+            )
 
 
 def _binary_labels(y, n, name):
@@ -189,7 +223,9 @@ def _platt(raw, y):
         p = expit(a * z + b)
         w = np.maximum(p * (1.0 - p), 1e-12)
         g = np.array([np.dot(p - target, z), np.sum(p - target)])
-        h = np.array([[np.dot(w, z * z), np.dot(w, z)], [np.dot(w, z), np.sum(w)]]) + 1e-9 * np.eye(2)
+        h = np.array([[np.dot(w, z * z), np.dot(w, z)], [np.dot(w, z), np.sum(w)]]) + 1e-9 * np.eye(
+            2
+        )
         step = np.linalg.solve(h, g)
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-10:
@@ -209,7 +245,11 @@ def _smote(X, y, k, rng):
     scale = fraud.std(axis=0)
     scaled = fraud / np.where(scale > 0, scale, 1.0)
     k = min(k, len(fraud) - 1)
-    neighbors = NearestNeighbors(n_neighbors=k + 1).fit(scaled).kneighbors(scaled, return_distance=False)[:, 1:]
+    neighbors = (
+        NearestNeighbors(n_neighbors=k + 1)
+        .fit(scaled)
+        .kneighbors(scaled, return_distance=False)[:, 1:]
+    )
     base = rng.integers(len(fraud), size=needed)
     partner = neighbors[base, rng.integers(k, size=needed)]
     step = rng.random((needed, 1))
@@ -221,7 +261,9 @@ def _from_histogram_gradient_boosting(model, n_features):
     """The fitted classifier's trees as a native TreeEnsembleModel."""
     if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
         raise ValueError("categorical splits are not supported by the native trees")
-    columns = {k: [] for k in ("feature", "threshold", "left", "right", "value", "cover", "missing_left")}
+    columns = {
+        k: [] for k in ("feature", "threshold", "left", "right", "value", "cover", "missing_left")
+    }
     begin, offset = [], 0
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
@@ -236,5 +278,9 @@ def _from_histogram_gradient_boosting(model, n_features):
         columns["missing_left"].append(nodes["missing_go_to_left"])
         offset += len(nodes)
     baseline = float(np.ravel(model._baseline_prediction)[0])
-    return _core.TreeEnsembleModel(n_features, baseline, np.asarray(begin, dtype=np.int64),
-                                   **{k: np.concatenate(v) for k, v in columns.items()})
+    return _core.TreeEnsembleModel(
+        n_features,
+        baseline,
+        np.asarray(begin, dtype=np.int64),
+        **{k: np.concatenate(v) for k, v in columns.items()},
+    )

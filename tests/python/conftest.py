@@ -25,7 +25,9 @@ def blobs():
 def shared_data():
     """../shared/data (real public data; absent from a user's clone)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (only in the project's shared/ folder)")
+        pytest.skip(
+            f"shared data not found at {SHARED_DATA} (only in the project's shared/ folder)"
+        )
     return SHARED_DATA
 
 
@@ -37,8 +39,16 @@ def adbench_dir():
     return folder
 
 
-RETAIL_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
-                  "CustomerID", "Country"]
+RETAIL_COLUMNS = [
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+]
 
 
 def retail_table(n_customers=120, n_invoices=2_000, cancel_share=0.04, seed=0):
@@ -53,10 +63,22 @@ def retail_table(n_customers=120, n_invoices=2_000, cancel_share=0.04, seed=0):
         when = start + pd.Timedelta(minutes=int(number * 90 + rng.integers(60)))
         for _ in range(int(rng.integers(1, 5))):
             item = int(rng.integers(50))
-            rows.append([str(540_000 + number), f"2{item:04d}", f"ITEM {item}", int(rng.integers(1, 25)),
-                         when, round(float(rng.lognormal(1.0, 0.6)), 2), customer, "United Kingdom"])
+            rows.append(
+                [
+                    str(540_000 + number),
+                    f"2{item:04d}",
+                    f"ITEM {item}",
+                    int(rng.integers(1, 25)),
+                    when,
+                    round(float(rng.lognormal(1.0, 0.6)), 2),
+                    customer,
+                    "United Kingdom",
+                ]
+            )
     purchases = len(rows)
-    for k, line in enumerate(rng.choice(purchases, size=int(cancel_share * purchases), replace=False)):
+    for k, line in enumerate(
+        rng.choice(purchases, size=int(cancel_share * purchases), replace=False)
+    ):
         _, code, text, quantity, when, price, customer, country = rows[line]
         later = when + pd.Timedelta(days=int(rng.integers(1, 20)), minutes=7)
         rows.append([f"C{580_000 + k}", code, text, -quantity, later, price, customer, country])

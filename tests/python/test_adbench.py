@@ -32,7 +32,6 @@ def test_mean_roc_auc_within_0_01_of_scikit_learn(adbench_dir):
     assert abs(np.mean(ours) - np.mean(ref)) < 0.01, (np.mean(ours), np.mean(ref))
 
 
-
 def reference_lof(X, k):
     """LOF from exhaustive float64 distances, ties to the lower index.
 

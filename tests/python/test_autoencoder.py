@@ -97,8 +97,18 @@ def test_layer_layout_and_initialisation():
     model = AutoEncoder(hidden_layers=(7, 3, 9), mirror=False, epochs=1).fit(np.eye(10))
     assert model.layers_ == (10, 7, 3, 9, 10)
     native = _core.AutoEncoderModel()
-    native.initialize(np.random.default_rng(0).normal(size=(50, 300)), [300, 200, 300], 0, 0.0, 0.0,
-                      1e-3, 32, True, 1, True)
+    native.initialize(
+        np.random.default_rng(0).normal(size=(50, 300)),
+        [300, 200, 300],
+        0,
+        0.0,
+        0.0,
+        1e-3,
+        32,
+        True,
+        1,
+        True,
+    )
     W, b = native.layer(0)  # He-normal: std sqrt(2 / fan_in); zero biases
     assert W.std() == pytest.approx(np.sqrt(2 / 300), rel=0.02) and not b.any()
 
@@ -117,8 +127,12 @@ def test_learns_and_finds_the_anomalies(blobs):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_same_seed_same_model_for_every_thread_count(blobs, dtype):
     X, _ = blobs
-    runs = [AutoEncoder(batch_size=256, epochs=3, dropout=0.3, dtype=dtype, random_state=5,
-                        n_jobs=j).fit(X) for j in (1, 2, 3)]
+    runs = [
+        AutoEncoder(
+            batch_size=256, epochs=3, dropout=0.3, dtype=dtype, random_state=5, n_jobs=j
+        ).fit(X)
+        for j in (1, 2, 3)
+    ]
     for other in runs[1:]:
         np.testing.assert_array_equal(other.score_samples(X), runs[0].score_samples(X))
         assert other.loss_curve_ == runs[0].loss_curve_
@@ -128,8 +142,9 @@ def test_same_seed_same_model_for_every_thread_count(blobs, dtype):
 
 def test_early_stopping_keeps_the_best_epoch(blobs):
     X, _ = blobs
-    model = AutoEncoder(epochs=200, early_stopping=True, patience=3, learning_rate=0.01,
-                        random_state=0).fit(X)
+    model = AutoEncoder(
+        epochs=200, early_stopping=True, patience=3, learning_rate=0.01, random_state=0
+    ).fit(X)
     assert model.n_epochs_ < 200
     best = int(np.argmin(model.validation_scores_)) + 1
     assert model.n_epochs_ == best
@@ -203,8 +218,11 @@ def test_bad_input():
         model.score_samples(np.array([[0.0, 1e300, 0.0]]))
     with pytest.raises(ValueError, match="out of range once standardised"):
         AutoEncoder(standardize=False).fit(np.full((5, 2), 1e39))
-    assert np.isfinite(AutoEncoder(standardize=False, dtype="float64", epochs=1)
-                       .fit(np.full((5, 2), 1e39)).score_samples(np.full((1, 2), 1e39)))
+    assert np.isfinite(
+        AutoEncoder(standardize=False, dtype="float64", epochs=1)
+        .fit(np.full((5, 2), 1e39))
+        .score_samples(np.full((1, 2), 1e39))
+    )
 
 
 # -- divergence and the finite-score guarantee (issue 12) ---------------------------------
@@ -216,11 +234,11 @@ def _rewrite_weights(data, new_weights):
     _, kind, meta, body = _core.unpack_envelope(data)
     # The body opens with the layer count (u64) and sizes (i64); the weights close it.
     (n_sizes,) = np.frombuffer(body[:8], dtype="<u8")
-    sizes = [int(s) for s in np.frombuffer(body[8:8 + 8 * int(n_sizes)], dtype="<i8")]
+    sizes = [int(s) for s in np.frombuffer(body[8 : 8 + 8 * int(n_sizes)], dtype="<i8")]
     count = sum(out * (fan_in + 1) for fan_in, out in zip(sizes[:-1], sizes[1:]))
-    flat = np.frombuffer(body[-8 * count:], dtype="<f8").copy()
+    flat = np.frombuffer(body[-8 * count :], dtype="<f8").copy()
     flat = np.asarray(new_weights(sizes, flat), dtype="<f8")
-    return _core.pack_envelope(kind, meta, body[:-8 * count] + flat.tobytes())
+    return _core.pack_envelope(kind, meta, body[: -8 * count] + flat.tobytes())
 
 
 @pytest.mark.parametrize(
@@ -231,7 +249,9 @@ def _rewrite_weights(data, new_weights):
 def test_divergence_is_an_error_naming_the_epoch(blobs, tmp_path, params, scale):
     X, _ = blobs
     model = AutoEncoder(epochs=3, random_state=0, **params)
-    with pytest.raises(ValueError, match=r"diverged in epoch 1\b.*lower learning_rate.*standardize"):
+    with pytest.raises(
+        ValueError, match=r"diverged in epoch 1\b.*lower learning_rate.*standardize"
+    ):
         model.fit(X * scale)
     assert not model.__sklearn_is_fitted__()  # nothing to score
     # What is saved now is the unfitted estimator, and it loads.
@@ -253,7 +273,9 @@ def test_save_refuses_what_load_would_refuse(blobs, tmp_path):
 @pytest.mark.parametrize("value", [1e300, 1e30])
 def test_load_refuses_finite_weights_that_overflow(blobs, dtype, value):
     X, _ = blobs
-    data = AutoEncoder(epochs=1, dtype=dtype, random_state=0).fit(X).__getstate__()["fraudcore_model"]
+    data = (
+        AutoEncoder(epochs=1, dtype=dtype, random_state=0).fit(X).__getstate__()["fraudcore_model"]
+    )
     if dtype == "float64" and value == 1e30:
         value = 1e160  # float64's limit for the squared error is ~1e154
     bad = _rewrite_weights(data, lambda sizes, w: np.full_like(w, value))
@@ -278,24 +300,33 @@ def test_a_model_at_the_edge_of_the_bound_loads_and_scores_finite_values():
     def constant(target):
         w = (target / (radius * fan_ins)) ** (1.0 / n_layers)
         return lambda s, flat: np.concatenate(
-            [np.concatenate([np.full(o * i, w), np.zeros(o)]) for i, o in zip(s[:-1], s[1:])])
+            [np.concatenate([np.full(o * i, w), np.zeros(o)]) for i, o in zip(s[:-1], s[1:])]
+        )
 
     inside = AutoEncoder()
     inside.__setstate__({"fraudcore_model": _rewrite_weights(data, constant(0.5 * largest))})
     score = inside.score_samples(edge[None, :])
     assert np.isfinite(score).all() and score[0] < -1e70
     with pytest.raises(fraudcore.ModelFormatError, match="too large"):
-        AutoEncoder().__setstate__({"fraudcore_model": _rewrite_weights(data, constant(2.0 * largest))})
+        AutoEncoder().__setstate__(
+            {"fraudcore_model": _rewrite_weights(data, constant(2.0 * largest))}
+        )
 
 
 def test_loaded_model_scores_finite_values(blobs, tmp_path):
     X, _ = blobs
     for dtype in ("float32", "float64"):
-        model = fraudcore.load(AutoEncoder(epochs=3, dtype=dtype, random_state=0).fit(X).save(tmp_path / "ae.fc"))
+        model = fraudcore.load(
+            AutoEncoder(epochs=3, dtype=dtype, random_state=0).fit(X).save(tmp_path / "ae.fc")
+        )
         far = model._native.input_mean + 1e6 * model._native.input_scale * np.sign(X[:20])
         scores = model.score_samples(np.vstack([X, far]))
         assert np.isfinite(scores).all()
         # Beyond the guaranteed radius an overflow scores -inf (an outlier), never NaN.
-        beyond = model.score_samples(np.full((1, X.shape[1]), 1e300 if dtype == "float64" else 1e30))
+        beyond = model.score_samples(
+            np.full((1, X.shape[1]), 1e300 if dtype == "float64" else 1e30)
+        )
         assert not np.isnan(beyond).any() and beyond[0] < model.offset_
-        assert model.predict(np.full((1, X.shape[1]), 1e300 if dtype == "float64" else 1e30))[0] == -1
+        assert (
+            model.predict(np.full((1, X.shape[1]), 1e300 if dtype == "float64" else 1e30))[0] == -1
+        )

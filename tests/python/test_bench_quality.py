@@ -30,12 +30,23 @@ def bench():
 
 def test_quick_mode_reports_every_method_on_both_splits(tmp_path, bench):
     out = tmp_path / "quality.json"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_quality.py"), "--quick", "--json", str(out)],
-                          check=False, capture_output=True, text=True, timeout=300, cwd=BENCHMARKS.parent)
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_quality.py"), "--quick", "--json", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=BENCHMARKS.parent,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    methods = {"sklearn_iforest_raw", "hgb_raw", "hgb_features", "fraudcore_default",
-               *(f"fraudcore_{name}" for name in bench.DETECTORS)}
+    methods = {
+        "sklearn_iforest_raw",
+        "hgb_raw",
+        "hgb_features",
+        "fraudcore_default",
+        *(f"fraudcore_{name}" for name in bench.DETECTORS),
+    }
     if report["supervised_stage"]:
         methods |= {f"fraudcore_supervised_{share:.0%}" for share in bench.LABEL_SHARES}
     runs = report["transactions"]["make_transactions"]
@@ -46,19 +57,35 @@ def test_quick_mode_reports_every_method_on_both_splits(tmp_path, bench):
             assert set(figures) == methods
             for name, values in figures.items():
                 if "error" in values:  # the stage may refuse a handful of labelled fraud rows
-                    assert name in ("fraudcore_supervised_10%", "fraudcore_supervised_1%"), (name, values)
+                    assert name in ("fraudcore_supervised_10%", "fraudcore_supervised_1%"), (
+                        name,
+                        values,
+                    )
                     continue
-                assert set(values) == FIGURES and all(0.0 <= v <= 1.0 for v in values.values()), values
+                assert set(values) == FIGURES and all(0.0 <= v <= 1.0 for v in values.values()), (
+                    values
+                )
     means = report["means"]["make_transactions"]["random"]
-    assert means["hgb_raw"] == runs["random"]["0"]["hgb_raw"]  # one seed: the mean is that seed's figures
-    assert any(t["target"].startswith("make_transactions random: default ROC-AUC") for t in report["targets"])
+    assert (
+        means["hgb_raw"] == runs["random"]["0"]["hgb_raw"]
+    )  # one seed: the mean is that seed's figures
+    assert any(
+        t["target"].startswith("make_transactions random: default ROC-AUC")
+        for t in report["targets"]
+    )
     assert "make_transactions, random 70/30 split" in proc.stdout
 
 
 def test_raw_columns_are_numbers_seconds_and_ordinal_codes(bench):
-    data = pd.DataFrame({"value": [3.5, 1.0, 2.0],
-                         "when": pd.to_datetime(["1970-01-01 00:00:10", "1970-01-01 00:01:00", "1970-01-02 00:00:00"]),
-                         "browser": ["Safari", "Chrome", "Safari"]})
+    data = pd.DataFrame(
+        {
+            "value": [3.5, 1.0, 2.0],
+            "when": pd.to_datetime(
+                ["1970-01-01 00:00:10", "1970-01-01 00:01:00", "1970-01-02 00:00:00"]
+            ),
+            "browser": ["Safari", "Chrome", "Safari"],
+        }
+    )
     expected = [[3.5, 10.0, 1.0], [1.0, 60.0, 0.0], [2.0, 86_400.0, 1.0]]
     np.testing.assert_array_equal(bench.raw_matrix(data, ["value", "when", "browser"]), expected)
 
@@ -72,17 +99,23 @@ def test_partial_labels_keep_a_stratified_share(bench):
     assert len(labels) == 900 and kept.sum() == 90
     np.testing.assert_array_equal(labels[kept], y[train][kept])
     assert labels[kept].sum() == 9
-    assert np.array_equal(np.isnan(bench.partial_labels(y, train, 1.0, seed=0)), np.zeros(900, bool))
+    assert np.array_equal(
+        np.isnan(bench.partial_labels(y, train, 1.0, seed=0)), np.zeros(900, bool)
+    )
 
 
 def test_matrix_detector_runs_fraud_detectors_own_pipeline(bench):
     # Fed the features FraudDetector builds, the matrix subclass must give the
     # same risk scores as FraudDetector on the transactions themselves.
     data = make_transactions(n_customers=40, n_transactions=1500, fraud_rate=0.02, seed=3).drop(
-        columns=["is_fraud", "fraud_pattern"])
+        columns=["is_fraud", "fraud_pattern"]
+    )
     schema = Schema.transactions()
     ours = FraudDetector(schema, random_state=0).fit(data).score(data, reasons=None)
     features = build_features(data, schema)
-    theirs = bench.MatrixFraudDetector(Schema(timestamp="unused", amount="unused"), random_state=0).fit(
-        features).score(features, reasons=None)
+    theirs = (
+        bench.MatrixFraudDetector(Schema(timestamp="unused", amount="unused"), random_state=0)
+        .fit(features)
+        .score(features, reasons=None)
+    )
     np.testing.assert_array_equal(ours["risk_score"].to_numpy(), theirs["risk_score"].to_numpy())

@@ -19,6 +19,8 @@ from fraudcore.datasets import load_online_retail
 from conftest import retail_table
 
 RETAIL = Schema.online_retail()
+
+
 @pytest.fixture(scope="module")
 def table():
     return retail_table()
@@ -56,13 +58,25 @@ def test_online_retail_schema_reads_the_loader_output_and_the_file_alike(table, 
     loaded, _ = load_online_retail(tmp_path / "retail.csv")
     plain = pd.read_csv(tmp_path / "retail.csv", dtype={"InvoiceNo": str})
     np.testing.assert_array_equal(RETAIL.cancellations(loaded), loaded["is_cancellation"])
-    np.testing.assert_array_equal(RETAIL.cancellations(plain), plain["InvoiceNo"].str.startswith("C"))
-    np.testing.assert_array_equal(RETAIL.cancellations(plain)[loaded.index], RETAIL.cancellations(loaded))
+    np.testing.assert_array_equal(
+        RETAIL.cancellations(plain), plain["InvoiceNo"].str.startswith("C")
+    )
+    np.testing.assert_array_equal(
+        RETAIL.cancellations(plain)[loaded.index], RETAIL.cancellations(loaded)
+    )
 
 
 def test_negative_rule_and_flag_column():
-    frame = pd.DataFrame({"t": 0, "a": [5.0, -2.0, 0.0, 3.0], "q": [1, -1, -2, 2], "p": [5.0, 2.0, 0.0, -1.5],
-                          "flag": [True, False, None, False], "code": [0, 1, 0, np.nan]})
+    frame = pd.DataFrame(
+        {
+            "t": 0,
+            "a": [5.0, -2.0, 0.0, 3.0],
+            "q": [1, -1, -2, 2],
+            "p": [5.0, 2.0, 0.0, -1.5],
+            "flag": [True, False, None, False],
+            "code": [0, 1, 0, np.nan],
+        }
+    )
     by_amount = Schema(timestamp="t", amount="a", negative_is_cancellation=True)
     assert by_amount.cancellations(frame).tolist() == [False, True, False, False]
     # Quantity x unit price < 0, or a negative quantity (a free item returned).
@@ -72,9 +86,15 @@ def test_negative_rule_and_flag_column():
     assert flagged.cancellations(frame).tolist() == [True, False, False, False]
     coded = Schema(timestamp="t", amount="a", cancellation="code", negative_is_cancellation=True)
     assert coded.cancellations(frame).tolist() == [False, True, False, False]
-    assert Schema(timestamp="t", amount="a", cancellation="code").cancellations(frame).tolist() == \
-        [False, True, False, False]
-    with pytest.raises(ValueError, match="cancellation column 'q' must hold booleans or 0 / 1, got -1"):
+    assert Schema(timestamp="t", amount="a", cancellation="code").cancellations(frame).tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    with pytest.raises(
+        ValueError, match="cancellation column 'q' must hold booleans or 0 / 1, got -1"
+    ):
         Schema(timestamp="t", amount="a", cancellation="q").cancellations(frame)
     with pytest.raises(ValueError, match="negative_is_cancellation must be True or False"):
         Schema(timestamp="t", amount="a", negative_is_cancellation="yes")
@@ -97,14 +117,18 @@ def test_by_default_cancellations_raise_no_alert_and_train_nothing(quiet, alerti
     out = quiet.score(table)
     assert (out["is_cancellation"].to_numpy() == cancelled).all()
     assert not out.loc[cancelled, "is_alert"].any() and out["is_alert"].any()
-    assert (out.loc[cancelled, "priority"] == 5).all() and (out.loc[cancelled, "reasons"].map(len) == 0).all()
+    assert (out.loc[cancelled, "priority"] == 5).all() and (
+        out.loc[cancelled, "reasons"].map(len) == 0
+    ).all()
     # Not for lack of risk: the model still finds them unusual.
     assert (out.loc[cancelled, "risk_score"] >= quiet.threshold_).mean() > 0.2
     assert quiet.n_training_rows_ == int((~cancelled[:split]).sum())
     assert alerting.n_training_rows_ == split
     # contamination is the share of the training purchases that alert.
     train = out.iloc[:split]
-    assert train.loc[~cancelled[:split], "is_alert"].mean() == pytest.approx(quiet.contamination, abs=0.003)
+    assert train.loc[~cancelled[:split], "is_alert"].mean() == pytest.approx(
+        quiet.contamination, abs=0.003
+    )
 
 
 def test_cancellations_feed_the_history_of_the_next_purchases(quiet, table):
@@ -116,13 +140,19 @@ def test_cancellations_feed_the_history_of_the_next_purchases(quiet, table):
     after = (~cancelled & (table["InvoiceDate"] > table["CustomerID"].map(first_cancel))).to_numpy()
     assert after.sum() > 100
     without = build_features(table[~cancelled], RETAIL)
-    assert (features.loc[after, "entity_count"] > without.loc[table.index[after], "entity_count"]).all()
+    assert (
+        features.loc[after, "entity_count"] > without.loc[table.index[after], "entity_count"]
+    ).all()
     # ... and so score as they do with the cancellation in the input.
     full = quiet.score(table, reasons=None)
     alone = quiet.score(table[~cancelled], reasons=None)
-    assert not np.allclose(full.loc[after, "risk_score"], alone.loc[table.index[after], "risk_score"])
-    np.testing.assert_array_equal(full.loc[~cancelled & ~after, "risk_score"],
-                                  alone.loc[table.index[~cancelled & ~after], "risk_score"])
+    assert not np.allclose(
+        full.loc[after, "risk_score"], alone.loc[table.index[after], "risk_score"]
+    )
+    np.testing.assert_array_equal(
+        full.loc[~cancelled & ~after, "risk_score"],
+        alone.loc[table.index[~cancelled & ~after], "risk_score"],
+    )
 
 
 def test_switched_on_cancellation_alerts_say_so_first(alerting, table):
@@ -163,11 +193,16 @@ def test_a_file_written_before_cancellations_loads_and_scores_as_before(table, s
     assert loaded.alert_cancellations is False and not loaded.schema.has_cancellations
     out = loaded.score(table)
     pd.testing.assert_frame_equal(out, model.score(table))
-    assert "is_cancellation" not in out.columns and out.loc[RETAIL.cancellations(table), "is_alert"].any()
+    assert (
+        "is_cancellation" not in out.columns
+        and out.loc[RETAIL.cancellations(table), "is_alert"].any()
+    )
 
 
 def test_too_few_purchases_to_train_says_why(table):
-    few = pd.concat([table[~RETAIL.cancellations(table)].iloc[:20], table[RETAIL.cancellations(table)]])
+    few = pd.concat(
+        [table[~RETAIL.cancellations(table)].iloc[:20], table[RETAIL.cancellations(table)]]
+    )
     with pytest.raises(ValueError, match=r"got 20; its \d+ cancellations are left out"):
         FraudDetector(RETAIL).fit(few)
 
@@ -183,10 +218,14 @@ def real_retail(shared_data):
 def test_real_online_retail_cancellations_by_either_read(real_retail, shared_data):
     assert RETAIL.cancellations(real_retail).sum() == 8_872
     np.testing.assert_array_equal(RETAIL.cancellations(real_retail), real_retail["is_cancellation"])
-    plain = pd.read_csv(shared_data / "online_retail.csv.gz", dtype={"InvoiceNo": str}, encoding="latin-1")
+    plain = pd.read_csv(
+        shared_data / "online_retail.csv.gz", dtype={"InvoiceNo": str}, encoding="latin-1"
+    )
     customers = plain["CustomerID"].notna().to_numpy()
-    np.testing.assert_array_equal(RETAIL.cancellations(plain)[customers],
-                                  plain["InvoiceNo"].str.startswith("C").to_numpy()[customers])
+    np.testing.assert_array_equal(
+        RETAIL.cancellations(plain)[customers],
+        plain["InvoiceNo"].str.startswith("C").to_numpy()[customers],
+    )
 
 
 def test_real_online_retail_alerts_leave_cancellations_out(real_retail):
@@ -199,4 +238,6 @@ def test_real_online_retail_alerts_leave_cancellations_out(real_retail):
     shown = shown.score(data)
     alerts = shown[shown["is_alert"]]
     assert alerts["is_cancellation"].mean() > 0.2  # what the default keeps out of the queue
-    assert (alerts.loc[alerts["is_cancellation"], "reasons"].map(lambda r: r[0]) == "cancellation").all()
+    assert (
+        alerts.loc[alerts["is_cancellation"], "reasons"].map(lambda r: r[0]) == "cancellation"
+    ).all()

@@ -16,15 +16,20 @@ def test_demo_trains_evaluates_and_writes_results(capsys, tmp_path):
     out_file = tmp_path / "demo.csv"
     assert main(["demo", "--n-transactions", "20000", "--out", str(out_file)]) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "knn")}
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("ensemble", "isolation_forest", "knn")
+    }
     assert set(rows) == {"ensemble", "isolation_forest", "knn"}
     assert float(rows["isolation_forest"][1]) > 0.9  # ROC-AUC on held-out transactions
     assert "top alerts" in out and "results written to" in out
     import pandas as pd
 
     results = pd.read_csv(out_file)
-    assert len(results) == 6_000 and {"risk_score", "is_alert", "reasons", "is_fraud"} <= set(results)
+    assert len(results) == 6_000 and {"risk_score", "is_alert", "reasons", "is_fraud"} <= set(
+        results
+    )
 
 
 def test_demo_takes_the_normalisation_and_the_neighbour_sample(capsys, tmp_path, monkeypatch):
@@ -32,15 +37,27 @@ def test_demo_takes_the_normalisation_and_the_neighbour_sample(capsys, tmp_path,
 
     seen = []
     fit = FraudDetector.fit
+
     def recording_fit(self, *args, **kwargs):
         seen.append(self.get_params())
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(FraudDetector, "fit", recording_fit)
-    argv = ["demo", "--n-transactions", "5000", "--out", str(tmp_path / "d.csv"), "--normalization", "rank"]
+    argv = [
+        "demo",
+        "--n-transactions",
+        "5000",
+        "--out",
+        str(tmp_path / "d.csv"),
+        "--normalization",
+        "rank",
+    ]
     assert main([*argv, "--neighbor-samples", "0"]) == 0
     assert main([*argv, "--neighbor-samples", "1000"]) == 0
-    assert [(p["normalization"], p["neighbor_samples"]) for p in seen] == [("rank", None), ("rank", 1000)]
+    assert [(p["normalization"], p["neighbor_samples"]) for p in seen] == [
+        ("rank", None),
+        ("rank", 1000),
+    ]
     capsys.readouterr()
     assert main(["demo", "--n-transactions", "5000", "--normalization", "softmax"]) == 1
     assert "normalization must be one of" in capsys.readouterr().err
@@ -52,16 +69,20 @@ def test_no_command_prints_help(capsys):
 
 
 def test_bad_argument_is_one_line_on_stderr():
-    proc = subprocess.run([sys.executable, "-m", "fraudcore", "demo", "--n-transactions", "0"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudcore", "demo", "--n-transactions", "0"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("fraudcore demo: error:")
 
 
 def test_module_entry_point_help():
-    proc = subprocess.run([sys.executable, "-m", "fraudcore", "demo", "--help"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudcore", "demo", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0
     assert "FraudDetector" in proc.stdout
 
@@ -72,15 +93,33 @@ def test_train_score_evaluate_round_trip(tmp_path, capsys):
     data = make_transactions(n_customers=400, n_transactions=8_000, fraud_rate=0.02, seed=1)
     data.to_csv(tmp_path / "tx.csv", index=False)
     model = tmp_path / "model.fc"
-    assert main(["train", str(tmp_path / "tx.csv"), "--out", str(model), "--label", "is_fraud",
-                 "--target-recall", "0.8"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "tx.csv"),
+                "--out",
+                str(model),
+                "--label",
+                "is_fraud",
+                "--target-recall",
+                "0.8",
+            ]
+        )
+        == 0
+    )
     assert "model written to" in capsys.readouterr().out
-    assert main(["score", str(model), str(tmp_path / "tx.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    assert (
+        main(["score", str(model), str(tmp_path / "tx.csv"), "--out", str(tmp_path / "out.csv")])
+        == 0
+    )
     assert "alerts" in capsys.readouterr().out
     import pandas as pd
 
     results = pd.read_csv(tmp_path / "out.csv")
-    assert len(results) == len(data) and {"risk_score", "is_alert", "risk_level", "reasons"} <= set(results)
+    assert len(results) == len(data) and {"risk_score", "is_alert", "risk_level", "reasons"} <= set(
+        results
+    )
     assert main(["evaluate", str(model), str(tmp_path / "tx.csv")]) == 0
     out = capsys.readouterr().out
     assert "roc_auc" in out and "recall" in out
@@ -91,13 +130,22 @@ def test_command_errors_are_one_line(tmp_path):
     cases = [
         ["train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m.fc")],
         ["train", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "m.fc")],
-        ["score", str(tmp_path / "missing.fc"), str(tmp_path / "empty.csv"), "--out", str(tmp_path / "o.csv")],
+        [
+            "score",
+            str(tmp_path / "missing.fc"),
+            str(tmp_path / "empty.csv"),
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
     ]
     for argv in cases:
-        proc = subprocess.run([sys.executable, "-m", "fraudcore", *argv], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "fraudcore", *argv], capture_output=True, text=True
+        )
         assert proc.returncode == 1, argv
-        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            proc.stderr
+        )
 
 
 def test_progress_bars_only_on_a_terminal_and_not_with_quiet(monkeypatch):
@@ -124,7 +172,9 @@ def hostile_transactions(tmp_path_factory):
 
 
 def _run(argv, **kwargs):
-    return subprocess.run([sys.executable, "-m", "fraudcore", *map(str, argv)], text=True, timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "fraudcore", *map(str, argv)], text=True, timeout=600, **kwargs
+    )
 
 
 def test_a_reader_that_stops_early_never_costs_the_model(hostile_transactions, tmp_path):
@@ -137,8 +187,12 @@ def test_a_reader_that_stops_early_never_costs_the_model(hostile_transactions, t
         try:
             # Unbuffered, as on a terminal: the first print meets the closed pipe
             # before the model could be written (unless the model comes first).
-            proc = _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
-                        stdout=write_end, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = _run(
+                ["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         finally:
             os.close(write_end)
         assert proc.returncode == 0, proc.stderr
@@ -148,10 +202,25 @@ def test_a_reader_that_stops_early_never_costs_the_model(hostile_transactions, t
 
 def test_data_cannot_drive_the_terminal(hostile_transactions, tmp_path):
     model = tmp_path / "model.fc"
-    assert _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
-                capture_output=True).returncode == 0
-    proc = _run(["score", model, hostile_transactions / "tx.csv", "--out", tmp_path / "out.csv", "--top", "50"],
-                capture_output=True)
+    assert (
+        _run(
+            ["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    proc = _run(
+        [
+            "score",
+            model,
+            hostile_transactions / "tx.csv",
+            "--out",
+            tmp_path / "out.csv",
+            "--top",
+            "50",
+        ],
+        capture_output=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "first purchase from \\x1b[2J\\x1b[31mXX\\u202e" in proc.stdout  # shown, escaped
     assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout
@@ -161,13 +230,21 @@ def test_data_cannot_drive_the_terminal(hostile_transactions, tmp_path):
 
 def test_a_terminal_that_cannot_show_a_character_gets_an_escape(hostile_transactions, tmp_path):
     model = tmp_path / "model.fc"
-    assert _run(["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
-                capture_output=True).returncode == 0
+    assert (
+        _run(
+            ["train", hostile_transactions / "tx.csv", "--out", model, "--quiet"],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     data = pd.read_csv(hostile_transactions / "tx.csv")
     data["country"] = data["country"].where(data["is_fraud"] == 0, "Côte d’Ivoire")
     data.to_csv(tmp_path / "tx.csv", index=False)
-    proc = _run(["score", model, tmp_path / "tx.csv", "--out", tmp_path / "out.csv", "--top", "50"],
-                capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    proc = _run(
+        ["score", model, tmp_path / "tx.csv", "--out", tmp_path / "out.csv", "--top", "50"],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "first purchase from C\\xf4te d\\u2019Ivoire" in proc.stdout
 
@@ -198,7 +275,7 @@ def _raw_retail_file(path):
 def _check_traced(results, raw_path, identifiers):
     """results' source_row names the raw file's row of the same ids."""
     raw = pd.read_csv(raw_path, dtype={"InvoiceNo": str}, encoding="latin-1")
-    assert list(results.columns[:1 + len(identifiers)]) == ["source_row", *identifiers]
+    assert list(results.columns[: 1 + len(identifiers)]) == ["source_row", *identifiers]
     assert results["source_row"].is_unique
     same = raw.iloc[results["source_row"]].reset_index(drop=True)
     for column in identifiers:
@@ -208,18 +285,36 @@ def _check_traced(results, raw_path, identifiers):
 def test_score_writes_ids_and_file_rows_and_prints_the_cleaning(tmp_path, capsys):
     raw_path = _raw_retail_file(tmp_path / "retail.csv")
     model, out_file = tmp_path / "retail.fc", tmp_path / "scored.csv"
-    assert main(["train", str(raw_path), "--format", "online_retail", "--out", str(model), "--quiet"]) == 0
+    assert (
+        main(["train", str(raw_path), "--format", "online_retail", "--out", str(model), "--quiet"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "CleaningReport for" in printed and "missing_customer   dropped" in printed
-    assert main(["score", str(model), str(raw_path), "--format", "online_retail", "--out", str(out_file),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(model),
+                str(raw_path),
+                "--format",
+                "online_retail",
+                "--out",
+                str(out_file),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert re.search(r"\n  duplicates +dropped +-1  rows identical", printed)
     results = pd.read_csv(out_file, dtype={"InvoiceNo": str})
     raw = pd.read_csv(raw_path)
     assert len(results) == raw["CustomerID"].notna().sum() - 1 < len(raw)
     _check_traced(results, raw_path, ["CustomerID", "InvoiceNo"])
-    assert results["is_alert"].any() and not results.loc[results["is_cancellation"], "is_alert"].any()
+    assert (
+        results["is_alert"].any() and not results.loc[results["is_cancellation"], "is_alert"].any()
+    )
     # The top alerts printed name their file row and ids.
     top = results[results["is_alert"]].sort_values("risk_score", ascending=False).iloc[0]
     ids = f"CustomerID {top['CustomerID']}  InvoiceNo {top['InvoiceNo']}"
@@ -231,9 +326,22 @@ def test_score_keeps_transaction_ids_of_plain_files(tmp_path):
 
     data = make_transactions(n_customers=200, n_transactions=3_000, seed=2)
     data.to_csv(tmp_path / "tx.csv", index=False)
-    assert main(["train", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "m.fc"), "--quiet"]) == 0
-    assert main(["score", str(tmp_path / "m.fc"), str(tmp_path / "tx.csv"), "--out", str(tmp_path / "o.csv"),
-                 "--quiet"]) == 0
+    assert (
+        main(["train", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "m.fc"), "--quiet"]) == 0
+    )
+    assert (
+        main(
+            [
+                "score",
+                str(tmp_path / "m.fc"),
+                str(tmp_path / "tx.csv"),
+                "--out",
+                str(tmp_path / "o.csv"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     results = pd.read_csv(tmp_path / "o.csv")
     _check_traced(results, tmp_path / "tx.csv", ["transaction_id", "customer_id"])
     assert (results["source_row"] == results.index).all()  # nothing was cleaned
@@ -252,17 +360,20 @@ def test_labelled_formats_print_their_cleaning(tmp_path, capsys, command):
     table = pd.concat([table, table.iloc[[7]]])  # a duplicate, counted
     table.to_csv(tmp_path / "cc.csv", index=False)
     model = tmp_path / "cc.fc"
-    argv = {"train": ["train", str(tmp_path / "cc.csv"), "--out", str(model)],
-            "score": ["score", str(model), str(tmp_path / "cc.csv"), "--out", str(tmp_path / "o.csv")],
-            "evaluate": ["evaluate", str(model), str(tmp_path / "cc.csv")]}
+    argv = {
+        "train": ["train", str(tmp_path / "cc.csv"), "--out", str(model)],
+        "score": ["score", str(model), str(tmp_path / "cc.csv"), "--out", str(tmp_path / "o.csv")],
+        "evaluate": ["evaluate", str(model), str(tmp_path / "cc.csv")],
+    }
     if command != "train":
         assert main([*argv["train"], "--format", "creditcard", "--quiet"]) == 0
         capsys.readouterr()
     assert main([*argv[command], "--format", "creditcard", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("CleaningReport for ")
-    assert re.search(r"\n  duplicates +counted +1  rows identical to an earlier row \(first kept\)\n",
-                     printed)
+    assert re.search(
+        r"\n  duplicates +counted +1  rows identical to an earlier row \(first kept\)\n", printed
+    )
 
 
 def test_real_online_retail_results_point_at_the_file_rows(shared_data, tmp_path, capsys):
@@ -270,10 +381,35 @@ def test_real_online_retail_results_point_at_the_file_rows(shared_data, tmp_path
     raw = pd.read_csv(real, dtype={"InvoiceNo": str}, encoding="latin-1")
     raw.iloc[:30_000].to_csv(tmp_path / "head.csv.gz", index=False)  # the file's first 30,000 rows
     model, out_file = tmp_path / "retail.fc", tmp_path / "scored.csv"
-    assert main(["train", str(tmp_path / "head.csv.gz"), "--format", "online_retail", "--out", str(model),
-                 "--quiet"]) == 0
-    assert main(["score", str(model), str(tmp_path / "head.csv.gz"), "--format", "online_retail",
-                 "--out", str(out_file), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "head.csv.gz"),
+                "--format",
+                "online_retail",
+                "--out",
+                str(model),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "score",
+                str(model),
+                str(tmp_path / "head.csv.gz"),
+                "--format",
+                "online_retail",
+                "--out",
+                str(out_file),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert re.search(r"\n  missing_customer +dropped +-\d", capsys.readouterr().out)
     results = pd.read_csv(out_file, dtype={"InvoiceNo": str})
     _check_traced(results, real, ["CustomerID", "InvoiceNo"])

@@ -43,10 +43,13 @@ def test_scores_match_scikit_learn_in_distribution(blobs, bootstrap):
 
 def test_roc_auc_matches_scikit_learn(blobs):
     X, y = blobs
-    ours = [roc_auc_score(y, -IsolationForest(random_state=s).fit(X).score_samples(X))
-            for s in range(3)]
-    ref = [roc_auc_score(y, -SkIsolationForest(random_state=s).fit(X).score_samples(X))
-           for s in range(3)]
+    ours = [
+        roc_auc_score(y, -IsolationForest(random_state=s).fit(X).score_samples(X)) for s in range(3)
+    ]
+    ref = [
+        roc_auc_score(y, -SkIsolationForest(random_state=s).fit(X).score_samples(X))
+        for s in range(3)
+    ]
     assert abs(np.mean(ours) - np.mean(ref)) < 0.01
 
 
@@ -84,7 +87,9 @@ def test_trees_follow_the_paper(make_data):
             if left == k:  # leaf
                 assert tree["threshold"][k] == np.inf
                 assert tree["path"][k] == pytest.approx(depth + c(len(rows)), rel=1e-12)
-                could_split = len(rows) > 1 and depth < max_depth and np.ptp(X[rows], axis=0).max() > 0
+                could_split = (
+                    len(rows) > 1 and depth < max_depth and np.ptp(X[rows], axis=0).max() > 0
+                )
                 assert not could_split, "a leaf that could still be split"
                 continue
             f, thr = tree["split"][k], tree["threshold"][k]
@@ -101,8 +106,12 @@ def test_trees_follow_the_paper(make_data):
 @pytest.mark.parametrize("extension_level", [0, 2])
 def test_results_do_not_depend_on_thread_count(blobs, extension_level):
     X, _ = blobs
-    fits = [IsolationForest(n_estimators=50, random_state=5, n_jobs=n,
-                            extension_level=extension_level).fit(X) for n in (1, 2, -1)]
+    fits = [
+        IsolationForest(
+            n_estimators=50, random_state=5, n_jobs=n, extension_level=extension_level
+        ).fit(X)
+        for n in (1, 2, -1)
+    ]
     blobs_bytes = {f._native.serialize() for f in fits}
     assert len(blobs_bytes) == 1
     scores = [f.set_params(n_jobs=n).score_samples(X) for f, n in zip(fits, (2, 1, 3))]
@@ -146,8 +155,9 @@ def test_dtypes_orders_and_dataframes_give_the_same_answer(blobs):
 def test_dataframe_with_bool_and_int_columns():
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.normal(size=300), "b": rng.integers(0, 5, 300),
-                       "c": rng.random(300) > 0.5})
+    df = pd.DataFrame(
+        {"a": rng.normal(size=300), "b": rng.integers(0, 5, 300), "c": rng.random(300) > 0.5}
+    )
     model = IsolationForest(random_state=0).fit(df)
     as_float = df.to_numpy(dtype=float)
     reference = IsolationForest(random_state=0).fit(as_float)
@@ -300,8 +310,9 @@ def test_feature_contributions_name_the_feature_that_isolates(blobs):
     odd[:, 3] += 40.0  # far out in feature 3 only
     shares = model.feature_contributions(np.vstack([X[:20], odd]))
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
-    np.testing.assert_allclose(shares, reference_contributions(model._native, np.vstack([X[:20], odd])),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        shares, reference_contributions(model._native, np.vstack([X[:20], odd])), rtol=1e-12
+    )
     assert (shares[20:].argmax(axis=1) == 3).all()
     with pytest.raises(ValueError, match="axis-parallel"):
         IsolationForest(n_estimators=5, extension_level=1).fit(X).feature_contributions(X[:2])
@@ -332,10 +343,12 @@ def test_fit_memory_does_not_grow_with_the_number_of_trees():
                                 random_state=0).fit(X)
         print(json.dumps({{"growth_mb": (kb("VmHWM") - base) / 1024}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     growth_mb = json.loads(proc.stdout.strip().splitlines()[-1])["growth_mb"]
     sample_mb = psi * cols * 8 / 2**20
     assert growth_mb < 2 * threads * sample_mb, (
         f"fit grew the resident set by {growth_mb:.1f} MB; one tree's sample is "
-        f"{sample_mb:.1f} MB, all {trees} trees' {trees * sample_mb:.0f} MB")
+        f"{sample_mb:.1f} MB, all {trees} trees' {trees * sample_mb:.0f} MB"
+    )

@@ -8,8 +8,11 @@ from sklearn.neighbors import NearestNeighbors
 
 from fraudcore import KNNDetector
 
-AGGREGATE = {"largest": lambda d: d[:, -1], "mean": lambda d: d.mean(axis=1),
-             "median": lambda d: np.median(d, axis=1)}
+AGGREGATE = {
+    "largest": lambda d: d[:, -1],
+    "mean": lambda d: d.mean(axis=1),
+    "median": lambda d: np.median(d, axis=1),
+}
 
 
 @pytest.fixture(scope="module", params=[(2000, 3), (1500, 24)], ids=["kd_tree", "brute"])
@@ -35,7 +38,9 @@ def test_scores_equal_the_reference(data, method, n_neighbors):
 
     novelty = KNNDetector(n_neighbors=n_neighbors, method=method, novelty=True, n_jobs=2).fit(X)
     np.testing.assert_allclose(-novelty.score_samples(new), new_ref, rtol=1e-12)
-    np.testing.assert_allclose(novelty.decision_function(new), -new_ref - novelty.offset_, rtol=1e-12)
+    np.testing.assert_allclose(
+        novelty.decision_function(new), -new_ref - novelty.offset_, rtol=1e-12
+    )
     np.testing.assert_array_equal(novelty.predict(new), np.where(-new_ref < novelty.offset_, -1, 1))
 
 

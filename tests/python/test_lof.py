@@ -67,8 +67,13 @@ def test_duplicates_beyond_n_neighbors(n_features):
 
 def test_minkowski_orders_and_named_metrics(data):
     X, _ = data
-    for kwargs in ({"p": 1}, {"p": 3}, {"metric": "manhattan"}, {"metric": "chebyshev"},
-                   {"metric_params": {"p": 1.5}}):
+    for kwargs in (
+        {"p": 1},
+        {"p": 3},
+        {"metric": "manhattan"},
+        {"metric": "chebyshev"},
+        {"metric_params": {"p": 1.5}},
+    ):
         ours = LocalOutlierFactor(n_neighbors=8, **kwargs).fit(X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scikit-learn notes metric_params' p
@@ -92,7 +97,9 @@ def test_algorithms_and_thread_counts_agree(data):
         for j in (1, 2, -1)
     ]
     for other in runs[1:]:
-        np.testing.assert_array_equal(other.negative_outlier_factor_, runs[0].negative_outlier_factor_)
+        np.testing.assert_array_equal(
+            other.negative_outlier_factor_, runs[0].negative_outlier_factor_
+        )
         np.testing.assert_array_equal(other.score_samples(new), runs[0].score_samples(new))
 
 
@@ -109,7 +116,9 @@ def test_methods_of_the_other_mode_are_hidden():
 
 def test_more_neighbors_than_rows_warns_and_reduces():
     X = np.random.default_rng(0).normal(size=(6, 2))
-    with pytest.warns(UserWarning, match=r"n_neighbors \(20\) is greater than the total number of samples \(6\)"):
+    with pytest.warns(
+        UserWarning, match=r"n_neighbors \(20\) is greater than the total number of samples \(6\)"
+    ):
         ours = LocalOutlierFactor().fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -182,8 +182,10 @@ def test_victims_have_legit_history_on_an_earlier_day(frame):
     legit = frame[frame["is_fraud"] == 0]
     fraud = frame[frame["is_fraud"] == 1]
     day = frame["timestamp"].dt.floor("D")
-    earlier = fraud[["customer_id"]].assign(day=day[fraud.index]).merge(
-        legit[["customer_id"]].assign(legit_day=day[legit.index]), on="customer_id"
+    earlier = (
+        fraud[["customer_id"]]
+        .assign(day=day[fraud.index])
+        .merge(legit[["customer_id"]].assign(legit_day=day[legit.index]), on="customer_id")
     )
     earlier = earlier[earlier["legit_day"] < earlier["day"]]
     history = earlier.groupby(["customer_id", "day"]).size()

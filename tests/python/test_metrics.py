@@ -22,7 +22,9 @@ def labelled_scores(seed, n=2_000, ties=False):
 def test_ranking_metrics_equal_sklearn(seed, n, ties):
     y, s = labelled_scores(seed, n, ties)
     assert metrics.roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
-    assert metrics.average_precision(y, s) == pytest.approx(skm.average_precision_score(y, s), abs=1e-12)
+    assert metrics.average_precision(y, s) == pytest.approx(
+        skm.average_precision_score(y, s), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("ties", [False, True])
@@ -30,7 +32,9 @@ def test_threshold_metrics_equal_sklearn(ties):
     y, s = labelled_scores(1, ties=ties)
     for threshold in np.quantile(s, [0.0, 0.5, 0.9, 0.99, 1.0]):
         alert = (s >= threshold).astype(int)
-        np.testing.assert_array_equal(metrics.confusion_matrix(y, s, threshold), skm.confusion_matrix(y, alert))
+        np.testing.assert_array_equal(
+            metrics.confusion_matrix(y, s, threshold), skm.confusion_matrix(y, alert)
+        )
         p, r, f1 = metrics.precision_recall_f1(y, s, threshold)
         assert p == pytest.approx(skm.precision_score(y, alert, zero_division=0))
         assert r == pytest.approx(skm.recall_score(y, alert, zero_division=0))

@@ -23,8 +23,14 @@ import sys
 import numpy as np
 import pytest
 
-KINDS = ("IsolationForest", "LocalOutlierFactor", "KNNDetector", "AutoEncoder", "FeatureState",
-         "FraudDetector")
+KINDS = (
+    "IsolationForest",
+    "LocalOutlierFactor",
+    "KNNDetector",
+    "AutoEncoder",
+    "FeatureState",
+    "FraudDetector",
+)
 MUTATIONS = 300  # per kind, besides the truncations
 HEADROOM = 512 << 20  # bytes of address space the batch may add to what its setup holds
 MARKER = "MUTATION-RESULT "
@@ -33,12 +39,19 @@ MARKER = "MUTATION-RESULT "
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_damaged_file_loads_to_a_working_model_or_is_refused(kind):
     env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0", "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, __file__, kind, str(MUTATIONS)], capture_output=True,
-                         text=True, timeout=120, env=env, check=False)
+    run = subprocess.run(
+        [sys.executable, __file__, kind, str(MUTATIONS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     lines = [line for line in run.stdout.splitlines() if line.startswith(MARKER)]
-    assert run.returncode == 0 and lines, \
+    assert run.returncode == 0 and lines, (
         f"the batch died (exit {run.returncode}):\n{run.stderr[-3000:]}"
-    result = json.loads(lines[-1][len(MARKER):])
+    )
+    result = json.loads(lines[-1][len(MARKER) :])
     assert result["failures"] == [], "\n".join(result["failures"][:20])
     # The batch exercised both outcomes, and most mutations got past the checksum.
     assert result["refused"] > 0.3 * result["total"] and result["loaded"] > 0, result
@@ -48,18 +61,49 @@ def test_every_damaged_file_loads_to_a_working_model_or_is_refused(kind):
 # -- the batch (run as a script in the subprocess) ----------------------------
 
 JUNK = [
-    "x", "", -1, 0, 1, -0.0, 0.5, 1e308, -1e308, 2**63, -(2**63), 10**30, None, True, False,
-    [], {}, [1, 2, 3], ["a"], {"a": 1}, float("nan"), float("inf"), float("-inf"),
-    [[[[[[[[[[[]]]]]]]]]]], {"__tuple__": [1, 2]}, {"__tuple__": "no"}, {"__dict__": {"a": [None]}},
-    {"__dict__": 3}, {"__ndarray__": ["a", "b", "c"], "dtype": "U100000000"},
-    {"__ndarray__": [1, 2, 3], "dtype": "V1000000000"}, {"__ndarray__": [], "dtype": "S2000000000"},
-    {"__ndarray__": [1.5, 2.5], "dtype": "float64"}, {"__ndarray__": [10**30], "dtype": "int64"},
-    {"__ndarray__": [[1, 2], [3]], "dtype": "float64"}, {"__ndarray__": "abc", "dtype": "object"},
-    {"__ndarray__": ["a"], "dtype": ["f8"]}, {"__ndarray__": [1], "dtype": "float64", "extra": 1},
+    "x",
+    "",
+    -1,
+    0,
+    1,
+    -0.0,
+    0.5,
+    1e308,
+    -1e308,
+    2**63,
+    -(2**63),
+    10**30,
+    None,
+    True,
+    False,
+    [],
+    {},
+    [1, 2, 3],
+    ["a"],
+    {"a": 1},
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    [[[[[[[[[[[]]]]]]]]]]],
+    {"__tuple__": [1, 2]},
+    {"__tuple__": "no"},
+    {"__dict__": {"a": [None]}},
+    {"__dict__": 3},
+    {"__ndarray__": ["a", "b", "c"], "dtype": "U100000000"},
+    {"__ndarray__": [1, 2, 3], "dtype": "V1000000000"},
+    {"__ndarray__": [], "dtype": "S2000000000"},
+    {"__ndarray__": [1.5, 2.5], "dtype": "float64"},
+    {"__ndarray__": [10**30], "dtype": "int64"},
+    {"__ndarray__": [[1, 2], [3]], "dtype": "float64"},
+    {"__ndarray__": "abc", "dtype": "object"},
+    {"__ndarray__": ["a"], "dtype": ["f8"]},
+    {"__ndarray__": [1], "dtype": "float64", "extra": 1},
     {"__random_state__": ["MT19937", [1] * 624, 0, 0, 0.0]},
     {"__random_state__": ["MT19937", [1] * 10, 700, 2, "x"]},
-    {"__schema__": {"timestamp": "t", "amount": "a"}}, {"__schema__": {"timestamp": 3}},
-    {"__schema__": {"nonsense": 1}}, {"__schema__": []},
+    {"__schema__": {"timestamp": "t", "amount": "a"}},
+    {"__schema__": {"timestamp": 3}},
+    {"__schema__": {"nonsense": 1}},
+    {"__schema__": []},
 ]
 
 
@@ -75,19 +119,30 @@ def _small_models():
     state = fraudcore.FeatureState(fraudcore.Schema.transactions())
     state.update(tx.iloc[:40])
     return {
-        "IsolationForest": (fraudcore.IsolationForest(n_estimators=4, contamination=0.1,
-                                                      random_state=0).fit(frame), X),
+        "IsolationForest": (
+            fraudcore.IsolationForest(n_estimators=4, contamination=0.1, random_state=0).fit(frame),
+            X,
+        ),
         "LocalOutlierFactor": (fraudcore.LocalOutlierFactor(n_neighbors=5, novelty=True).fit(X), X),
         "KNNDetector": (fraudcore.KNNDetector(n_neighbors=3).fit(X), X),
-        "AutoEncoder": (fraudcore.AutoEncoder(hidden_layers=(4, 2), epochs=2,
-                                              random_state=0).fit(X), X),
+        "AutoEncoder": (
+            fraudcore.AutoEncoder(hidden_layers=(4, 2), epochs=2, random_state=0).fit(X),
+            X,
+        ),
         "FeatureState": (state, tx.iloc[40:42]),
-        "FraudDetector": (fraudcore.FraudDetector(
-            fraudcore.Schema.transactions(),
-            detectors=("isolation_forest", "lof", "knn", "autoencoder"),
-            detector_params={"isolation_forest": {"n_estimators": 4},
-                             "autoencoder": {"epochs": 1, "hidden_layers": (4,)}},
-            random_state=0, n_jobs=1).fit(tx), tx.iloc[:30]),
+        "FraudDetector": (
+            fraudcore.FraudDetector(
+                fraudcore.Schema.transactions(),
+                detectors=("isolation_forest", "lof", "knn", "autoencoder"),
+                detector_params={
+                    "isolation_forest": {"n_estimators": 4},
+                    "autoencoder": {"epochs": 1, "hidden_layers": (4,)},
+                },
+                random_state=0,
+                n_jobs=1,
+            ).fit(tx),
+            tx.iloc[:30],
+        ),
     }
 
 
@@ -124,8 +179,10 @@ def _works(model, data, reference):
     import fraudcore
     import pandas as pd
 
-    if isinstance(model, (fraudcore.FraudDetector, fraudcore.FeatureState)) \
-            and model.schema != reference.schema:
+    if (
+        isinstance(model, (fraudcore.FraudDetector, fraudcore.FeatureState))
+        and model.schema != reference.schema
+    ):
         data = _conform(data, model.schema, reference.schema)
         if data is None:
             return
@@ -139,8 +196,10 @@ def _works(model, data, reference):
         out = model.update(transaction)
         ok = all(np.isfinite(v) for v in out.values())
     elif hasattr(model, "score_samples"):
-        ok = np.isfinite(model.score_samples(data[:7])).all() \
+        ok = (
+            np.isfinite(model.score_samples(data[:7])).all()
             and np.isfinite(model.predict(data[:7])).all()
+        )
     else:  # a neighbour detector in outlier mode: its training scores
         ok = np.isfinite(getattr(model, model._training_scores_attribute)).all()
     if not ok:
@@ -199,7 +258,7 @@ def _flip(data, rng):
         data[at] = int(rng.integers(256))
     else:
         value = [2**64 - 1, 2**63, 2**40, 2**31, 2**32 - 1, 1 << 20][int(rng.integers(6))]
-        data[at:at + 8] = value.to_bytes(8, "little")[: len(data) - at]
+        data[at : at + 8] = value.to_bytes(8, "little")[: len(data) - at]
     return bytes(data), f"{how} at {at}"
 
 
@@ -274,15 +333,19 @@ def _run_batch(kind_name, n):
             counts["refused"] += 1
             continue
         except BaseException as exc:  # noqa: BLE001 (any other exception is the finding)
-            failures.append(f"{what}: load raised {exc!r}"[:400] + "\n"
-                            + traceback.format_exc()[-600:])
+            failures.append(
+                f"{what}: load raised {exc!r}"[:400] + "\n" + traceback.format_exc()[-600:]
+            )
             continue
         try:
             _works(loaded, data, model)
             counts["loaded"] += 1
         except BaseException as exc:  # noqa: BLE001
-            failures.append(f"{what}: the loaded model failed: {exc!r}"[:400] + "\n"
-                            + traceback.format_exc()[-600:])
+            failures.append(
+                f"{what}: the loaded model failed: {exc!r}"[:400]
+                + "\n"
+                + traceback.format_exc()[-600:]
+            )
     print(MARKER + json.dumps({**counts, "failures": failures}), flush=True)
 
 

@@ -18,8 +18,11 @@ def data():
     return rng.normal(size=(300, 4)), rng.normal(size=(40, 4))
 
 
-@pytest.fixture(scope="module", params=[(cls, algo) for cls in DETECTORS for algo in ("brute", "kd_tree")],
-                ids=lambda p: f"{p[0].__name__}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[(cls, algo) for cls in DETECTORS for algo in ("brute", "kd_tree")],
+    ids=lambda p: f"{p[0].__name__}-{p[1]}",
+)
 def novelty_model(request, data):
     cls, algorithm = request.param
     return cls(n_neighbors=7, novelty=True, algorithm=algorithm, contamination=0.1).fit(data[0])
@@ -41,7 +44,9 @@ def test_pickle_every_protocol(novelty_model, data, protocol):
 def test_save_load_round_trip(novelty_model, data, tmp_path):
     path = novelty_model.save(tmp_path / "model.fc")
     for loaded in (fraudcore.load(path), type(novelty_model).load(path)):
-        np.testing.assert_array_equal(loaded.score_samples(data[1]), novelty_model.score_samples(data[1]))
+        np.testing.assert_array_equal(
+            loaded.score_samples(data[1]), novelty_model.score_samples(data[1])
+        )
         np.testing.assert_array_equal(loaded.predict(data[1]), novelty_model.predict(data[1]))
         assert loaded.fit_algorithm_ == novelty_model.fit_algorithm_
         assert loaded.n_neighbors_ == novelty_model.n_neighbors_
@@ -75,7 +80,7 @@ def _rewrite_body(model, offset_from_end, value):
     hostile = bytearray(body)
     at = offset_from_end if offset_from_end >= 0 else len(hostile) + offset_from_end
     raw = value.tobytes()
-    hostile[at:at + len(raw)] = raw
+    hostile[at : at + len(raw)] = raw
     return {"fraudcore_model": _core.pack_envelope(kind, meta, bytes(hostile))}
 
 

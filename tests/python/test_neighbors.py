@@ -124,7 +124,9 @@ def test_every_kernel_and_thread_count_gives_the_same_bits():
             _core.NeighborIndex.use_isa(isa)
             for threads in (1, 2, 3):
                 engine = index(X)
-                results.append(engine.kneighbors_fitted(15, threads) + engine.kneighbors(Q, 4, threads))
+                results.append(
+                    engine.kneighbors_fitted(15, threads) + engine.kneighbors(Q, 4, threads)
+                )
     finally:
         _core.NeighborIndex.use_isa(default)
     for other in results[1:]:
@@ -135,8 +137,9 @@ def test_every_kernel_and_thread_count_gives_the_same_bits():
 def test_float32_input_is_searched_in_float64():
     X = np.random.default_rng(4).normal(size=(800, 20)).astype(np.float32)
     dist, ind = index(X).kneighbors_fitted(5, 2)
-    ref_dist, ref_ind = NearestNeighbors(n_neighbors=5, algorithm="kd_tree").fit(
-        X.astype(np.float64)).kneighbors()
+    ref_dist, ref_ind = (
+        NearestNeighbors(n_neighbors=5, algorithm="kd_tree").fit(X.astype(np.float64)).kneighbors()
+    )
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-13)
 
@@ -153,8 +156,13 @@ def test_strided_and_fortran_queries():
 
 
 def test_auto_picks_the_tree_in_low_dimensions():
-    assert index(np.zeros((100, 3)) + np.arange(100)[:, None], algorithm="auto").algorithm == "kd_tree"
-    assert index(np.random.default_rng(0).normal(size=(100, 16)), algorithm="auto").algorithm == "brute"
+    assert (
+        index(np.zeros((100, 3)) + np.arange(100)[:, None], algorithm="auto").algorithm == "kd_tree"
+    )
+    assert (
+        index(np.random.default_rng(0).normal(size=(100, 16)), algorithm="auto").algorithm
+        == "brute"
+    )
 
 
 def test_engine_rejects_bad_requests():
@@ -177,8 +185,10 @@ def test_engine_rejects_bad_requests():
     "X, Q",
     [
         (np.array([[-1e-3], [0.0], [1e-3]]), np.array([[1e39]])),
-        (np.random.default_rng(0).normal(size=(300, 20)),
-         np.where(np.arange(20) % 2, 1e38, -1e38)[None, :]),
+        (
+            np.random.default_rng(0).normal(size=(300, 20)),
+            np.where(np.arange(20) % 2, 1e38, -1e38)[None, :],
+        ),
         (np.array([[1e308], [1e308], [-1e308], [0.0], [5.0]]), np.array([[4.0], [-1e308]])),
     ],
     ids=["query-beyond-float32", "alternating-1e38", "column-sum-overflows"],

@@ -17,8 +17,9 @@ def data():
 
 @pytest.fixture(scope="module", params=[0, 2], ids=["axis", "extended"])
 def model(request, data):
-    return IsolationForest(n_estimators=30, contamination=0.1, extension_level=request.param,
-                           random_state=0).fit(data)
+    return IsolationForest(
+        n_estimators=30, contamination=0.1, extension_level=request.param, random_state=0
+    ).fit(data)
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
@@ -105,16 +106,16 @@ def test_structurally_hostile_body_with_a_valid_checksum(model, attack):
     hostile = bytearray(body)
     if attack == "self-loop":  # an inner node that is its own child
         at = _node_record_offset(native, inner) + 4
-        hostile[at:at + 4] = np.int32(inner).tobytes()
+        hostile[at : at + 4] = np.int32(inner).tobytes()
     elif attack == "int32-max child":  # left + 1 overflows 32 bits
         at = _node_record_offset(native, inner) + 4
-        hostile[at:at + 4] = np.int32(2**31 - 1).tobytes()
+        hostile[at : at + 4] = np.int32(2**31 - 1).tobytes()
     elif attack == "inner path NaN":
         at = _node_record_offset(native, inner) + 16
-        hostile[at:at + 8] = np.float64(np.nan).tobytes()
+        hostile[at : at + 8] = np.float64(np.nan).tobytes()
     else:  # the stored depth of tree 0 understates the tree
         at = 8 + 8 + 4 + (8 + 8 * native.n_estimators) + 8
-        hostile[at:at + 4] = np.int32(0).tobytes()
+        hostile[at : at + 4] = np.int32(0).tobytes()
     envelope = _core.pack_envelope(kind, meta, bytes(hostile))
     with pytest.raises(ModelFormatError, match="corrupted"):
         IsolationForest().__setstate__({"fraudcore_model": envelope})
@@ -188,8 +189,20 @@ def _load_bytes(data, tmp_path):
     return fraudcore.load(path)
 
 
-@pytest.mark.parametrize("dtype", ["U100000000", "<U100000000", "V400000000", "S400000000", "complex128",
-                                   "datetime64[ns]", "f8,i4", "float128", "no such dtype"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "U100000000",
+        "<U100000000",
+        "V400000000",
+        "S400000000",
+        "complex128",
+        "datetime64[ns]",
+        "f8,i4",
+        "float128",
+        "no such dtype",
+    ],
+)
 def test_an_array_dtype_in_the_metadata_cannot_allocate(model, tmp_path, dtype):
     # Three short strings declared 'U100000000' made load() allocate 1.2 GB.
     import tracemalloc
@@ -198,7 +211,9 @@ def test_an_array_dtype_in_the_metadata_cannot_allocate(model, tmp_path, dtype):
     data = _edited(model, lambda meta: meta["attributes"].__setitem__("feature_names_in_", names))
     tracemalloc.start()
     try:
-        with pytest.raises(ModelFormatError, match=r"field 'attributes.feature_names_in_': array dtype"):
+        with pytest.raises(
+            ModelFormatError, match=r"field 'attributes.feature_names_in_': array dtype"
+        ):
             _load_bytes(data, tmp_path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -206,36 +221,62 @@ def test_an_array_dtype_in_the_metadata_cannot_allocate(model, tmp_path, dtype):
     assert peak < 100 * len(data)
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda m: m["params"].__setitem__("n_estimators", "many"), "params.n_estimators"),
-    (lambda m: m["params"].__setitem__("n_estimators", -3), "params.n_estimators"),
-    (lambda m: m["params"].__setitem__("n_estimators", 7), "params.n_estimators"),  # not the forest's
-    (lambda m: m["params"].__setitem__("contamination", 2.0), "params.contamination"),
-    (lambda m: m["params"].__setitem__("bootstrap", "yes"), "params.bootstrap"),
-    (lambda m: m["params"].__setitem__("max_samples", [1]), "params.max_samples"),
-    (lambda m: m["params"].__setitem__("n_jobs", 0), "params.n_jobs"),
-    (lambda m: m["params"].__setitem__("random_state", {"__random_state__": [1, 2]}), "params.random_state"),
-    (lambda m: m["params"].__setitem__("n_trees", 3), "params.n_trees"),
-    (lambda m: m["attributes"].__setitem__("n_features_in_", -0.0), "attributes.n_features_in_"),
-    (lambda m: m["attributes"].__setitem__("n_features_in_", 4), "attributes.n_features_in_"),
-    (lambda m: m["attributes"].pop("offset_"), "attributes.offset_"),
-    (lambda m: m["attributes"].__setitem__("offset_", "low"), "attributes.offset_"),
-    (lambda m: m["attributes"].__setitem__("offset_", float("nan")), "attributes.offset_"),
-    (lambda m: m["attributes"].__setitem__("offset_", 10**30), "attributes.offset_"),
-    (lambda m: m["attributes"].__setitem__("max_samples_", 1), "attributes.max_samples_"),
-    (lambda m: m["attributes"].__setitem__("max_features_", 99), "attributes.max_features_"),
-    (lambda m: m["attributes"].__setitem__("max_features_", {"__tuple__": []}), "attributes.max_features_"),
-    (lambda m: m["attributes"].__setitem__("feature_names_in_", {"__ndarray__": [1.0] * 5, "dtype": "float64"}),
-     "attributes.feature_names_in_"),
-    (lambda m: m["attributes"].__setitem__("feature_names_in_", {"__ndarray__": ["a"], "dtype": "object",
-                                                                 "shape": [10**12]}),
-     "attributes.feature_names_in_"),
-    (lambda m: m["attributes"].__setitem__("offset_", {"__dict__": {"a": {"b": {"nested": 1}}}}),
-     "attributes.offset_"),
-    (lambda m: m.__setitem__("params", [1, 2]), "params"),
-    (lambda m: m.pop("attributes"), "attributes"),
-    (lambda m: m.__setitem__("extra", 1), "extra"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda m: m["params"].__setitem__("n_estimators", "many"), "params.n_estimators"),
+        (lambda m: m["params"].__setitem__("n_estimators", -3), "params.n_estimators"),
+        (
+            lambda m: m["params"].__setitem__("n_estimators", 7),
+            "params.n_estimators",
+        ),  # not the forest's
+        (lambda m: m["params"].__setitem__("contamination", 2.0), "params.contamination"),
+        (lambda m: m["params"].__setitem__("bootstrap", "yes"), "params.bootstrap"),
+        (lambda m: m["params"].__setitem__("max_samples", [1]), "params.max_samples"),
+        (lambda m: m["params"].__setitem__("n_jobs", 0), "params.n_jobs"),
+        (
+            lambda m: m["params"].__setitem__("random_state", {"__random_state__": [1, 2]}),
+            "params.random_state",
+        ),
+        (lambda m: m["params"].__setitem__("n_trees", 3), "params.n_trees"),
+        (
+            lambda m: m["attributes"].__setitem__("n_features_in_", -0.0),
+            "attributes.n_features_in_",
+        ),
+        (lambda m: m["attributes"].__setitem__("n_features_in_", 4), "attributes.n_features_in_"),
+        (lambda m: m["attributes"].pop("offset_"), "attributes.offset_"),
+        (lambda m: m["attributes"].__setitem__("offset_", "low"), "attributes.offset_"),
+        (lambda m: m["attributes"].__setitem__("offset_", float("nan")), "attributes.offset_"),
+        (lambda m: m["attributes"].__setitem__("offset_", 10**30), "attributes.offset_"),
+        (lambda m: m["attributes"].__setitem__("max_samples_", 1), "attributes.max_samples_"),
+        (lambda m: m["attributes"].__setitem__("max_features_", 99), "attributes.max_features_"),
+        (
+            lambda m: m["attributes"].__setitem__("max_features_", {"__tuple__": []}),
+            "attributes.max_features_",
+        ),
+        (
+            lambda m: m["attributes"].__setitem__(
+                "feature_names_in_", {"__ndarray__": [1.0] * 5, "dtype": "float64"}
+            ),
+            "attributes.feature_names_in_",
+        ),
+        (
+            lambda m: m["attributes"].__setitem__(
+                "feature_names_in_", {"__ndarray__": ["a"], "dtype": "object", "shape": [10**12]}
+            ),
+            "attributes.feature_names_in_",
+        ),
+        (
+            lambda m: m["attributes"].__setitem__(
+                "offset_", {"__dict__": {"a": {"b": {"nested": 1}}}}
+            ),
+            "attributes.offset_",
+        ),
+        (lambda m: m.__setitem__("params", [1, 2]), "params"),
+        (lambda m: m.pop("attributes"), "attributes"),
+        (lambda m: m.__setitem__("extra", 1), "extra"),
+    ],
+)
 def test_edited_metadata_is_refused_naming_the_field(model, tmp_path, edit, field):
     # Before: TypeError, AttributeError, IndexError, or a model that failed
     # later with "expecting -0.0 features".
@@ -274,27 +315,65 @@ def _neighbor_and_autoencoder_models():
     }
 
 
-@pytest.mark.parametrize("kind, edit, field", [
-    ("lof", lambda m: m["attributes"].__setitem__("n_neighbors_", 7), "attributes.n_neighbors_"),
-    ("lof", lambda m: m["attributes"].__setitem__("n_samples_fit_", 41), "attributes.n_samples_fit_"),
-    ("lof", lambda m: m["attributes"].__setitem__("effective_p_", 1.0), "attributes.effective_p_"),
-    ("lof", lambda m: m["params"].__setitem__("p", 3), "attributes.effective_p_"),
-    ("lof", lambda m: m["params"].__setitem__("metric", "cosine"), "params.metric"),
-    ("lof", lambda m: m["params"].__setitem__("leaf_size", 5), "params.leaf_size"),
-    ("lof", lambda m: m["params"].__setitem__("algorithm", "brute"), "attributes.fit_algorithm_"),
-    ("lof", lambda m: m["attributes"].__setitem__("effective_metric_params_", {"__dict__": {"p": 9}}),
-     "attributes.effective_metric_params_"),
-    ("knn", lambda m: m["params"].__setitem__("method", "largest"), "params.method"),
-    ("knn", lambda m: m["params"].__setitem__("method", 1), "params.method"),
-    ("ae", lambda m: m["attributes"].__setitem__("layers_", {"__tuple__": [3, 4, 3]}), "attributes.layers_"),
-    ("ae", lambda m: m["params"].__setitem__("hidden_layers", {"__tuple__": [5, 2]}), "params.hidden_layers"),
-    ("ae", lambda m: m["params"].__setitem__("dtype", "float64"), "params.dtype"),
-    ("ae", lambda m: m["params"].__setitem__("callback", "print"), "params.callback"),
-    ("ae", lambda m: m["attributes"].__setitem__("n_epochs_", 1), "attributes.n_epochs_"),
-    ("ae", lambda m: m["attributes"].__setitem__("loss_curve_", ["x"]), "attributes.loss_curve_"),
-    ("ae", lambda m: m["attributes"].__setitem__("interrupted_", 0), "attributes.interrupted_"),
-])
-def test_edited_metadata_of_every_estimator_is_refused_naming_the_field(tmp_path, kind, edit, field):
+@pytest.mark.parametrize(
+    "kind, edit, field",
+    [
+        (
+            "lof",
+            lambda m: m["attributes"].__setitem__("n_neighbors_", 7),
+            "attributes.n_neighbors_",
+        ),
+        (
+            "lof",
+            lambda m: m["attributes"].__setitem__("n_samples_fit_", 41),
+            "attributes.n_samples_fit_",
+        ),
+        (
+            "lof",
+            lambda m: m["attributes"].__setitem__("effective_p_", 1.0),
+            "attributes.effective_p_",
+        ),
+        ("lof", lambda m: m["params"].__setitem__("p", 3), "attributes.effective_p_"),
+        ("lof", lambda m: m["params"].__setitem__("metric", "cosine"), "params.metric"),
+        ("lof", lambda m: m["params"].__setitem__("leaf_size", 5), "params.leaf_size"),
+        (
+            "lof",
+            lambda m: m["params"].__setitem__("algorithm", "brute"),
+            "attributes.fit_algorithm_",
+        ),
+        (
+            "lof",
+            lambda m: m["attributes"].__setitem__(
+                "effective_metric_params_", {"__dict__": {"p": 9}}
+            ),
+            "attributes.effective_metric_params_",
+        ),
+        ("knn", lambda m: m["params"].__setitem__("method", "largest"), "params.method"),
+        ("knn", lambda m: m["params"].__setitem__("method", 1), "params.method"),
+        (
+            "ae",
+            lambda m: m["attributes"].__setitem__("layers_", {"__tuple__": [3, 4, 3]}),
+            "attributes.layers_",
+        ),
+        (
+            "ae",
+            lambda m: m["params"].__setitem__("hidden_layers", {"__tuple__": [5, 2]}),
+            "params.hidden_layers",
+        ),
+        ("ae", lambda m: m["params"].__setitem__("dtype", "float64"), "params.dtype"),
+        ("ae", lambda m: m["params"].__setitem__("callback", "print"), "params.callback"),
+        ("ae", lambda m: m["attributes"].__setitem__("n_epochs_", 1), "attributes.n_epochs_"),
+        (
+            "ae",
+            lambda m: m["attributes"].__setitem__("loss_curve_", ["x"]),
+            "attributes.loss_curve_",
+        ),
+        ("ae", lambda m: m["attributes"].__setitem__("interrupted_", 0), "attributes.interrupted_"),
+    ],
+)
+def test_edited_metadata_of_every_estimator_is_refused_naming_the_field(
+    tmp_path, kind, edit, field
+):
     data = _edited(_neighbor_and_autoencoder_models()[kind], edit)
     with pytest.raises(ModelFormatError, match=rf"fraudcore model metadata field '{field}['.\[]"):
         _load_bytes(data, tmp_path)
@@ -311,7 +390,6 @@ def test_a_float32_network_whose_saved_weight_overflows_is_refused(tmp_path):
         _load_bytes(_core.pack_envelope(kind, meta, hostile), tmp_path)
 
 
-
 @pytest.fixture(scope="module")
 def pipeline_models():
     from fraudcore import FeatureState, FraudDetector, Schema
@@ -320,45 +398,103 @@ def pipeline_models():
     tx = make_transactions(30, 400, seed=0)
     state = FeatureState(Schema.transactions())
     state.update(tx.iloc[:40])
-    detector = FraudDetector(Schema.transactions(), detector_params={"isolation_forest": {"n_estimators": 4}},
-                             random_state=0, n_jobs=1).fit(tx)
+    detector = FraudDetector(
+        Schema.transactions(),
+        detector_params={"isolation_forest": {"n_estimators": 4}},
+        random_state=0,
+        n_jobs=1,
+    ).fit(tx)
     return {"state": state, "detector": detector}
 
 
-@pytest.mark.parametrize("kind, edit, field", [
-    ("state", lambda m: m["attributes"]["vocabularies_"]["__dict__"]["country"].append("US"),
-     "attributes.vocabularies_.country"),
-    ("state", lambda m: m["attributes"]["vocabularies_"]["__dict__"].__setitem__("colour", []),
-     "attributes.vocabularies_.colour"),
-    ("state", lambda m: m["attributes"]["vocabularies_"]["__dict__"].__setitem__("entity", []),
-     "attributes.vocabularies_.entity"),
-    ("state", lambda m: m["params"].__setitem__("windows", {"__tuple__": ["2h"]}), "params.windows"),
-    ("state", lambda m: m["params"].__setitem__("night_hours", {"__tuple__": [0, 99]}), "params.night_hours"),
-    ("state", lambda m: m["params"].__setitem__("schema", {"__schema__": {"timestamp": "t"}}),
-     "params.schema"),
-    ("detector", lambda m: m["params"].__setitem__("detectors", {"__tuple__": ["lof", "lof"]}),
-     "params.detectors"),
-    ("detector", lambda m: m["params"].__setitem__("contamination", "high"), "params.contamination"),
-    ("detector", lambda m: m["params"].__setitem__("detector_params", {"__dict__": {"lof": 3}}),
-     "params.detector_params"),
-    ("detector", lambda m: m["params"].__setitem__("target_recall", 7), "params.target_recall"),
-    ("detector", lambda m: m["attributes"].__setitem__("weights_", {"__dict__": {"lof": 1.0}}),
-     "attributes.weights_"),
-    ("detector", lambda m: m["attributes"].__setitem__("threshold_", "x"), "attributes.threshold_"),
-    ("detector", lambda m: m["attributes"]["feature_names_"].pop(), "attributes.feature_names_"),
-    ("detector", lambda m: m["params"].__setitem__("normalization", "rank"), "attributes.normalizers_"),
-    ("detector", lambda m: m["attributes"].__setitem__("n_training_rows_", 5),
-     "attributes.n_training_rows_"),
-])
-def test_edited_pipeline_metadata_is_refused_naming_the_field(pipeline_models, tmp_path, kind, edit,
-                                                              field):
+@pytest.mark.parametrize(
+    "kind, edit, field",
+    [
+        (
+            "state",
+            lambda m: m["attributes"]["vocabularies_"]["__dict__"]["country"].append("US"),
+            "attributes.vocabularies_.country",
+        ),
+        (
+            "state",
+            lambda m: m["attributes"]["vocabularies_"]["__dict__"].__setitem__("colour", []),
+            "attributes.vocabularies_.colour",
+        ),
+        (
+            "state",
+            lambda m: m["attributes"]["vocabularies_"]["__dict__"].__setitem__("entity", []),
+            "attributes.vocabularies_.entity",
+        ),
+        (
+            "state",
+            lambda m: m["params"].__setitem__("windows", {"__tuple__": ["2h"]}),
+            "params.windows",
+        ),
+        (
+            "state",
+            lambda m: m["params"].__setitem__("night_hours", {"__tuple__": [0, 99]}),
+            "params.night_hours",
+        ),
+        (
+            "state",
+            lambda m: m["params"].__setitem__("schema", {"__schema__": {"timestamp": "t"}}),
+            "params.schema",
+        ),
+        (
+            "detector",
+            lambda m: m["params"].__setitem__("detectors", {"__tuple__": ["lof", "lof"]}),
+            "params.detectors",
+        ),
+        (
+            "detector",
+            lambda m: m["params"].__setitem__("contamination", "high"),
+            "params.contamination",
+        ),
+        (
+            "detector",
+            lambda m: m["params"].__setitem__("detector_params", {"__dict__": {"lof": 3}}),
+            "params.detector_params",
+        ),
+        ("detector", lambda m: m["params"].__setitem__("target_recall", 7), "params.target_recall"),
+        (
+            "detector",
+            lambda m: m["attributes"].__setitem__("weights_", {"__dict__": {"lof": 1.0}}),
+            "attributes.weights_",
+        ),
+        (
+            "detector",
+            lambda m: m["attributes"].__setitem__("threshold_", "x"),
+            "attributes.threshold_",
+        ),
+        (
+            "detector",
+            lambda m: m["attributes"]["feature_names_"].pop(),
+            "attributes.feature_names_",
+        ),
+        (
+            "detector",
+            lambda m: m["params"].__setitem__("normalization", "rank"),
+            "attributes.normalizers_",
+        ),
+        (
+            "detector",
+            lambda m: m["attributes"].__setitem__("n_training_rows_", 5),
+            "attributes.n_training_rows_",
+        ),
+    ],
+)
+def test_edited_pipeline_metadata_is_refused_naming_the_field(
+    pipeline_models, tmp_path, kind, edit, field
+):
     data = _edited(pipeline_models[kind], edit)
     with pytest.raises(ModelFormatError, match=rf"fraudcore model metadata field '{field}['.\[]"):
         _load_bytes(data, tmp_path)
 
 
 def test_pipeline_arrays_must_agree_with_the_metadata(pipeline_models, tmp_path):
-    data = _edited(pipeline_models["detector"], lambda m: m["attributes"].__setitem__("n_training_rows_", 399))
+    data = _edited(
+        pipeline_models["detector"], lambda m: m["attributes"].__setitem__("n_training_rows_", 399)
+    )
     with pytest.raises(ModelFormatError, match="model body part 'training_scores.ensemble'"):
         _load_bytes(data, tmp_path)
 
@@ -398,11 +534,16 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
         f"model.save({str(path)!r})\n"
     )
     env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
-    run = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(model), env=env,
-                         capture_output=True)
+    run = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(model), env=env, capture_output=True
+    )
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
     stale = [p.name for p in tmp_path.iterdir() if p.name != "forest.fc"]
-    assert len(stale) == 1 and stale[0].startswith(".forest.fc.fraudcore-") and stale[0].endswith(".tmp")
+    assert (
+        len(stale) == 1
+        and stale[0].startswith(".forest.fc.fraudcore-")
+        and stale[0].endswith(".tmp")
+    )
     # A live saver's temporary (this process) and another file's stay.
     parts = stale[0].split("-")  # .forest.fc.fraudcore, host, pid, random.tmp
     live = tmp_path / "-".join([*parts[:2], str(os.getpid()), *parts[3:]])
@@ -410,5 +551,7 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     other = tmp_path / stale[0].replace(".forest.fc.", ".other.fc.", 1)
     other.write_bytes(b"someone else's")
     model.save(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["forest.fc", live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["forest.fc", live.name, other.name]
+    )
     assert fraudcore.load(path).n_features_in_ == model.n_features_in_

@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 
 import fraudcore
-from fraudcore import AutoEncoder, FraudDetector, IsolationForest, KNNDetector, LocalOutlierFactor, Schema
+from fraudcore import (
+    AutoEncoder,
+    FraudDetector,
+    IsolationForest,
+    KNNDetector,
+    LocalOutlierFactor,
+    Schema,
+)
 from fraudcore._parallel import resolve_n_jobs
 from fraudcore.datasets import make_anomalies, make_transactions
 
@@ -24,8 +31,10 @@ CHILD_DEADLINE_S = 60
 
 # On one core every call runs on one thread, in the parent and in a child,
 # so the fork tests could not fail there.
-needs_two_cores = pytest.mark.skipif(fraudcore._core.available_cores() < 2,
-                                     reason="one core: no parallel loop to hang in a forked child")
+needs_two_cores = pytest.mark.skipif(
+    fraudcore._core.available_cores() < 2,
+    reason="one core: no parallel loop to hang in a forked child",
+)
 
 ESTIMATORS = {
     "isolation_forest": lambda: IsolationForest(n_estimators=20, n_jobs=2, random_state=0),
