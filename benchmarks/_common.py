@@ -35,7 +35,7 @@ def interleaved_medians(tasks, repeats):
     results = {}
     for r in range(repeats):
         for name, task in tasks.items():
-            t, results[name] = timed(lambda: task(r))
+            t, results[name] = timed(lambda task=task, r=r: task(r))
             times[name].append(t)
     return {name: statistics.median(ts) for name, ts in times.items()}, times, results
 
@@ -61,7 +61,7 @@ def report_peak_memory(work):
         base, read_peak = _rss_kb("VmRSS"), lambda: _rss_kb("VmHWM")
     except OSError:  # not Linux: fall back to the lifetime high-water mark
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        read_peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # noqa: E731
+        read_peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     work()
     print(json.dumps({"peak_mb": (read_peak() - base) / 1024.0}))
 

@@ -18,6 +18,7 @@ import multiprocessing
 import statistics
 
 from _common import machine, timed
+
 from fraudcore import IsolationForest, LocalOutlierFactor, Schema, build_features
 from fraudcore.datasets import make_anomalies, make_transactions
 

@@ -48,7 +48,7 @@ def make_tools():
 
     from fraudcore import IsolationForest
 
-    params = dict(n_estimators=N_ESTIMATORS, max_samples=MAX_SAMPLES, n_jobs=-1)
+    params = {"n_estimators": N_ESTIMATORS, "max_samples": MAX_SAMPLES, "n_jobs": -1}
     tools = {
         "fraudcore": (
             lambda X, seed: IsolationForest(random_state=seed, **params).fit(X),
@@ -83,9 +83,9 @@ def measure_speed(tools, X, repeats, latency_calls):
     models = {}
     for r in range(repeats):
         for name, (fit, score) in tools.items():
-            t, models[name] = timed(lambda: fit(X, r))
+            t, models[name] = timed(lambda fit=fit, r=r: fit(X, r))
             fit_times[name].append(t)
-            t, _ = timed(lambda: score(models[name], X))
+            t, _ = timed(lambda score=score, name=name: score(models[name], X))
             score_times[name].append(t)
     results = {}
     for name, (fit, score) in tools.items():
@@ -155,7 +155,7 @@ def measure_wide(tools, adbench, rows, features, repeats):
         fit_times = {name: [] for name in tools}
         for r in range(repeats):
             for name, (fit, _) in tools.items():
-                fit_times[name].append(timed(lambda: fit(X, r))[0])
+                fit_times[name].append(timed(lambda fit=fit, X=X, r=r: fit(X, r))[0])
         results[case] = {
             "shape": list(X.shape),
             "fit_s": {name: statistics.median(ts) for name, ts in fit_times.items()},

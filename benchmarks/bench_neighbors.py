@@ -209,7 +209,7 @@ def measure_adbench(folder):
             else float(roc_auc_score(y, knn_reference_scores(X, 5))),
         }
         out[path.stem] = row
-        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)
         print(
             f"  {path.stem:<20}{X.shape[0]:>8}{X.shape[1]:>5}{row['tied_rows']:>7}"
             f"{fmt(sk_s, '.2f') if sk_s is not None else '>60':>10}{fc_s:>10.3f}"

@@ -177,7 +177,7 @@ def main():
     path = ROOT / "benchmarks" / "results" / "pipeline_transactions.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     data.to_csv(path, index=False)
-    read = lambda: pd.read_csv(path, parse_dates=["timestamp", "signup_time"])  # noqa: E731
+    read = lambda: pd.read_csv(path, parse_dates=["timestamp", "signup_time"])
     jobs.append(
         ("make_transactions", data["is_fraud"].to_numpy(), Schema.transactions(), read, read)
     )

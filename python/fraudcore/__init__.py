@@ -7,9 +7,9 @@ loops in C++ (Eigen, OpenMP) with the GIL released.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from fraudcore import metrics, plots
 from fraudcore._core import ModelFormatError
 from fraudcore._persistence import load
-from fraudcore import metrics, plots
 from fraudcore.autoencoder import AutoEncoder
 from fraudcore.detector import FraudDetector
 from fraudcore.features import FeatureState, build_features
@@ -32,9 +32,9 @@ __all__ = [
     "LocalOutlierFactor",
     "ModelFormatError",
     "Schema",
+    "__version__",
     "build_features",
+    "load",
     "metrics",
     "plots",
-    "load",
-    "__version__",
 ]

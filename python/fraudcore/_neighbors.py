@@ -10,7 +10,7 @@ the other mode raises AttributeError, so ``hasattr`` tells which are there.
 
 import math
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin

@@ -533,7 +533,7 @@ def _fsync_folder(folder):
 
 
 def _open(data):
-    version, kind, meta, body = _core.unpack_envelope(bytes(data))
+    _version, kind, meta, body = _core.unpack_envelope(bytes(data))
     cls = _REGISTRY.get(kind)
     if cls is None:
         raise _core.ModelFormatError(f"unknown model kind {kind!r} in fraudcore model data")

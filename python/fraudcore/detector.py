@@ -93,8 +93,8 @@ from fraudcore._persistence import (
 )
 from fraudcore._progress import Steps
 from fraudcore._reasons import describe
-from fraudcore.autoencoder import AutoEncoder
 from fraudcore._validation import check_fraction
+from fraudcore.autoencoder import AutoEncoder
 from fraudcore.features import DEFAULT_WINDOWS, _config, _times_ns, build_features
 from fraudcore.iforest import IsolationForest
 from fraudcore.knn import KNNDetector
@@ -102,7 +102,7 @@ from fraudcore.lof import LocalOutlierFactor
 from fraudcore.schema import Schema
 from fraudcore.supervised import GradientBoostingStage
 
-__all__ = ["FraudDetector", "RISK_LEVELS"]
+__all__ = ["RISK_LEVELS", "FraudDetector"]
 
 RISK_LEVELS = (("CRITICAL", 0.999), ("HIGH", 0.99), ("MEDIUM", 0.95), ("LOW", 0.0))
 _DETECTORS = {
@@ -511,7 +511,7 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
                 _, self.threshold_ = metrics.detection_rate_at_fpr(y_val, risk_val, self.max_fpr)
             self.training_metrics_ = {
                 "on": "validation",
-                "rows": int(len(y_val)),
+                "rows": len(y_val),
                 **metrics.evaluate(y_val, risk_val, self.threshold_),
             }
         elif labels is not None:

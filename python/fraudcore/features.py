@@ -68,7 +68,7 @@ from fraudcore._parallel import resolve_n_jobs
 from fraudcore._persistence import MetadataError, NativeModelMixin, fitted, register
 from fraudcore.schema import Schema
 
-__all__ = ["build_features", "FeatureState"]
+__all__ = ["FeatureState", "build_features"]
 
 DEFAULT_WINDOWS = ("1h", "24h", "7D")
 _CATEGORICAL_ROLES = ("invoice", "country", "device_id", "ip_address")

@@ -8,8 +8,8 @@ import numpy as np
 from fraudcore import _core
 from fraudcore._neighbors import NeighborDetectorMixin
 from fraudcore._parallel import resolve_n_jobs
-from fraudcore._validation import validate_score_input
 from fraudcore._persistence import register
+from fraudcore._validation import validate_score_input
 
 __all__ = ["LocalOutlierFactor"]
 

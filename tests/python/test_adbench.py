@@ -5,7 +5,6 @@ Runs only where the project's shared data folder sits beside the repository
 """
 
 import numpy as np
-import pytest
 from sklearn.ensemble import IsolationForest as SkIsolationForest
 from sklearn.metrics import roc_auc_score
 

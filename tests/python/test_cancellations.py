@@ -11,12 +11,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import retail_table
 
 import fraudcore
 from fraudcore import FraudDetector, Schema, _core, build_features
 from fraudcore.datasets import load_online_retail
-
-from conftest import retail_table
 
 RETAIL = Schema.online_retail()
 

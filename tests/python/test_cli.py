@@ -73,6 +73,7 @@ def test_bad_argument_is_one_line_on_stderr():
         [sys.executable, "-m", "fraudcore", "demo", "--n-transactions", "0"],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -81,7 +82,10 @@ def test_bad_argument_is_one_line_on_stderr():
 
 def test_module_entry_point_help():
     proc = subprocess.run(
-        [sys.executable, "-m", "fraudcore", "demo", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "fraudcore", "demo", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0
     assert "FraudDetector" in proc.stdout
@@ -140,7 +144,7 @@ def test_command_errors_are_one_line(tmp_path):
     ]
     for argv in cases:
         proc = subprocess.run(
-            [sys.executable, "-m", "fraudcore", *argv], capture_output=True, text=True
+            [sys.executable, "-m", "fraudcore", *argv], capture_output=True, text=True, check=False
         )
         assert proc.returncode == 1, argv
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
@@ -173,7 +177,11 @@ def hostile_transactions(tmp_path_factory):
 
 def _run(argv, **kwargs):
     return subprocess.run(
-        [sys.executable, "-m", "fraudcore", *map(str, argv)], text=True, timeout=600, **kwargs
+        [sys.executable, "-m", "fraudcore", *map(str, argv)],
+        text=True,
+        timeout=600,
+        **kwargs,
+        check=False,
     )
 
 

@@ -9,14 +9,13 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import python_path_lengths
 from sklearn.base import clone
 from sklearn.ensemble import IsolationForest as SkIsolationForest
 from sklearn.metrics import roc_auc_score
 
 from fraudcore import IsolationForest
 from fraudcore.datasets import make_anomalies
-
-from conftest import python_path_lengths
 
 
 def c(n):
@@ -33,7 +32,7 @@ def test_scores_match_scikit_learn_in_distribution(blobs, bootstrap):
     # Same algorithm, different random numbers: with many trees the scores of
     # both forests converge to the same expectation.
     X, _ = blobs
-    params = dict(n_estimators=2000, random_state=0, n_jobs=-1, bootstrap=bootstrap)
+    params = {"n_estimators": 2000, "random_state": 0, "n_jobs": -1, "bootstrap": bootstrap}
     ours = IsolationForest(**params).fit(X).score_samples(X)
     ref = SkIsolationForest(**params).fit(X).score_samples(X)
     assert np.corrcoef(ours, ref)[0, 1] > 0.995

@@ -10,6 +10,7 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
+
 from fraudcore._loaders import (
     CleaningReport,
     load_adbench,

@@ -110,7 +110,7 @@ def test_methods_of_the_other_mode_are_hidden():
         assert hasattr(novelty, name)
     assert hasattr(outlier, "fit_predict") and not hasattr(novelty, "fit_predict")
     with pytest.raises(AttributeError, match="has no attribute 'score_samples'") as info:
-        outlier.score_samples
+        _ = outlier.score_samples
     assert "novelty=True" in str(info.value.__cause__)
 
 

@@ -5,7 +5,7 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from fraudcore._synthetic_transactions import (  # noqa: E402
+from fraudcore._synthetic_transactions import (
     COUNTRY_CODES,
     FRAUD_PATTERNS,
     MERCHANT_CATEGORIES,

@@ -44,7 +44,7 @@ def test_threshold_metrics_equal_sklearn(ties):
 @pytest.mark.parametrize("ties", [False, True])
 def test_detection_rate_at_fpr_is_the_best_reachable_recall(ties):
     y, s = labelled_scores(2, ties=ties)
-    fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=False)
+    fpr, tpr, _thresholds = skm.roc_curve(y, s, drop_intermediate=False)
     for max_fpr in (0.0, 0.01, 0.05, 0.2, 1.0):
         rate, threshold = metrics.detection_rate_at_fpr(y, s, max_fpr)
         assert rate == pytest.approx(tpr[fpr <= max_fpr + 1e-15].max())

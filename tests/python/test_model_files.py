@@ -108,8 +108,9 @@ JUNK = [
 
 
 def _small_models():
-    import fraudcore
     import pandas as pd
+
+    import fraudcore
     from fraudcore.datasets import make_transactions
 
     rng = np.random.default_rng(0)
@@ -176,8 +177,9 @@ def _conform(data, schema, reference):
 
 def _works(model, data, reference):
     """Raise unless the loaded model does its job on valid input."""
-    import fraudcore
     import pandas as pd
+
+    import fraudcore
 
     if (
         isinstance(model, (fraudcore.FraudDetector, fraudcore.FeatureState))

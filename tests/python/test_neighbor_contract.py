@@ -76,7 +76,7 @@ def test_every_truncation_and_flipped_byte_is_a_clear_error(novelty_model):
 
 def _rewrite_body(model, offset_from_end, value):
     """The model's envelope with body bytes replaced and a valid checksum."""
-    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    _version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     hostile = bytearray(body)
     at = offset_from_end if offset_from_end >= 0 else len(hostile) + offset_from_end
     raw = value.tobytes()

@@ -65,7 +65,7 @@ def test_unfitted_and_random_state_objects_survive(tmp_path):
 
 def test_every_truncation_is_a_clear_error(model):
     data = model.__getstate__()["fraudcore_model"]
-    cuts = sorted(set(range(0, 64)) | set(range(64, len(data), max(1, len(data) // 200))))
+    cuts = sorted(set(range(64)) | set(range(64, len(data), max(1, len(data) // 200))))
     for cut in cuts:
         with pytest.raises(ModelFormatError, match="truncated|magic|corrupted"):
             IsolationForest().__setstate__({"fraudcore_model": data[:cut]})
@@ -100,9 +100,9 @@ def test_structurally_hostile_body_with_a_valid_checksum(model, attack):
     # of bounds, round in circles, or to a wrong answer: refused on load.
     from fraudcore import _core
 
-    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    _version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     native = _core.IsolationForestModel.deserialize(body)
-    inner, leaf = _first_inner_and_leaf(native)
+    inner, _leaf = _first_inner_and_leaf(native)
     hostile = bytearray(body)
     if attack == "self-loop":  # an inner node that is its own child
         at = _node_record_offset(native, inner) + 4
@@ -177,7 +177,7 @@ def _edited(model, edit):
 
     from fraudcore import _core
 
-    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    _version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     meta = json.loads(meta)
     edit(meta)
     return _core.pack_envelope(kind, json.dumps(meta).encode(), body)
@@ -288,7 +288,7 @@ def test_edited_metadata_is_refused_naming_the_field(model, tmp_path, edit, fiel
 def test_metadata_json_with_a_huge_integer_is_refused(model, tmp_path):
     from fraudcore import _core
 
-    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    _version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     meta = meta.replace(b'"n_jobs": null', b'"n_jobs": ' + b"9" * 5000)
     with pytest.raises(ModelFormatError, match="not valid JSON"):
         _load_bytes(_core.pack_envelope(kind, meta, body), tmp_path)
@@ -298,7 +298,7 @@ def test_metadata_json_with_a_huge_integer_is_refused(model, tmp_path):
 def test_deeply_nested_metadata_is_refused(model, tmp_path, depth):
     from fraudcore import _core
 
-    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    _version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     meta = meta.replace(b'"n_jobs": null', b'"n_jobs": ' + b"[" * depth + b"]" * depth)
     with pytest.raises(ModelFormatError, match="nested too deeply|not valid JSON"):
         _load_bytes(_core.pack_envelope(kind, meta, body), tmp_path)
@@ -383,7 +383,7 @@ def test_a_float32_network_whose_saved_weight_overflows_is_refused(tmp_path):
     from fraudcore import _core
 
     model = _neighbor_and_autoencoder_models()["ae"]
-    version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
+    _version, kind, meta, body = _core.unpack_envelope(model.__getstate__()["fraudcore_model"])
     # The last 8 bytes are the output layer's last bias, stored as float64.
     hostile = body[:-8] + np.float64(1e300).tobytes()
     with pytest.raises(ModelFormatError, match="NaN or infinite in float32"):
@@ -535,7 +535,11 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     )
     env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
     run = subprocess.run(
-        [sys.executable, "-c", script], input=pickle.dumps(model), env=env, capture_output=True
+        [sys.executable, "-c", script],
+        input=pickle.dumps(model),
+        env=env,
+        capture_output=True,
+        check=False,
     )
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
     stale = [p.name for p in tmp_path.iterdir() if p.name != "forest.fc"]

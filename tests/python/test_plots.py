@@ -6,7 +6,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
-from fraudcore import metrics, plots  # noqa: E402
+from fraudcore import metrics, plots
 
 
 @pytest.fixture

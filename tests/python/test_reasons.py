@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+
 from fraudcore import Schema, build_features
 from fraudcore._reasons import NOTHING_RARE, _count, _duration, describe
 from fraudcore.datasets import load_fraud_data

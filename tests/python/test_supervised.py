@@ -235,7 +235,7 @@ def test_group_validation_keeps_each_customer_on_one_side(transactions):
 
 
 def test_time_validation_holds_out_the_latest_rows(transactions):
-    data, y = transactions, transactions["is_fraud"].to_numpy()
+    data = transactions
     shuffled = data.sample(frac=1.0, random_state=1)
     held = _held_out({"validation": "time"}, shuffled, shuffled["is_fraud"].to_numpy())
     times = shuffled["timestamp"].to_numpy()
