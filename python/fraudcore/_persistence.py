@@ -556,8 +556,18 @@ def load(path):
         was written by a newer fraudcore.
     """
     with open(os.fspath(path), "rb") as f:
-        data = f.read()
+        return loads(f.read())
+
+
+def loads(data):
+    """Load any fraudcore estimator from the bytes ``save`` writes (a
+    snapshot kept in a database, say); raises as :func:`load`."""
     cls, meta, body = _open(data)
     model = cls()
     model._restore(meta, body)
     return model
+
+
+def dumps(model):
+    """The bytes ``model.save`` writes: fraudcore's versioned, checked format."""
+    return model._to_bytes()

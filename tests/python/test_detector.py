@@ -239,7 +239,8 @@ def test_model_file_round_trip_and_damage(fitted, transactions, tmp_path):
     )
     fresh = np.load(tmp_path / "out.npy")
     np.testing.assert_array_equal(fresh, expected["risk_score"].to_numpy())
-    data = path.read_bytes()
+    with open(path, "rb") as f:
+        data = f.read()
     for cut in (10, len(data) // 2, len(data) - 1):
         (tmp_path / "cut.fc").write_bytes(data[:cut])
         with pytest.raises(fraudcore.ModelFormatError):
