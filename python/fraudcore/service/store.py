@@ -1,0 +1,1039 @@
+"""The alert store: every table and every write of the service, the
+dashboard and the stream consumer (SQLAlchemy 2 Core; SQLite by default,
+PostgreSQL by URL).
+
+``AlertStore(url)`` connects (see :mod:`fraudcore.service.engine` for the
+URLs and connection settings) and brings the schema up to date (see
+:mod:`fraudcore.service.migrations`). One store object is safe to share
+between threads; several stores (processes) may open the same database.
+
+The scoring write path
+----------------------
+:meth:`AlertStore.write_scored` stores a batch of scored events in ONE
+transaction: transactions, transaction_features, anomaly_scores, alerts
+(for ``is_alert`` items, status OPEN, version 0) and user_profiles. Either
+every item is stored or none (the exception propagates). An item is a dict:
+
+================= ============================================================
+event_id          str, unique over the store (a stored id or one repeated in
+                  the batch is :class:`DuplicateEvent`)
+customer_id       str (other values are stored as their text)
+occurred_at       a datetime (an aware one is converted to UTC, a naive one is
+                  read as UTC) or an int: nanoseconds since the Unix epoch, UTC
+amount            float
+transaction       the raw transaction, a JSON-able dict (NumPy scalars and
+                  pandas Timestamps allowed)
+features          dict feature name -> float (NaN is stored as null)
+scores            dict detector -> float
+risk_score        float
+fraud_probability float or None
+risk_level        str (CRITICAL, HIGH, MEDIUM, LOW)
+priority          int (1 most urgent)
+confidence        float
+is_alert          bool
+reasons           list of {"feature", "value", "text"}
+model_version     str
+country, device,  optional (absent = None): the transaction's country, device
+browser, ip       id, browser and IP address, when the schema has them
+================= ============================================================
+
+:meth:`AlertStore.existing` returns, per stored event id, that same dict
+(``occurred_at`` an aware UTC datetime) plus ``alert_id`` (None when the
+event raised no alert).
+
+``transactions.seq`` is the store's insertion order; with one writer (the
+service's scoring worker) it is also the commit order, which
+:meth:`AlertStore.transactions_after` relies on to rebuild the online state.
+
+The workflow
+------------
+:data:`TRANSITIONS` is the workflow: OPEN -> INVESTIGATING ->
+CONFIRMED_FRAUD | FALSE_POSITIVE -> CLOSED; an open alert may be decided
+or closed at once, an investigated one released back to OPEN or closed
+without a decision; CLOSED is final. Each accepted move is one transaction:
+the alert's UPDATE guarded by its version (``WHERE id = ? AND version = ?``;
+no move is ever lost to a concurrent one), its audit row and, for a
+decision, a label (source "analyst", CONFIRMED_FRAUD = 1). An alert's
+``version`` counts its accepted moves (0 when opened). ``assigned_to``
+becomes the analyst who takes the alert (INVESTIGATING) or decides or
+closes an unassigned one, and is cleared when it goes back to OPEN.
+``decision`` keeps CONFIRMED_FRAUD / FALSE_POSITIVE after CLOSED.
+
+Labels
+------
+Several labels per event may arrive (chargebacks, analysts' decisions); the
+latest wins: the latest ``label_time``, then the last received. Labels of
+event ids the store never scored are kept (chargebacks for events scored
+elsewhere). "Confirmed fraud" in the dashboard aggregates means: the event's
+winning label is 1.
+
+Aggregates are computed in SQL (GROUP BY, window functions), never over all
+rows in Python.
+"""
+
+import base64
+import datetime as dt
+
+import orjson
+from sqlalchemy import (
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from fraudcore.service import tables as t
+from fraudcore.service.engine import connect, write_transaction
+from fraudcore.service.errors import (
+    DuplicateEvent,
+    IllegalTransition,
+    NotFound,
+    SchemaError,
+    StoreError,
+    VersionConflict,
+)
+from fraudcore.service.migrations import upgrade
+
+__all__ = [
+    "DECISIONS",
+    "STATUSES",
+    "TRANSITIONS",
+    "AlertStore",
+    "DuplicateEvent",
+    "IllegalTransition",
+    "NotFound",
+    "SchemaError",
+    "StoreError",
+    "VersionConflict",
+]
+
+UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+STATUSES = ("OPEN", "INVESTIGATING", "CONFIRMED_FRAUD", "FALSE_POSITIVE", "CLOSED")
+TRANSITIONS = {
+    "OPEN": ("INVESTIGATING", "CONFIRMED_FRAUD", "FALSE_POSITIVE", "CLOSED"),
+    "INVESTIGATING": ("OPEN", "CONFIRMED_FRAUD", "FALSE_POSITIVE", "CLOSED"),
+    "CONFIRMED_FRAUD": ("CLOSED",),
+    "FALSE_POSITIVE": ("CLOSED",),
+    "CLOSED": (),
+}
+# A decision's label: 1 fraud, 0 not fraud.
+DECISIONS = {"CONFIRMED_FRAUD": 1, "FALSE_POSITIVE": 0}
+LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+MAX_LIMIT = 1000
+KEEP_SNAPSHOTS = 3
+BUCKETS = ("hour", "day", "week", "month")
+# SQLite's IN lists stay well under its bound-parameter limit.
+_CHUNK = 500
+
+_OPTIONAL_COLUMNS = ("country", "device", "browser", "ip")
+
+
+def _now():
+    return dt.datetime.now(UTC)
+
+
+def to_utc(value, what="time"):
+    """An aware UTC datetime from a datetime (naive = UTC), an int of
+    nanoseconds since the epoch, or ISO 8601 text."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what} {value!r} is not an ISO 8601 time") from None
+    if isinstance(value, dt.datetime):
+        if hasattr(value, "to_pydatetime"):
+            value = value.to_pydatetime()
+        if value.tzinfo is None or value.utcoffset() is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{what} must be a datetime or nanoseconds since the epoch, got {value!r}")
+    return _EPOCH + dt.timedelta(microseconds=int(value) // 1000)
+
+
+class _Batch:
+    """The rows of every table for a batch of scored items (built, and
+    checked, before the transaction starts)."""
+
+    def __init__(self, items, now):
+        self.transactions, self.features, self.scores = [], [], []
+        self.alerts, self.alert_items, self.event_ids = [], [], []
+        self.profiles = {}
+        for position, item in enumerate(items):
+            try:
+                self._add(item, now, position)
+            except (KeyError, TypeError, ValueError) as error:
+                name = item.get("event_id") if isinstance(item, dict) else None
+                detail = f"no {error}" if isinstance(error, KeyError) else str(error)
+                raise ValueError(f"scored item {position} (event_id {name!r}): {detail}") from None
+        seen = set()
+        repeated = [e for e in self.event_ids if e in seen or seen.add(e)]
+        if repeated:
+            raise DuplicateEvent(f"event ids repeated in the batch: {repeated[:5]}", repeated)
+
+    def _add(self, item, now, position):
+        event_id = item["event_id"]
+        if not isinstance(event_id, str) or not event_id:
+            raise ValueError(f"event_id must be a non-empty string, got {event_id!r}")
+        customer = str(item["customer_id"])
+        occurred = to_utc(item["occurred_at"], "occurred_at")
+        amount = float(item["amount"])
+        raw = item["transaction"]
+        if not isinstance(raw, dict):
+            raise ValueError(f"transaction must be a dict, got {type(raw).__name__}")
+        model_version = str(item["model_version"])
+        risk_score = float(item["risk_score"])
+        is_alert = bool(item["is_alert"])
+        probability = item["fraud_probability"]
+        self.event_ids.append(event_id)
+        self.transactions.append(
+            {
+                "event_id": event_id,
+                "customer_id": customer,
+                "occurred_at": occurred,
+                "amount": amount,
+                "raw": raw,
+                "model_version": model_version,
+                **{k: _text_or_none(item.get(k)) for k in _OPTIONAL_COLUMNS},
+            }
+        )
+        self.features.append({"event_id": event_id, "features": dict(item["features"])})
+        self.scores.append(
+            {
+                "event_id": event_id,
+                "risk_score": risk_score,
+                "fraud_probability": None if probability is None else float(probability),
+                "detector_scores": dict(item["scores"]),
+                "risk_level": str(item["risk_level"]),
+                "priority": int(item["priority"]),
+                "confidence": float(item["confidence"]),
+                "is_alert": int(is_alert),
+                "reasons": list(item["reasons"]),
+                "model_version": model_version,
+            }
+        )
+        if is_alert:
+            self.alert_items.append(position)
+            self.alerts.append(
+                {
+                    "event_id": event_id,
+                    "customer_id": customer,
+                    "status": "OPEN",
+                    "risk_level": str(item["risk_level"]),
+                    "priority": int(item["priority"]),
+                    "risk_score": risk_score,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 0,
+                }
+            )
+        profile = self.profiles.get(customer)
+        if profile is None:
+            self.profiles[customer] = profile = {
+                "customer_id": customer,
+                "first_seen": occurred,
+                "last_seen": occurred,
+                "n_transactions": 0,
+                "total_amount": 0.0,
+                "n_alerts": 0,
+            }
+        profile["first_seen"] = min(profile["first_seen"], occurred)
+        profile["last_seen"] = max(profile["last_seen"], occurred)
+        profile["n_transactions"] += 1
+        profile["total_amount"] += amount
+        profile["n_alerts"] += is_alert
+
+
+def _text_or_none(value):
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
+
+
+def _encode_cursor(row):
+    key = [row["priority"], row["created_at"].isoformat(), row["id"]]
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode()
+
+
+def _decode_cursor(cursor):
+    try:
+        priority, created, alert_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(priority), dt.datetime.fromisoformat(created), int(alert_id)
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"cursor {cursor!r} is not one list_alerts returned") from None
+
+
+def _alert_dict(row):
+    return {
+        "id": row.id,
+        "event_id": row.event_id,
+        "customer_id": row.customer_id,
+        "status": row.status,
+        "decision": row.decision,
+        "risk_level": row.risk_level,
+        "priority": row.priority,
+        "risk_score": row.risk_score,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "assigned_to": row.assigned_to,
+        "version": row.version,
+    }
+
+
+_ALERT_COLUMNS = [
+    t.alerts.c[name]
+    for name in (
+        "id",
+        "event_id",
+        "customer_id",
+        "status",
+        "decision",
+        "risk_level",
+        "priority",
+        "risk_score",
+        "created_at",
+        "updated_at",
+        "assigned_to",
+        "version",
+    )
+]
+
+
+# The alert fields that are not copies of the event's own (get_alert).
+_ALERT_ONLY = ("status", "decision", "created_at", "updated_at", "assigned_to", "version")
+_SCORE_FIELDS = (
+    "risk_score",
+    "fraud_probability",
+    "risk_level",
+    "priority",
+    "confidence",
+    "is_alert",
+    "reasons",
+)
+_ITEM_COLUMNS = [
+    t.transactions,
+    t.transaction_features.c.features,
+    t.anomaly_scores.c.detector_scores,
+    *(t.anomaly_scores.c[name] for name in _SCORE_FIELDS),
+    t.alerts.c.id.label("alert_id"),
+]
+
+
+def _scored_events(*columns):
+    """SELECT columns FROM transactions, their features and scores, and
+    their alerts (outer join)."""
+    tx = t.transactions
+    return (
+        select(*columns)
+        .select_from(tx)
+        .join(t.transaction_features, t.transaction_features.c.event_id == tx.c.event_id)
+        .join(t.anomaly_scores, t.anomaly_scores.c.event_id == tx.c.event_id)
+        .outerjoin(t.alerts, t.alerts.c.event_id == tx.c.event_id)
+    )
+
+
+def _stored_item(row):
+    """write_scored's item, as stored, plus alert_id."""
+    fields = row._mapping
+    item = {
+        "event_id": row.event_id,
+        "customer_id": row.customer_id,
+        "occurred_at": row.occurred_at,
+        "amount": row.amount,
+        "transaction": row.raw,
+        "features": row.features,
+        "scores": row.detector_scores,
+        **{name: fields[name] for name in _SCORE_FIELDS},
+        "model_version": row.model_version,
+        **{name: fields[name] for name in _OPTIONAL_COLUMNS},
+        "alert_id": row.alert_id,
+    }
+    item["is_alert"] = bool(item["is_alert"])
+    return item
+
+
+def _rate(part, whole):
+    return part / whole if whole else None
+
+
+class AlertStore:
+    """The alert store at ``url`` (created or upgraded on opening).
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///PATH`` (default ``sqlite:///fraudcore.db``) or
+        ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB`` (``postgresql://``
+        is read as psycopg 3).
+    synchronous : str
+        SQLite's ``PRAGMA synchronous`` (OFF, NORMAL, FULL, EXTRA); ignored
+        on PostgreSQL.
+
+    Attributes
+    ----------
+    url : str
+        The URL, password hidden.
+    dialect : str
+        "sqlite" or "postgresql".
+    schema_version : int
+        The database's schema version after opening.
+    """
+
+    def __init__(self, url="sqlite:///fraudcore.db", *, synchronous="NORMAL"):
+        self._engine, self.dialect = connect(url, synchronous=synchronous)
+        self.url = self._engine.url.render_as_string(hide_password=True)
+        try:
+            self.schema_version = upgrade(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        up = t.user_profiles
+        upsert = dialect_insert(up)
+        new = upsert.excluded
+        self._upsert_profiles = upsert.on_conflict_do_update(
+            index_elements=[up.c.customer_id],
+            set_={
+                "first_seen": case(
+                    (new.first_seen < up.c.first_seen, new.first_seen), else_=up.c.first_seen
+                ),
+                "last_seen": case(
+                    (new.last_seen > up.c.last_seen, new.last_seen), else_=up.c.last_seen
+                ),
+                "n_transactions": up.c.n_transactions + new.n_transactions,
+                "total_amount": up.c.total_amount + new.total_amount,
+                "n_alerts": up.c.n_alerts + new.n_alerts,
+            },
+        )
+        self._insert_alerts = insert(t.alerts).returning(
+            t.alerts.c.id, sort_by_parameter_order=True
+        )
+
+    def __repr__(self):
+        return f"AlertStore({self.url!r})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Close every pooled connection (the store is unusable afterwards)."""
+        self._engine.dispose()
+
+    def ping(self):
+        """True when the database answers."""
+        try:
+            with self._engine.connect() as connection:
+                return connection.execute(text("SELECT 1")).scalar() == 1
+        except (SQLAlchemyError, OSError):
+            return False
+
+    # ------------------------------------------------------------------ scoring
+
+    def existing(self, event_ids):
+        """{event_id: stored item + alert_id} for those of event_ids already stored."""
+        tx = t.transactions
+        query = _scored_events(*_ITEM_COLUMNS)
+        ids = list(dict.fromkeys(event_ids))
+        found = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                for row in connection.execute(query.where(tx.c.event_id.in_(chunk))):
+                    found[row.event_id] = _stored_item(row)
+        return found
+
+    def write_scored(self, items):
+        """Store a batch of scored items in one transaction; their alert ids
+        (None where ``is_alert`` is false), in the items' order.
+
+        ValueError names a malformed item; DuplicateEvent lists event ids
+        already stored or repeated. Either way nothing is written.
+        """
+        if not items:
+            return []
+        batch = _Batch(items, _now())
+        profiles = [batch.profiles[k] for k in sorted(batch.profiles)]  # one lock order
+        try:
+            with write_transaction(self._engine) as connection:
+                connection.execute(insert(t.transactions), batch.transactions)
+                connection.execute(insert(t.transaction_features), batch.features)
+                connection.execute(insert(t.anomaly_scores), batch.scores)
+                alert_ids = []
+                if batch.alerts:
+                    alert_ids = (
+                        connection.execute(self._insert_alerts, batch.alerts).scalars().all()
+                    )
+                connection.execute(self._upsert_profiles, profiles)
+        except IntegrityError as error:
+            stored = self._stored_ids(batch.event_ids)
+            if stored:
+                raise DuplicateEvent(
+                    f"{len(stored)} event id(s) of the batch are already stored: {stored[:5]}",
+                    stored,
+                ) from error
+            raise
+        result = [None] * len(items)
+        for position, alert_id in zip(batch.alert_items, alert_ids):
+            result[position] = alert_id
+        return result
+
+    def _stored_ids(self, event_ids):
+        tx = t.transactions
+        stored = []
+        with self._engine.connect() as connection:
+            for start in range(0, len(event_ids), _CHUNK):
+                chunk = event_ids[start : start + _CHUNK]
+                query = select(tx.c.event_id).where(tx.c.event_id.in_(chunk))
+                stored.extend(connection.execute(query).scalars())
+        return stored
+
+    def transactions_after(self, seq, limit=10_000):
+        """[(seq, raw transaction)] of the transactions stored after seq, in
+        seq order, at most limit."""
+        tx = t.transactions
+        query = select(tx.c.seq, tx.c.raw).where(tx.c.seq > seq).order_by(tx.c.seq).limit(limit)
+        with self._engine.connect() as connection:
+            return [(row.seq, row.raw) for row in connection.execute(query)]
+
+    def last_seq(self):
+        """The seq of the last stored transaction (0 when none)."""
+        with self._engine.connect() as connection:
+            return connection.execute(select(func.max(t.transactions.c.seq))).scalar() or 0
+
+    def save_snapshot(self, blob, last_seq, model_version):
+        """Store a snapshot of the online state that includes every transaction
+        up to last_seq; only the latest KEEP_SNAPSHOTS are kept."""
+        snap = t.state_snapshots
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                insert(snap).values(
+                    created_at=_now(),
+                    last_seq=int(last_seq),
+                    model_version=str(model_version),
+                    blob=bytes(blob),
+                )
+            )
+            keep = select(snap.c.id).order_by(snap.c.id.desc()).limit(KEEP_SNAPSHOTS)
+            kept = list(connection.execute(keep).scalars())
+            connection.execute(delete(snap).where(snap.c.id.not_in(kept)))
+
+    def latest_snapshot(self):
+        """(blob, last_seq, model_version) of the latest snapshot, or None."""
+        snap = t.state_snapshots
+        query = (
+            select(snap.c.blob, snap.c.last_seq, snap.c.model_version)
+            .order_by(snap.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (bytes(row.blob), int(row.last_seq), row.model_version)
+
+    # ----------------------------------------------------------------- workflow
+
+    def list_alerts(
+        self,
+        *,
+        status=None,
+        level=None,
+        customer_id=None,
+        since=None,
+        until=None,
+        limit=100,
+        cursor=None,
+    ):
+        """(alerts, next cursor): a page of alerts in queue order (priority,
+        then created_at, then id), each with its transaction's amount and
+        occurred_at; the cursor is None on the last page.
+
+        status and level take one value or a list; since <= created_at < until.
+        """
+        if not 1 <= int(limit) <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        a, tx = t.alerts, t.transactions
+        query = select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at).join(
+            tx, tx.c.event_id == a.c.event_id
+        )
+        for column, value, allowed in (
+            (a.c.status, status, STATUSES),
+            (a.c.risk_level, level, LEVELS),
+        ):
+            if value is None:
+                continue
+            values = [value] if isinstance(value, str) else list(value)
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                raise ValueError(f"{column.name} {unknown[0]!r} is not one of {allowed}")
+            query = query.where(column.in_(values))
+        if customer_id is not None:
+            query = query.where(a.c.customer_id == str(customer_id))
+        if since is not None:
+            query = query.where(a.c.created_at >= to_utc(since, "since"))
+        if until is not None:
+            query = query.where(a.c.created_at < to_utc(until, "until"))
+        if cursor is not None:
+            query = query.where(
+                tuple_(a.c.priority, a.c.created_at, a.c.id) > _decode_cursor(cursor)
+            )
+        query = query.order_by(a.c.priority, a.c.created_at, a.c.id).limit(int(limit) + 1)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        page = []
+        for row in rows[: int(limit)]:
+            alert = _alert_dict(row)
+            alert["amount"], alert["occurred_at"] = row.amount, row.occurred_at
+            page.append(alert)
+        return page, (_encode_cursor(page[-1]) if len(rows) > limit else None)
+
+    def get_alert(self, alert_id):
+        """One alert: its fields (as list_alerts gives them) and its stored item
+        (as existing gives it: transaction, features, scores, reasons...) and
+        ``audit``, its moves, oldest first. NotFound when there is none."""
+        a, audit = t.alerts, t.alert_audit
+        alert_only = [a.c[name] for name in _ALERT_ONLY]
+        query = _scored_events(*_ITEM_COLUMNS, *alert_only).where(a.c.id == int(alert_id))
+        trail = (
+            select(audit.c.from_status, audit.c.to_status, audit.c.analyst, audit.c.note)
+            .add_columns(audit.c.at, audit.c.version)
+            .where(audit.c.alert_id == int(alert_id))
+            .order_by(audit.c.id)
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+            if row is None:
+                raise NotFound(f"no alert {alert_id}")
+            history = [dict(r._mapping) for r in connection.execute(trail)]
+        alert = {"id": row.alert_id, **_stored_item(row)}
+        alert.update({name: row._mapping[name] for name in _ALERT_ONLY}, audit=history)
+        return alert
+
+    def move_alert(self, alert_id, to_status, *, analyst, note=None, expected_version=None):
+        """Move an alert to to_status (see TRANSITIONS); the updated alert.
+
+        NotFound, IllegalTransition, or VersionConflict when expected_version
+        is given and is not the alert's version. Without expected_version a
+        move that loses a race to a concurrent one is judged again against
+        the alert's new status.
+        """
+        if to_status not in STATUSES:
+            raise ValueError(f"status {to_status!r} is not one of {STATUSES}")
+        if not isinstance(analyst, str) or not analyst.strip():
+            raise ValueError(f"analyst must be a non-empty string, got {analyst!r}")
+        a = t.alerts
+        alert_id = int(alert_id)
+        while True:
+            with write_transaction(self._engine) as connection:
+                current = connection.execute(
+                    select(*_ALERT_COLUMNS).where(a.c.id == alert_id)
+                ).first()
+                if current is None:
+                    raise NotFound(f"no alert {alert_id}")
+                if expected_version is not None and current.version != int(expected_version):
+                    raise VersionConflict(
+                        f"alert {alert_id} is at version {current.version}, not {expected_version}"
+                    )
+                if to_status not in TRANSITIONS[current.status]:
+                    raise IllegalTransition(
+                        f"alert {alert_id} cannot move from {current.status} to {to_status} "
+                        f"(allowed: {', '.join(TRANSITIONS[current.status]) or 'none'})"
+                    )
+                now = _now()
+                values = {
+                    "status": to_status,
+                    "version": current.version + 1,
+                    "updated_at": now,
+                    "assigned_to": (
+                        None
+                        if to_status == "OPEN"
+                        else analyst
+                        if to_status == "INVESTIGATING"
+                        else current.assigned_to or analyst
+                    ),
+                }
+                if to_status in DECISIONS:
+                    values["decision"] = to_status
+                moved = connection.execute(
+                    update(a)
+                    .where(a.c.id == alert_id, a.c.version == current.version)
+                    .values(values)
+                )
+                if moved.rowcount == 1:
+                    connection.execute(
+                        insert(t.alert_audit).values(
+                            alert_id=alert_id,
+                            from_status=current.status,
+                            to_status=to_status,
+                            analyst=analyst,
+                            note=note,
+                            at=now,
+                            version=current.version + 1,
+                        )
+                    )
+                    if to_status in DECISIONS:
+                        connection.execute(
+                            insert(t.labels).values(
+                                event_id=current.event_id,
+                                label=DECISIONS[to_status],
+                                label_time=now,
+                                source="analyst",
+                                received_at=now,
+                            )
+                        )
+                    row = connection.execute(
+                        select(*_ALERT_COLUMNS).where(a.c.id == alert_id)
+                    ).one()
+                    return _alert_dict(row)
+            if expected_version is not None:
+                raise VersionConflict(f"alert {alert_id} was moved by someone else meanwhile")
+
+    def statistics(self):
+        """Alert counts by status and by risk level, the decisions, and
+        precision = confirmed / (confirmed + false positive) (None before any
+        decision)."""
+        a = t.alerts
+        with self._engine.connect() as connection:
+            by_status = dict(
+                connection.execute(select(a.c.status, func.count()).group_by(a.c.status)).all()
+            )
+            by_level = dict(
+                connection.execute(
+                    select(a.c.risk_level, func.count()).group_by(a.c.risk_level)
+                ).all()
+            )
+            decided = dict(
+                connection.execute(
+                    select(a.c.decision, func.count())
+                    .where(a.c.decision.is_not(None))
+                    .group_by(a.c.decision)
+                ).all()
+            )
+        confirmed = decided.get("CONFIRMED_FRAUD", 0)
+        false_positive = decided.get("FALSE_POSITIVE", 0)
+        return {
+            "total": sum(by_status.values()),
+            "by_status": {s: by_status.get(s, 0) for s in STATUSES},
+            "by_level": {lv: by_level.get(lv, 0) for lv in sorted(by_level, key=_level_order)},
+            "confirmed_fraud": confirmed,
+            "false_positive": false_positive,
+            "precision": _rate(confirmed, confirmed + false_positive),
+        }
+
+    # ------------------------------------------------------------------- labels
+
+    def add_labels(self, labels):
+        """Store labels {event_id, label (0/1), time?, source?}; how many.
+        time (the label's own time; default now) is a datetime, nanoseconds
+        since the epoch or ISO text; source defaults to "external"."""
+        now = _now()
+        rows = []
+        for position, item in enumerate(labels):
+            try:
+                event_id, label = item["event_id"], item["label"]
+            except (KeyError, TypeError):
+                raise ValueError(
+                    f"label {position} needs event_id and label, got {item!r}"
+                ) from None
+            if not isinstance(event_id, str) or not event_id:
+                raise ValueError(f"label {position}: event_id must be a non-empty string")
+            if label not in (0, 1):
+                raise ValueError(
+                    f"label {position} ({event_id!r}): label must be 0 or 1, got {label!r}"
+                )
+            when = item.get("time")
+            rows.append(
+                {
+                    "event_id": event_id,
+                    "label": int(label),
+                    "label_time": now if when is None else to_utc(when, f"label {position} time"),
+                    "source": str(item.get("source") or "external"),
+                    "received_at": now,
+                }
+            )
+        if rows:
+            with write_transaction(self._engine) as connection:
+                connection.execute(insert(t.labels), rows)
+        return len(rows)
+
+    def _latest_labels(self):
+        lb = t.labels
+        rank = func.row_number().over(
+            partition_by=lb.c.event_id, order_by=(lb.c.label_time.desc(), lb.c.id.desc())
+        )
+        ranked = select(lb.c.event_id, lb.c.label, lb.c.label_time, lb.c.source, rank.label("rank"))
+        ranked = ranked.subquery()
+        return select(
+            ranked.c.event_id, ranked.c.label, ranked.c.label_time, ranked.c.source
+        ).where(ranked.c.rank == 1)
+
+    def labels_frame(self):
+        """pandas DataFrame (event_id, label, label_time, source): each
+        labelled event's winning label (analysts' decisions and external
+        labels alike), ordered by event_id."""
+        import pandas as pd
+
+        latest = self._latest_labels().subquery()
+        query = select(latest).order_by(latest.c.event_id)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        frame = pd.DataFrame(rows, columns=["event_id", "label", "label_time", "source"])
+        frame["label"] = frame["label"].astype("int64")
+        frame["label_time"] = pd.to_datetime(frame["label_time"], utc=True)
+        return frame
+
+    # ------------------------------------------------------------------- models
+
+    def record_model(self, version, fingerprint, metrics):
+        """Record that a model was loaded, with its metrics (a JSON-able dict)."""
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                insert(t.model_metrics).values(
+                    model_version=str(version),
+                    fingerprint=str(fingerprint),
+                    loaded_at=_now(),
+                    metrics=dict(metrics),
+                )
+            )
+
+    def latest_model(self):
+        """{model_version, fingerprint, loaded_at, metrics} of the last recorded model, or None."""
+        m = t.model_metrics
+        query = (
+            select(m.c.model_version, m.c.fingerprint, m.c.loaded_at, m.c.metrics)
+            .order_by(m.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else dict(row._mapping)
+
+    # --------------------------------------------------------------- dashboards
+
+    def summary(self):
+        """Totals: transactions, alerts, alert rate, amounts, confirmed fraud,
+        and per risk level the transactions and alerts."""
+        tx, s, a = t.transactions, t.anomaly_scores, t.alerts
+        fraud = self._fraud_events()
+        totals = (
+            select(
+                func.count(),
+                func.coalesce(func.sum(tx.c.amount), 0.0),
+                func.avg(tx.c.amount),
+                func.count(a.c.id),
+                func.coalesce(func.sum(case((a.c.id.is_not(None), tx.c.amount))), 0.0),
+                func.count(fraud.c.event_id),
+            )
+            .select_from(tx)
+            .outerjoin(a, a.c.event_id == tx.c.event_id)
+            .outerjoin(fraud, fraud.c.event_id == tx.c.event_id)
+        )
+        levels = select(s.c.risk_level, func.count(), func.sum(s.c.is_alert)).group_by(
+            s.c.risk_level
+        )
+        with self._engine.connect() as connection:
+            n, total, mean, n_alerts, alerted, confirmed = connection.execute(totals).one()
+            by_level = connection.execute(levels).all()
+        return {
+            "transactions": n,
+            "alerts": n_alerts,
+            "alert_rate": _rate(n_alerts, n),
+            "total_amount": float(total),
+            "mean_amount": None if mean is None else float(mean),
+            "alerted_amount": float(alerted),
+            "confirmed_fraud": confirmed,
+            "by_level": {
+                level: {"transactions": count, "alerts": int(alerts or 0)}
+                for level, count, alerts in sorted(by_level, key=lambda r: _level_order(r[0]))
+            },
+        }
+
+    def _fraud_events(self):
+        """Subquery of the event ids whose winning label is 1."""
+        latest = self._latest_labels().subquery()
+        return select(latest.c.event_id).where(latest.c.label == 1).subquery()
+
+    def _per_transaction_counts(self, key):
+        """SELECT key, transactions, alerts, confirmed over all transactions, grouped by key."""
+        tx, a = t.transactions, t.alerts
+        fraud = self._fraud_events()
+        return (
+            select(
+                key.label("key"),
+                func.count().label("transactions"),
+                func.count(a.c.id).label("alerts"),
+                func.count(fraud.c.event_id).label("confirmed"),
+            )
+            .select_from(tx)
+            .outerjoin(a, a.c.event_id == tx.c.event_id)
+            .outerjoin(fraud, fraud.c.event_id == tx.c.event_id)
+            .group_by(key)
+        )
+
+    def fraud_trends(self, bucket="day"):
+        """Per time bucket of occurred_at (hour, day, week from Monday, month;
+        UTC), in time order: bucket (aware datetime of its start),
+        transactions, alerts, confirmed."""
+        if bucket not in BUCKETS:
+            raise ValueError(f"bucket must be one of {BUCKETS}, got {bucket!r}")
+        column = t.transactions.c.occurred_at
+        if self.dialect == "postgresql":
+            key = func.date_trunc(literal_column(f"'{bucket}'"), func.timezone("UTC", column))
+        else:
+            form = {
+                "hour": "'%Y-%m-%d %H:00:00'",
+                "day": "'%Y-%m-%d 00:00:00'",
+                "week": "'%Y-%m-%d 00:00:00'",
+                "month": "'%Y-%m-01 00:00:00'",
+            }[bucket]
+            shift = (literal_column("'-6 days'"), literal_column("'weekday 1'"))
+            key = func.strftime(literal_column(form), column, *(shift if bucket == "week" else ()))
+        query = self._per_transaction_counts(key).order_by(key)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            {
+                "bucket": _bucket_start(row.key),
+                "transactions": row.transactions,
+                "alerts": row.alerts,
+                "confirmed": row.confirmed,
+            }
+            for row in rows
+        ]
+
+    def _by_dimension(self, name):
+        column = t.transactions.c[name]
+        query = self._per_transaction_counts(column).order_by(
+            literal_column("transactions").desc(), column
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            {
+                name: row.key,
+                "transactions": row.transactions,
+                "alerts": row.alerts,
+                "alert_rate": _rate(row.alerts, row.transactions),
+                "confirmed": row.confirmed,
+            }
+            for row in rows
+        ]
+
+    def fraud_geography(self):
+        """Per country (None: unknown), most transactions first: transactions,
+        alerts, alert_rate, confirmed."""
+        return self._by_dimension("country")
+
+    def fraud_devices(self):
+        """As fraud_geography, per device."""
+        return self._by_dimension("device")
+
+    def fraud_browsers(self):
+        """As fraud_geography, per browser."""
+        return self._by_dimension("browser")
+
+    def customer_profile(self, customer_id):
+        """{customer_id, first_seen, last_seen, n_transactions, total_amount,
+        n_alerts} of a customer; NotFound for one the store never saw."""
+        up = t.user_profiles
+        with self._engine.connect() as connection:
+            row = connection.execute(select(up).where(up.c.customer_id == str(customer_id))).first()
+        if row is None:
+            raise NotFound(f"no customer {customer_id!r}")
+        return dict(row._mapping)
+
+    def customer_ids(self, limit=1000):
+        """Up to limit customer ids, those with the most alerts (then the most
+        transactions) first."""
+        up = t.user_profiles
+        query = (
+            select(up.c.customer_id)
+            .order_by(up.c.n_alerts.desc(), up.c.n_transactions.desc(), up.c.customer_id)
+            .limit(int(limit))
+        )
+        with self._engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def customer_anomalies(self, customer_id, metric):
+        """One customer's transactions for the dashboard's customer view.
+
+        metric is one of :data:`METRICS`. Returns {"anomaly_list": the 10
+        riskiest transactions, riskiest first; "chart_data": [{occurred_at,
+        value}] in time order; "drill_down_data": every transaction in time
+        order}, each transaction a dict of event_id, occurred_at, amount,
+        value (the metric), risk_score, risk_level, is_alert, alert_id.
+        NotFound for a customer the store never saw.
+        """
+        if metric not in METRICS:
+            raise ValueError(f"metric {metric!r} is not one of {sorted(METRICS)}")
+        tx, f, s, a = t.transactions, t.transaction_features, t.anomaly_scores, t.alerts
+        query = _scored_events(
+            tx.c.event_id,
+            tx.c.occurred_at,
+            tx.c.amount,
+            METRICS[metric](tx, f, s).label("value"),
+            s.c.risk_score,
+            s.c.risk_level,
+            s.c.is_alert,
+            a.c.id.label("alert_id"),
+        ).where(tx.c.customer_id == str(customer_id))
+        with self._engine.connect() as connection:
+            rows = connection.execute(query.order_by(tx.c.occurred_at, tx.c.seq)).all()
+            top = connection.execute(
+                query.order_by(s.c.risk_score.desc(), tx.c.seq).limit(10)
+            ).all()
+        if not rows:
+            raise NotFound(f"no transactions of customer {customer_id!r}")
+
+        def as_dict(row):
+            out = dict(row._mapping)
+            out["is_alert"] = bool(out["is_alert"])
+            return out
+
+        drill_down = [as_dict(r) for r in rows]
+        return {
+            "metric": metric,
+            "anomaly_list": [as_dict(r) for r in top],
+            "chart_data": [
+                {"occurred_at": r["occurred_at"], "value": r["value"]} for r in drill_down
+            ],
+            "drill_down_data": drill_down,
+        }
+
+
+def _feature(name):
+    return lambda tx, f, s: f.c.features[name].as_float()
+
+
+# customer_anomalies' metrics: name -> SQL expression over (transactions,
+# transaction_features, anomaly_scores). The Online Retail names first.
+METRICS = {
+    "TotalSpent": lambda tx, f, s: tx.c.amount,
+    "HistFreq": _feature("hist_freq"),
+    "Quantity": _feature("quantity"),
+    "risk_score": lambda tx, f, s: s.c.risk_score,
+    "fraud_probability": lambda tx, f, s: s.c.fraud_probability,
+    "amount": lambda tx, f, s: tx.c.amount,
+    "amount_zscore": _feature("amount_zscore"),
+    "entity_count": _feature("entity_count"),
+}
+
+
+def _level_order(level):
+    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
+
+
+def _bucket_start(value):
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
