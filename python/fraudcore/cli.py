@@ -531,7 +531,15 @@ def build_parser():
         "--out", required=True, help="the new model file (the previous one is kept)"
     )
     _common_arguments(retrain, run_retrain)
+    _service_parsers(sub)
     return parser
+
+
+def _service_parsers(sub):
+    """serve and keys: command.py imports the service's dependencies only when they run."""
+    from fraudcore.service.command import add_parsers
+
+    add_parsers(sub, _common_arguments)
 
 
 def main(argv=None):
