@@ -76,6 +76,7 @@ import datetime as dt
 
 import orjson
 from sqlalchemy import (
+    bindparam,
     case,
     delete,
     func,
@@ -86,10 +87,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fraudcore.service import tables as t
+from fraudcore.service.batch import OPTIONAL_COLUMNS, ScoredBatch, ScoredWriter, to_utc
 from fraudcore.service.engine import connect, write_transaction
 from fraudcore.service.errors import (
     DuplicateEvent,
@@ -115,7 +116,6 @@ __all__ = [
 ]
 
 UTC = dt.timezone.utc
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 STATUSES = ("OPEN", "INVESTIGATING", "CONFIRMED_FRAUD", "FALSE_POSITIVE", "CLOSED")
 TRANSITIONS = {
@@ -134,129 +134,9 @@ BUCKETS = ("hour", "day", "week", "month")
 # SQLite's IN lists stay well under its bound-parameter limit.
 _CHUNK = 500
 
-_OPTIONAL_COLUMNS = ("country", "device", "browser", "ip")
-
 
 def _now():
     return dt.datetime.now(UTC)
-
-
-def to_utc(value, what="time"):
-    """An aware UTC datetime from a datetime (naive = UTC), an int of
-    nanoseconds since the epoch, or ISO 8601 text."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{what} {value!r} is not an ISO 8601 time") from None
-    if isinstance(value, dt.datetime):
-        if hasattr(value, "to_pydatetime"):
-            value = value.to_pydatetime()
-        if value.tzinfo is None or value.utcoffset() is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{what} must be a datetime or nanoseconds since the epoch, got {value!r}")
-    return _EPOCH + dt.timedelta(microseconds=int(value) // 1000)
-
-
-class _Batch:
-    """The rows of every table for a batch of scored items (built, and
-    checked, before the transaction starts)."""
-
-    def __init__(self, items, now):
-        self.transactions, self.features, self.scores = [], [], []
-        self.alerts, self.alert_items, self.event_ids = [], [], []
-        self.profiles = {}
-        for position, item in enumerate(items):
-            try:
-                self._add(item, now, position)
-            except (KeyError, TypeError, ValueError) as error:
-                name = item.get("event_id") if isinstance(item, dict) else None
-                detail = f"no {error}" if isinstance(error, KeyError) else str(error)
-                raise ValueError(f"scored item {position} (event_id {name!r}): {detail}") from None
-        seen = set()
-        repeated = [e for e in self.event_ids if e in seen or seen.add(e)]
-        if repeated:
-            raise DuplicateEvent(f"event ids repeated in the batch: {repeated[:5]}", repeated)
-
-    def _add(self, item, now, position):
-        event_id = item["event_id"]
-        if not isinstance(event_id, str) or not event_id:
-            raise ValueError(f"event_id must be a non-empty string, got {event_id!r}")
-        customer = str(item["customer_id"])
-        occurred = to_utc(item["occurred_at"], "occurred_at")
-        amount = float(item["amount"])
-        raw = item["transaction"]
-        if not isinstance(raw, dict):
-            raise ValueError(f"transaction must be a dict, got {type(raw).__name__}")
-        model_version = str(item["model_version"])
-        risk_score = float(item["risk_score"])
-        is_alert = bool(item["is_alert"])
-        probability = item["fraud_probability"]
-        self.event_ids.append(event_id)
-        self.transactions.append(
-            {
-                "event_id": event_id,
-                "customer_id": customer,
-                "occurred_at": occurred,
-                "amount": amount,
-                "raw": raw,
-                "model_version": model_version,
-                **{k: _text_or_none(item.get(k)) for k in _OPTIONAL_COLUMNS},
-            }
-        )
-        self.features.append({"event_id": event_id, "features": dict(item["features"])})
-        self.scores.append(
-            {
-                "event_id": event_id,
-                "risk_score": risk_score,
-                "fraud_probability": None if probability is None else float(probability),
-                "detector_scores": dict(item["scores"]),
-                "risk_level": str(item["risk_level"]),
-                "priority": int(item["priority"]),
-                "confidence": float(item["confidence"]),
-                "is_alert": int(is_alert),
-                "reasons": list(item["reasons"]),
-                "model_version": model_version,
-            }
-        )
-        if is_alert:
-            self.alert_items.append(position)
-            self.alerts.append(
-                {
-                    "event_id": event_id,
-                    "customer_id": customer,
-                    "status": "OPEN",
-                    "risk_level": str(item["risk_level"]),
-                    "priority": int(item["priority"]),
-                    "risk_score": risk_score,
-                    "created_at": now,
-                    "updated_at": now,
-                    "version": 0,
-                }
-            )
-        profile = self.profiles.get(customer)
-        if profile is None:
-            self.profiles[customer] = profile = {
-                "customer_id": customer,
-                "first_seen": occurred,
-                "last_seen": occurred,
-                "n_transactions": 0,
-                "total_amount": 0.0,
-                "n_alerts": 0,
-            }
-        profile["first_seen"] = min(profile["first_seen"], occurred)
-        profile["last_seen"] = max(profile["last_seen"], occurred)
-        profile["n_transactions"] += 1
-        profile["total_amount"] += amount
-        profile["n_alerts"] += is_alert
-
-
-def _text_or_none(value):
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return str(value)
 
 
 def _encode_cursor(row):
@@ -341,6 +221,11 @@ def _scored_events(*columns):
     )
 
 
+_EXISTING = _scored_events(*_ITEM_COLUMNS).where(
+    t.transactions.c.event_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _stored_item(row):
     """write_scored's item, as stored, plus alert_id."""
     fields = row._mapping
@@ -354,7 +239,7 @@ def _stored_item(row):
         "scores": row.detector_scores,
         **{name: fields[name] for name in _SCORE_FIELDS},
         "model_version": row.model_version,
-        **{name: fields[name] for name in _OPTIONAL_COLUMNS},
+        **{name: fields[name] for name in OPTIONAL_COLUMNS},
         "alert_id": row.alert_id,
     }
     item["is_alert"] = bool(item["is_alert"])
@@ -396,27 +281,8 @@ class AlertStore:
         except BaseException:
             self._engine.dispose()
             raise
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        up = t.user_profiles
-        upsert = dialect_insert(up)
-        new = upsert.excluded
-        self._upsert_profiles = upsert.on_conflict_do_update(
-            index_elements=[up.c.customer_id],
-            set_={
-                "first_seen": case(
-                    (new.first_seen < up.c.first_seen, new.first_seen), else_=up.c.first_seen
-                ),
-                "last_seen": case(
-                    (new.last_seen > up.c.last_seen, new.last_seen), else_=up.c.last_seen
-                ),
-                "n_transactions": up.c.n_transactions + new.n_transactions,
-                "total_amount": up.c.total_amount + new.total_amount,
-                "n_alerts": up.c.n_alerts + new.n_alerts,
-            },
-        )
-        self._insert_alerts = insert(t.alerts).returning(
-            t.alerts.c.id, sort_by_parameter_order=True
-        )
+        self._writer = ScoredWriter(t, self.dialect)
+        self._integrity_errors = (IntegrityError, self._engine.dialect.dbapi.IntegrityError)
 
     def __repr__(self):
         return f"AlertStore({self.url!r})"
@@ -443,16 +309,33 @@ class AlertStore:
 
     def existing(self, event_ids):
         """{event_id: stored item + alert_id} for those of event_ids already stored."""
-        tx = t.transactions
-        query = _scored_events(*_ITEM_COLUMNS)
-        ids = list(dict.fromkeys(event_ids))
         found = {}
         with self._engine.connect() as connection:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                for row in connection.execute(query.where(tx.c.event_id.in_(chunk))):
+            stored = self._stored_ids(connection, list(dict.fromkeys(event_ids)))
+            for start in range(0, len(stored), _CHUNK):
+                chunk = stored[start : start + _CHUNK]
+                for row in connection.execute(_EXISTING, {"ids": chunk}):
                     found[row.event_id] = _stored_item(row)
         return found
+
+    def _stored_ids(self, connection, event_ids):
+        """Those of event_ids stored. The scoring worker asks before every
+        batch and the answer is nearly always none: a plain DB-API query, as
+        SQLAlchemy's statement machinery would cost more than the query."""
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        stored = []
+        cursor = connection.connection.cursor()
+        try:
+            for start in range(0, len(event_ids), _CHUNK):
+                chunk = event_ids[start : start + _CHUNK]
+                marks = ", ".join([mark] * len(chunk))
+                cursor.execute(
+                    f"SELECT event_id FROM transactions WHERE event_id IN ({marks})", chunk
+                )
+                stored.extend(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.close()
+        return stored
 
     def write_scored(self, items):
         """Store a batch of scored items in one transaction; their alert ids
@@ -463,21 +346,17 @@ class AlertStore:
         """
         if not items:
             return []
-        batch = _Batch(items, _now())
-        profiles = [batch.profiles[k] for k in sorted(batch.profiles)]  # one lock order
+        batch = ScoredBatch(items, _now(), self.dialect)
         try:
             with write_transaction(self._engine) as connection:
-                connection.execute(insert(t.transactions), batch.transactions)
-                connection.execute(insert(t.transaction_features), batch.features)
-                connection.execute(insert(t.anomaly_scores), batch.scores)
-                alert_ids = []
-                if batch.alerts:
-                    alert_ids = (
-                        connection.execute(self._insert_alerts, batch.alerts).scalars().all()
-                    )
-                connection.execute(self._upsert_profiles, profiles)
-        except IntegrityError as error:
-            stored = self._stored_ids(batch.event_ids)
+                cursor = connection.connection.cursor()
+                try:
+                    alert_ids = self._writer.write(cursor, batch)
+                finally:
+                    cursor.close()
+        except self._integrity_errors as error:
+            with self._engine.connect() as connection:
+                stored = self._stored_ids(connection, batch.event_ids)
             if stored:
                 raise DuplicateEvent(
                     f"{len(stored)} event id(s) of the batch are already stored: {stored[:5]}",
@@ -488,16 +367,6 @@ class AlertStore:
         for position, alert_id in zip(batch.alert_items, alert_ids):
             result[position] = alert_id
         return result
-
-    def _stored_ids(self, event_ids):
-        tx = t.transactions
-        stored = []
-        with self._engine.connect() as connection:
-            for start in range(0, len(event_ids), _CHUNK):
-                chunk = event_ids[start : start + _CHUNK]
-                query = select(tx.c.event_id).where(tx.c.event_id.in_(chunk))
-                stored.extend(connection.execute(query).scalars())
-        return stored
 
     def transactions_after(self, seq, limit=10_000):
         """[(seq, raw transaction)] of the transactions stored after seq, in
