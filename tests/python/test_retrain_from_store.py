@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from _scored import scored_item
 
 pytest.importorskip("sqlalchemy", reason="the service extra is not installed")
 
@@ -15,23 +16,8 @@ from fraudcore.service.store import AlertStore
 
 
 def _scored_item(row):
-    return {
-        "event_id": str(row.transaction_id),
-        "customer_id": str(row.customer_id),
-        "occurred_at": row.timestamp.to_pydatetime(),
-        "amount": float(row.amount),
-        "transaction": {"transaction_id": str(row.transaction_id)},
-        "features": {},
-        "scores": {},
-        "risk_score": 0.5,
-        "fraud_probability": None,
-        "risk_level": "HIGH",
-        "priority": 2,
-        "confidence": 0.5,
-        "is_alert": True,
-        "reasons": [],
-        "model_version": "m1",
-    }
+    event_id = str(row.transaction_id)
+    return scored_item(event_id, str(row.customer_id), row.timestamp, float(row.amount))
 
 
 def test_retrain_takes_labels_and_decisions_from_the_store(tmp_path, capsys):
