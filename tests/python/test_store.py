@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the service extra is not installed")
 
-from sqlalchemy import func, insert, inspect, select, text, update
+from sqlalchemy import func, insert, inspect, select, update
 
 from fraudcore.service import migrations
 from fraudcore.service import tables as t
@@ -140,7 +140,8 @@ def test_a_batch_failing_midway_leaves_nothing(store):
         store.write_scored([make_item(1), make_item(2), bad, make_item(4)])
     # A failure inside the transaction, after transactions, features, scores
     # and alerts were inserted: the last statement (the profiles) fails.
-    store._upsert_profiles = text("INSERT INTO no_such_table VALUES (1)")
+    marks = ", ".join(["?" if store.dialect == "sqlite" else "%s"] * 6)
+    store._writer.upsert_profiles = f"INSERT INTO no_such_table VALUES ({marks})"
     with pytest.raises(Exception, match="no_such_table"):
         store.write_scored([make_item(n) for n in range(1, 9)])
     after = {table.name: count(store, table) for table in t.metadata.sorted_tables}

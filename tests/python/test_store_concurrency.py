@@ -7,6 +7,7 @@ import random
 import threading
 
 import pytest
+from _scored import scored_item
 
 pytest.importorskip("sqlalchemy", reason="the service extra is not installed")
 
@@ -41,23 +42,8 @@ def _target(rng, status):
 
 
 def _item(k):
-    return {
-        "event_id": f"race-{k}",
-        "customer_id": f"c{k % 3}",
-        "occurred_at": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=k),
-        "amount": 100.0 + k,
-        "transaction": {"id": k},
-        "features": {"amount": 100.0 + k},
-        "scores": {"isolation_forest": 0.9},
-        "risk_score": 0.99,
-        "fraud_probability": None,
-        "risk_level": "HIGH",
-        "priority": 2,
-        "confidence": 0.5,
-        "is_alert": True,
-        "reasons": [],
-        "model_version": "m1",
-    }
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=k)
+    return scored_item(f"race-{k}", f"c{k % 3}", when, 100.0 + k)
 
 
 def test_concurrent_moves_are_never_lost(store_url):

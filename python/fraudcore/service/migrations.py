@@ -71,19 +71,7 @@ def _step_2(connection):
         func.sum(tx.c.amount),
         func.max(n_alerts),
     ).group_by(tx.c.customer_id)
-    connection.execute(
-        insert(t.user_profiles).from_select(
-            [
-                "customer_id",
-                "first_seen",
-                "last_seen",
-                "n_transactions",
-                "total_amount",
-                "n_alerts",
-            ],
-            per_customer,
-        )
-    )
+    connection.execute(insert(t.user_profiles).from_select(list(t.user_profiles.c), per_customer))
     for index in t.INDEXES:
         connection.execute(CreateIndex(index))
 

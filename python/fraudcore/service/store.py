@@ -67,8 +67,12 @@ event ids the store never scored are kept (chargebacks for events scored
 elsewhere). "Confirmed fraud" in the dashboard aggregates means: the event's
 winning label is 1.
 
-Aggregates are computed in SQL (GROUP BY, window functions), never over all
-rows in Python.
+The dashboards' aggregates (:mod:`fraudcore.service.queries`, a mixin of
+:class:`AlertStore`) are computed in SQL, never over all rows in Python.
+
+Modules: tables (the schema), migrations (its versions), engine (URLs,
+connection settings, write transactions), batch (the write path's rows and
+statements), queries (dashboards), errors.
 """
 
 import base64
@@ -76,20 +80,19 @@ import datetime as dt
 
 import orjson
 from sqlalchemy import (
-    case,
+    bindparam,
     delete,
     func,
     insert,
-    literal_column,
     select,
     text,
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fraudcore.service import tables as t
+from fraudcore.service.batch import OPTIONAL_COLUMNS, ScoredBatch, ScoredWriter, to_utc
 from fraudcore.service.engine import connect, write_transaction
 from fraudcore.service.errors import (
     DuplicateEvent,
@@ -100,6 +103,14 @@ from fraudcore.service.errors import (
     VersionConflict,
 )
 from fraudcore.service.migrations import upgrade
+from fraudcore.service.queries import (
+    LEVELS,
+    DashboardQueries,
+    latest_labels,
+    level_order,
+    rate,
+    scored_events,
+)
 
 __all__ = [
     "DECISIONS",
@@ -115,7 +126,6 @@ __all__ = [
 ]
 
 UTC = dt.timezone.utc
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 STATUSES = ("OPEN", "INVESTIGATING", "CONFIRMED_FRAUD", "FALSE_POSITIVE", "CLOSED")
 TRANSITIONS = {
@@ -127,136 +137,14 @@ TRANSITIONS = {
 }
 # A decision's label: 1 fraud, 0 not fraud.
 DECISIONS = {"CONFIRMED_FRAUD": 1, "FALSE_POSITIVE": 0}
-LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 MAX_LIMIT = 1000
 KEEP_SNAPSHOTS = 3
-BUCKETS = ("hour", "day", "week", "month")
 # SQLite's IN lists stay well under its bound-parameter limit.
 _CHUNK = 500
-
-_OPTIONAL_COLUMNS = ("country", "device", "browser", "ip")
 
 
 def _now():
     return dt.datetime.now(UTC)
-
-
-def to_utc(value, what="time"):
-    """An aware UTC datetime from a datetime (naive = UTC), an int of
-    nanoseconds since the epoch, or ISO 8601 text."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{what} {value!r} is not an ISO 8601 time") from None
-    if isinstance(value, dt.datetime):
-        if hasattr(value, "to_pydatetime"):
-            value = value.to_pydatetime()
-        if value.tzinfo is None or value.utcoffset() is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{what} must be a datetime or nanoseconds since the epoch, got {value!r}")
-    return _EPOCH + dt.timedelta(microseconds=int(value) // 1000)
-
-
-class _Batch:
-    """The rows of every table for a batch of scored items (built, and
-    checked, before the transaction starts)."""
-
-    def __init__(self, items, now):
-        self.transactions, self.features, self.scores = [], [], []
-        self.alerts, self.alert_items, self.event_ids = [], [], []
-        self.profiles = {}
-        for position, item in enumerate(items):
-            try:
-                self._add(item, now, position)
-            except (KeyError, TypeError, ValueError) as error:
-                name = item.get("event_id") if isinstance(item, dict) else None
-                detail = f"no {error}" if isinstance(error, KeyError) else str(error)
-                raise ValueError(f"scored item {position} (event_id {name!r}): {detail}") from None
-        seen = set()
-        repeated = [e for e in self.event_ids if e in seen or seen.add(e)]
-        if repeated:
-            raise DuplicateEvent(f"event ids repeated in the batch: {repeated[:5]}", repeated)
-
-    def _add(self, item, now, position):
-        event_id = item["event_id"]
-        if not isinstance(event_id, str) or not event_id:
-            raise ValueError(f"event_id must be a non-empty string, got {event_id!r}")
-        customer = str(item["customer_id"])
-        occurred = to_utc(item["occurred_at"], "occurred_at")
-        amount = float(item["amount"])
-        raw = item["transaction"]
-        if not isinstance(raw, dict):
-            raise ValueError(f"transaction must be a dict, got {type(raw).__name__}")
-        model_version = str(item["model_version"])
-        risk_score = float(item["risk_score"])
-        is_alert = bool(item["is_alert"])
-        probability = item["fraud_probability"]
-        self.event_ids.append(event_id)
-        self.transactions.append(
-            {
-                "event_id": event_id,
-                "customer_id": customer,
-                "occurred_at": occurred,
-                "amount": amount,
-                "raw": raw,
-                "model_version": model_version,
-                **{k: _text_or_none(item.get(k)) for k in _OPTIONAL_COLUMNS},
-            }
-        )
-        self.features.append({"event_id": event_id, "features": dict(item["features"])})
-        self.scores.append(
-            {
-                "event_id": event_id,
-                "risk_score": risk_score,
-                "fraud_probability": None if probability is None else float(probability),
-                "detector_scores": dict(item["scores"]),
-                "risk_level": str(item["risk_level"]),
-                "priority": int(item["priority"]),
-                "confidence": float(item["confidence"]),
-                "is_alert": int(is_alert),
-                "reasons": list(item["reasons"]),
-                "model_version": model_version,
-            }
-        )
-        if is_alert:
-            self.alert_items.append(position)
-            self.alerts.append(
-                {
-                    "event_id": event_id,
-                    "customer_id": customer,
-                    "status": "OPEN",
-                    "risk_level": str(item["risk_level"]),
-                    "priority": int(item["priority"]),
-                    "risk_score": risk_score,
-                    "created_at": now,
-                    "updated_at": now,
-                    "version": 0,
-                }
-            )
-        profile = self.profiles.get(customer)
-        if profile is None:
-            self.profiles[customer] = profile = {
-                "customer_id": customer,
-                "first_seen": occurred,
-                "last_seen": occurred,
-                "n_transactions": 0,
-                "total_amount": 0.0,
-                "n_alerts": 0,
-            }
-        profile["first_seen"] = min(profile["first_seen"], occurred)
-        profile["last_seen"] = max(profile["last_seen"], occurred)
-        profile["n_transactions"] += 1
-        profile["total_amount"] += amount
-        profile["n_alerts"] += is_alert
-
-
-def _text_or_none(value):
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return str(value)
 
 
 def _encode_cursor(row):
@@ -328,17 +216,9 @@ _ITEM_COLUMNS = [
 ]
 
 
-def _scored_events(*columns):
-    """SELECT columns FROM transactions, their features and scores, and
-    their alerts (outer join)."""
-    tx = t.transactions
-    return (
-        select(*columns)
-        .select_from(tx)
-        .join(t.transaction_features, t.transaction_features.c.event_id == tx.c.event_id)
-        .join(t.anomaly_scores, t.anomaly_scores.c.event_id == tx.c.event_id)
-        .outerjoin(t.alerts, t.alerts.c.event_id == tx.c.event_id)
-    )
+_EXISTING = scored_events(*_ITEM_COLUMNS).where(
+    t.transactions.c.event_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _stored_item(row):
@@ -354,18 +234,14 @@ def _stored_item(row):
         "scores": row.detector_scores,
         **{name: fields[name] for name in _SCORE_FIELDS},
         "model_version": row.model_version,
-        **{name: fields[name] for name in _OPTIONAL_COLUMNS},
+        **{name: fields[name] for name in OPTIONAL_COLUMNS},
         "alert_id": row.alert_id,
     }
     item["is_alert"] = bool(item["is_alert"])
     return item
 
 
-def _rate(part, whole):
-    return part / whole if whole else None
-
-
-class AlertStore:
+class AlertStore(DashboardQueries):
     """The alert store at ``url`` (created or upgraded on opening).
 
     Parameters
@@ -396,27 +272,8 @@ class AlertStore:
         except BaseException:
             self._engine.dispose()
             raise
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        up = t.user_profiles
-        upsert = dialect_insert(up)
-        new = upsert.excluded
-        self._upsert_profiles = upsert.on_conflict_do_update(
-            index_elements=[up.c.customer_id],
-            set_={
-                "first_seen": case(
-                    (new.first_seen < up.c.first_seen, new.first_seen), else_=up.c.first_seen
-                ),
-                "last_seen": case(
-                    (new.last_seen > up.c.last_seen, new.last_seen), else_=up.c.last_seen
-                ),
-                "n_transactions": up.c.n_transactions + new.n_transactions,
-                "total_amount": up.c.total_amount + new.total_amount,
-                "n_alerts": up.c.n_alerts + new.n_alerts,
-            },
-        )
-        self._insert_alerts = insert(t.alerts).returning(
-            t.alerts.c.id, sort_by_parameter_order=True
-        )
+        self._writer = ScoredWriter(t, self.dialect)
+        self._integrity_errors = (IntegrityError, self._engine.dialect.dbapi.IntegrityError)
 
     def __repr__(self):
         return f"AlertStore({self.url!r})"
@@ -443,16 +300,33 @@ class AlertStore:
 
     def existing(self, event_ids):
         """{event_id: stored item + alert_id} for those of event_ids already stored."""
-        tx = t.transactions
-        query = _scored_events(*_ITEM_COLUMNS)
-        ids = list(dict.fromkeys(event_ids))
         found = {}
         with self._engine.connect() as connection:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                for row in connection.execute(query.where(tx.c.event_id.in_(chunk))):
+            stored = self._stored_ids(connection, list(dict.fromkeys(event_ids)))
+            for start in range(0, len(stored), _CHUNK):
+                chunk = stored[start : start + _CHUNK]
+                for row in connection.execute(_EXISTING, {"ids": chunk}):
                     found[row.event_id] = _stored_item(row)
         return found
+
+    def _stored_ids(self, connection, event_ids):
+        """Those of event_ids stored. The scoring worker asks before every
+        batch and the answer is nearly always none: a plain DB-API query, as
+        SQLAlchemy's statement machinery would cost more than the query."""
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        stored = []
+        cursor = connection.connection.cursor()
+        try:
+            for start in range(0, len(event_ids), _CHUNK):
+                chunk = event_ids[start : start + _CHUNK]
+                marks = ", ".join([mark] * len(chunk))
+                cursor.execute(
+                    f"SELECT event_id FROM transactions WHERE event_id IN ({marks})", chunk
+                )
+                stored.extend(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.close()
+        return stored
 
     def write_scored(self, items):
         """Store a batch of scored items in one transaction; their alert ids
@@ -463,21 +337,17 @@ class AlertStore:
         """
         if not items:
             return []
-        batch = _Batch(items, _now())
-        profiles = [batch.profiles[k] for k in sorted(batch.profiles)]  # one lock order
+        batch = ScoredBatch(items, _now(), self.dialect)
         try:
             with write_transaction(self._engine) as connection:
-                connection.execute(insert(t.transactions), batch.transactions)
-                connection.execute(insert(t.transaction_features), batch.features)
-                connection.execute(insert(t.anomaly_scores), batch.scores)
-                alert_ids = []
-                if batch.alerts:
-                    alert_ids = (
-                        connection.execute(self._insert_alerts, batch.alerts).scalars().all()
-                    )
-                connection.execute(self._upsert_profiles, profiles)
-        except IntegrityError as error:
-            stored = self._stored_ids(batch.event_ids)
+                cursor = connection.connection.cursor()
+                try:
+                    alert_ids = self._writer.write(cursor, batch)
+                finally:
+                    cursor.close()
+        except self._integrity_errors as error:
+            with self._engine.connect() as connection:
+                stored = self._stored_ids(connection, batch.event_ids)
             if stored:
                 raise DuplicateEvent(
                     f"{len(stored)} event id(s) of the batch are already stored: {stored[:5]}",
@@ -488,16 +358,6 @@ class AlertStore:
         for position, alert_id in zip(batch.alert_items, alert_ids):
             result[position] = alert_id
         return result
-
-    def _stored_ids(self, event_ids):
-        tx = t.transactions
-        stored = []
-        with self._engine.connect() as connection:
-            for start in range(0, len(event_ids), _CHUNK):
-                chunk = event_ids[start : start + _CHUNK]
-                query = select(tx.c.event_id).where(tx.c.event_id.in_(chunk))
-                stored.extend(connection.execute(query).scalars())
-        return stored
 
     def transactions_after(self, seq, limit=10_000):
         """[(seq, raw transaction)] of the transactions stored after seq, in
@@ -603,7 +463,7 @@ class AlertStore:
         ``audit``, its moves, oldest first. NotFound when there is none."""
         a, audit = t.alerts, t.alert_audit
         alert_only = [a.c[name] for name in _ALERT_ONLY]
-        query = _scored_events(*_ITEM_COLUMNS, *alert_only).where(a.c.id == int(alert_id))
+        query = scored_events(*_ITEM_COLUMNS, *alert_only).where(a.c.id == int(alert_id))
         trail = (
             select(audit.c.from_status, audit.c.to_status, audit.c.analyst, audit.c.note)
             .add_columns(audit.c.at, audit.c.version)
@@ -724,10 +584,10 @@ class AlertStore:
         return {
             "total": sum(by_status.values()),
             "by_status": {s: by_status.get(s, 0) for s in STATUSES},
-            "by_level": {lv: by_level.get(lv, 0) for lv in sorted(by_level, key=_level_order)},
+            "by_level": {lv: by_level.get(lv, 0) for lv in sorted(by_level, key=level_order)},
             "confirmed_fraud": confirmed,
             "false_positive": false_positive,
-            "precision": _rate(confirmed, confirmed + false_positive),
+            "precision": rate(confirmed, confirmed + false_positive),
         }
 
     # ------------------------------------------------------------------- labels
@@ -766,24 +626,13 @@ class AlertStore:
                 connection.execute(insert(t.labels), rows)
         return len(rows)
 
-    def _latest_labels(self):
-        lb = t.labels
-        rank = func.row_number().over(
-            partition_by=lb.c.event_id, order_by=(lb.c.label_time.desc(), lb.c.id.desc())
-        )
-        ranked = select(lb.c.event_id, lb.c.label, lb.c.label_time, lb.c.source, rank.label("rank"))
-        ranked = ranked.subquery()
-        return select(
-            ranked.c.event_id, ranked.c.label, ranked.c.label_time, ranked.c.source
-        ).where(ranked.c.rank == 1)
-
     def labels_frame(self):
         """pandas DataFrame (event_id, label, label_time, source): each
         labelled event's winning label (analysts' decisions and external
         labels alike), ordered by event_id."""
         import pandas as pd
 
-        latest = self._latest_labels().subquery()
+        latest = latest_labels().subquery()
         query = select(latest).order_by(latest.c.event_id)
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
@@ -817,223 +666,3 @@ class AlertStore:
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
         return None if row is None else dict(row._mapping)
-
-    # --------------------------------------------------------------- dashboards
-
-    def summary(self):
-        """Totals: transactions, alerts, alert rate, amounts, confirmed fraud,
-        and per risk level the transactions and alerts."""
-        tx, s, a = t.transactions, t.anomaly_scores, t.alerts
-        fraud = self._fraud_events()
-        totals = (
-            select(
-                func.count(),
-                func.coalesce(func.sum(tx.c.amount), 0.0),
-                func.avg(tx.c.amount),
-                func.count(a.c.id),
-                func.coalesce(func.sum(case((a.c.id.is_not(None), tx.c.amount))), 0.0),
-                func.count(fraud.c.event_id),
-            )
-            .select_from(tx)
-            .outerjoin(a, a.c.event_id == tx.c.event_id)
-            .outerjoin(fraud, fraud.c.event_id == tx.c.event_id)
-        )
-        levels = select(s.c.risk_level, func.count(), func.sum(s.c.is_alert)).group_by(
-            s.c.risk_level
-        )
-        with self._engine.connect() as connection:
-            n, total, mean, n_alerts, alerted, confirmed = connection.execute(totals).one()
-            by_level = connection.execute(levels).all()
-        return {
-            "transactions": n,
-            "alerts": n_alerts,
-            "alert_rate": _rate(n_alerts, n),
-            "total_amount": float(total),
-            "mean_amount": None if mean is None else float(mean),
-            "alerted_amount": float(alerted),
-            "confirmed_fraud": confirmed,
-            "by_level": {
-                level: {"transactions": count, "alerts": int(alerts or 0)}
-                for level, count, alerts in sorted(by_level, key=lambda r: _level_order(r[0]))
-            },
-        }
-
-    def _fraud_events(self):
-        """Subquery of the event ids whose winning label is 1."""
-        latest = self._latest_labels().subquery()
-        return select(latest.c.event_id).where(latest.c.label == 1).subquery()
-
-    def _per_transaction_counts(self, key):
-        """SELECT key, transactions, alerts, confirmed over all transactions, grouped by key."""
-        tx, a = t.transactions, t.alerts
-        fraud = self._fraud_events()
-        return (
-            select(
-                key.label("key"),
-                func.count().label("transactions"),
-                func.count(a.c.id).label("alerts"),
-                func.count(fraud.c.event_id).label("confirmed"),
-            )
-            .select_from(tx)
-            .outerjoin(a, a.c.event_id == tx.c.event_id)
-            .outerjoin(fraud, fraud.c.event_id == tx.c.event_id)
-            .group_by(key)
-        )
-
-    def fraud_trends(self, bucket="day"):
-        """Per time bucket of occurred_at (hour, day, week from Monday, month;
-        UTC), in time order: bucket (aware datetime of its start),
-        transactions, alerts, confirmed."""
-        if bucket not in BUCKETS:
-            raise ValueError(f"bucket must be one of {BUCKETS}, got {bucket!r}")
-        column = t.transactions.c.occurred_at
-        if self.dialect == "postgresql":
-            key = func.date_trunc(literal_column(f"'{bucket}'"), func.timezone("UTC", column))
-        else:
-            form = {
-                "hour": "'%Y-%m-%d %H:00:00'",
-                "day": "'%Y-%m-%d 00:00:00'",
-                "week": "'%Y-%m-%d 00:00:00'",
-                "month": "'%Y-%m-01 00:00:00'",
-            }[bucket]
-            shift = (literal_column("'-6 days'"), literal_column("'weekday 1'"))
-            key = func.strftime(literal_column(form), column, *(shift if bucket == "week" else ()))
-        query = self._per_transaction_counts(key).order_by(key)
-        with self._engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [
-            {
-                "bucket": _bucket_start(row.key),
-                "transactions": row.transactions,
-                "alerts": row.alerts,
-                "confirmed": row.confirmed,
-            }
-            for row in rows
-        ]
-
-    def _by_dimension(self, name):
-        column = t.transactions.c[name]
-        query = self._per_transaction_counts(column).order_by(
-            literal_column("transactions").desc(), column
-        )
-        with self._engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [
-            {
-                name: row.key,
-                "transactions": row.transactions,
-                "alerts": row.alerts,
-                "alert_rate": _rate(row.alerts, row.transactions),
-                "confirmed": row.confirmed,
-            }
-            for row in rows
-        ]
-
-    def fraud_geography(self):
-        """Per country (None: unknown), most transactions first: transactions,
-        alerts, alert_rate, confirmed."""
-        return self._by_dimension("country")
-
-    def fraud_devices(self):
-        """As fraud_geography, per device."""
-        return self._by_dimension("device")
-
-    def fraud_browsers(self):
-        """As fraud_geography, per browser."""
-        return self._by_dimension("browser")
-
-    def customer_profile(self, customer_id):
-        """{customer_id, first_seen, last_seen, n_transactions, total_amount,
-        n_alerts} of a customer; NotFound for one the store never saw."""
-        up = t.user_profiles
-        with self._engine.connect() as connection:
-            row = connection.execute(select(up).where(up.c.customer_id == str(customer_id))).first()
-        if row is None:
-            raise NotFound(f"no customer {customer_id!r}")
-        return dict(row._mapping)
-
-    def customer_ids(self, limit=1000):
-        """Up to limit customer ids, those with the most alerts (then the most
-        transactions) first."""
-        up = t.user_profiles
-        query = (
-            select(up.c.customer_id)
-            .order_by(up.c.n_alerts.desc(), up.c.n_transactions.desc(), up.c.customer_id)
-            .limit(int(limit))
-        )
-        with self._engine.connect() as connection:
-            return list(connection.execute(query).scalars())
-
-    def customer_anomalies(self, customer_id, metric):
-        """One customer's transactions for the dashboard's customer view.
-
-        metric is one of :data:`METRICS`. Returns {"anomaly_list": the 10
-        riskiest transactions, riskiest first; "chart_data": [{occurred_at,
-        value}] in time order; "drill_down_data": every transaction in time
-        order}, each transaction a dict of event_id, occurred_at, amount,
-        value (the metric), risk_score, risk_level, is_alert, alert_id.
-        NotFound for a customer the store never saw.
-        """
-        if metric not in METRICS:
-            raise ValueError(f"metric {metric!r} is not one of {sorted(METRICS)}")
-        tx, f, s, a = t.transactions, t.transaction_features, t.anomaly_scores, t.alerts
-        query = _scored_events(
-            tx.c.event_id,
-            tx.c.occurred_at,
-            tx.c.amount,
-            METRICS[metric](tx, f, s).label("value"),
-            s.c.risk_score,
-            s.c.risk_level,
-            s.c.is_alert,
-            a.c.id.label("alert_id"),
-        ).where(tx.c.customer_id == str(customer_id))
-        with self._engine.connect() as connection:
-            rows = connection.execute(query.order_by(tx.c.occurred_at, tx.c.seq)).all()
-            top = connection.execute(
-                query.order_by(s.c.risk_score.desc(), tx.c.seq).limit(10)
-            ).all()
-        if not rows:
-            raise NotFound(f"no transactions of customer {customer_id!r}")
-
-        def as_dict(row):
-            out = dict(row._mapping)
-            out["is_alert"] = bool(out["is_alert"])
-            return out
-
-        drill_down = [as_dict(r) for r in rows]
-        return {
-            "metric": metric,
-            "anomaly_list": [as_dict(r) for r in top],
-            "chart_data": [
-                {"occurred_at": r["occurred_at"], "value": r["value"]} for r in drill_down
-            ],
-            "drill_down_data": drill_down,
-        }
-
-
-def _feature(name):
-    return lambda tx, f, s: f.c.features[name].as_float()
-
-
-# customer_anomalies' metrics: name -> SQL expression over (transactions,
-# transaction_features, anomaly_scores). The Online Retail names first.
-METRICS = {
-    "TotalSpent": lambda tx, f, s: tx.c.amount,
-    "HistFreq": _feature("hist_freq"),
-    "Quantity": _feature("quantity"),
-    "risk_score": lambda tx, f, s: s.c.risk_score,
-    "fraud_probability": lambda tx, f, s: s.c.fraud_probability,
-    "amount": lambda tx, f, s: tx.c.amount,
-    "amount_zscore": _feature("amount_zscore"),
-    "entity_count": _feature("entity_count"),
-}
-
-
-def _level_order(level):
-    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
-
-
-def _bucket_start(value):
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

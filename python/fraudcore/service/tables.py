@@ -114,6 +114,7 @@ transaction_features = Table(
     metadata,
     Column("event_id", EventId, ForeignKey("transactions.event_id"), primary_key=True),
     Column("features", Json, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 anomaly_scores = Table(
@@ -129,6 +130,7 @@ anomaly_scores = Table(
     Column("is_alert", SmallInteger, nullable=False),
     Column("reasons", Json, nullable=False),
     Column("model_version", String(64), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 alerts = Table(
@@ -217,7 +219,6 @@ INDEXES = (
     Index("ix_alerts_order", alerts.c.priority, alerts.c.created_at, alerts.c.id),
     Index("ix_alerts_customer", alerts.c.customer_id, alerts.c.created_at),
     Index("ix_transactions_customer", transactions.c.customer_id, transactions.c.occurred_at),
-    Index("ix_transactions_time", transactions.c.occurred_at),
     Index("ix_labels_event", labels.c.event_id, labels.c.label_time, labels.c.id),
     Index("ix_audit_alert", alert_audit.c.alert_id, alert_audit.c.id),
 )
