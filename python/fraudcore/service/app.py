@@ -227,6 +227,7 @@ class TransactionReader:
         for column in self.optional:
             value = obj.get(column)
             if value is None:
+                record[column] = None  # missing: the features treat it so
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 raise ApiError(
@@ -560,13 +561,17 @@ def create_app(
                 raise ApiError(
                     422, "invalid_field", "If-Match must be an alert version", "If-Match"
                 ) from None
-        alert = service["store"].move_alert(
-            alert_id,
-            move.status,
-            analyst=move.analyst or who,
-            note=move.note,
-            expected_version=expected,
-        )
+        try:
+            alert = service["store"].move_alert(
+                alert_id,
+                move.status,
+                analyst=move.analyst or who,
+                note=move.note,
+                expected_version=expected,
+            )
+        except ValueError as exc:
+            field = "status" if "status" in str(exc) else "analyst"
+            raise ApiError(422, "invalid_field", str(exc), field) from None
         return _json(alert, headers={"ETag": f'"{alert["version"]}"'})
 
     @app.post("/labels", summary="Labels that arrive later (chargebacks)", tags=["alerts"])
