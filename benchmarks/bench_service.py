@@ -222,14 +222,17 @@ class Server:
     """A server process in its own process group, on a free loopback port.
 
     ``with Server(name, command(port), ...) as server`` waits for ``GET
-    /health`` (or ``ready_path``) to answer 200 and for the group's CPU use
+    /health`` (or ``ready_path``; with ``key`` as ``X-API-Key``) to answer 200 and for the group's CPU use
     to settle (every worker done loading), and on exit stops the group:
     SIGTERM, then SIGKILL after 15 s. ``pids`` are the group's processes
     seen while it ran, ``leftover`` those still alive after the stop.
     """
 
-    def __init__(self, name, command, port, *, env=None, log=None, ready_path="/health", wait=600):
+    def __init__(
+        self, name, command, port, *, env=None, log=None, ready_path="/health", key=None, wait=600
+    ):
         self.name, self.command, self.port = name, command, port
+        self.ready_headers = {"X-API-Key": key} if key else {}
         self.env, self.log, self.ready_path, self.wait = env, log, ready_path, wait
         self.process, self.pids, self.leftover, self.start_s = None, set(), [], None
 
@@ -270,7 +273,7 @@ class Server:
                     f"its output: {self._tail()}"
                 )
             with contextlib.suppress(OSError, http.client.HTTPException):
-                if get(self.port, self.ready_path, timeout=2.0)[0] == 200:
+                if get(self.port, self.ready_path, self.ready_headers, 2.0)[0] == 200:
                     break
             time.sleep(0.2)
         # /health answers from the first worker up: wait for the others (and
@@ -560,7 +563,7 @@ def main():
                 else:
                     command, env = plain_command(workers, port), plain_env(train_path, keys)
                 log = scratch / f"{kind}-{workers}.log"
-                with Server(kind, command, port, env=env, log=log) as server:
+                with Server(kind, command, port, env=env, log=log, key=key) as server:
                     print(f"{kind}, {workers} worker(s): ready in {server.start_s:.1f} s")
                     results[kind] = measure(server, port, encoded, mode)
                 servers[kind] = {
