@@ -16,6 +16,7 @@ from fraudcore.features import FeatureState, build_features
 from fraudcore.iforest import IsolationForest
 from fraudcore.knn import KNNDetector
 from fraudcore.lof import LocalOutlierFactor
+from fraudcore.online import OnlineScorer
 from fraudcore.schema import Schema
 
 try:
@@ -31,6 +32,7 @@ __all__ = [
     "KNNDetector",
     "LocalOutlierFactor",
     "ModelFormatError",
+    "OnlineScorer",
     "Schema",
     "__version__",
     "build_features",

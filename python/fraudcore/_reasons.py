@@ -396,7 +396,7 @@ def _phrase(name, row, raw, schema, population):
     )
 
 
-def describe(features, data, schema, attribution, population, top=3):
+def describe(features, data, schema, attribution, population, top=3, *, details=False):
     """Up to `top` distinct reasons per row, largest attribution first.
 
     Features are asked in decreasing attribution (those with none are not
@@ -405,9 +405,11 @@ def describe(features, data, schema, attribution, population, top=3):
 
     Parameters
     ----------
-    features : DataFrame
-        The rows' features (:func:`fraudcore.build_features`).
-    data : DataFrame
+    features : DataFrame or list of dict
+        The rows' features (:func:`fraudcore.build_features`), as a table
+        or as one {feature name: value} dict per row (in the table's column
+        order).
+    data : DataFrame or list of dict
         The same rows as given (for values such as the country).
     schema : Schema
     attribution : ndarray of shape (n_rows, n_features)
@@ -416,13 +418,25 @@ def describe(features, data, schema, attribution, population, top=3):
         Each feature's training quantile grid: row k is the k/(n_quantiles
         - 1) quantile (FraudDetector.quantiles_).
     top : int
+    details : bool
+        Return where each reason came from as well.
 
     Returns
     -------
     list of lists of str
         Per row, the reasons; [NOTHING_RARE] when no value is unusual.
+        With ``details``: per row, a list of {"feature", "value", "text"}
+        dicts instead, one per reason in the same order: the feature whose
+        value gave the text (the first one asked, when several give the
+        same text) and that value; NOTHING_RARE has feature and value None.
     """
-    names = list(features.columns)
+    if hasattr(features, "to_dict"):
+        names = list(features.columns)
+        records = features.to_dict("records")
+    else:
+        records = features
+        names = list(records[0]) if records else []
+    raws = data.to_dict("records") if hasattr(data, "to_dict") else data
     population = np.asarray(population, dtype=np.float64)
     if population.ndim != 2 or population.shape[0] < 2 or population.shape[1] != len(names):
         raise ValueError(
@@ -430,19 +444,28 @@ def describe(features, data, schema, attribution, population, top=3):
             f"got shape {population.shape}"
         )
     grid = _Population(names, population)
-    records = features.to_dict("records")
-    raws = data.to_dict("records")
     order = np.argsort(-attribution, axis=1, kind="stable")
     out = []
     for i, row in enumerate(records):
-        sentences = []
+        sentences, sources = [], []
         for j in order[i]:
             if not attribution[i, j] > 0:
                 break  # the rest did not drive the score
             sentence = _phrase(names[j], row, raws[i], schema, grid)
             if sentence and sentence not in sentences:
                 sentences.append(sentence)
+                sources.append(names[j])
             if len(sentences) == top:
                 break
-        out.append(sentences or [NOTHING_RARE])
+        if not details:
+            out.append(sentences or [NOTHING_RARE])
+        elif sentences:
+            out.append(
+                [
+                    {"feature": name, "value": float(row[name]), "text": text}
+                    for name, text in zip(sources, sentences)
+                ]
+            )
+        else:
+            out.append([{"feature": None, "value": None, "text": NOTHING_RARE}])
     return out

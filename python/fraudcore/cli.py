@@ -316,10 +316,6 @@ def _labels_by_id(data, labels_path, id_column, label_column):
             raise ValueError(
                 f"{labels_path} has no column {column!r}; it has {list(labels.columns)}"
             )
-    if id_column not in data.columns:
-        raise ValueError(
-            f"the data has no id column {id_column!r} to match the labels on; name it with --id"
-        )
     repeated = labels[id_column][labels[id_column].duplicated()]
     if len(repeated):
         raise ValueError(f"{labels_path} labels id {repeated.iloc[0]!r} more than once")
@@ -330,6 +326,32 @@ def _labels_by_id(data, labels_path, id_column, label_column):
     by_id = pd.Series(
         values.to_numpy(dtype=np.float64), index=_id_text(labels[id_column]).to_numpy()
     )
+    return _match_labels(data, by_id, id_column)
+
+
+def _labels_from_store(data, url, id_column):
+    """As _labels_by_id, the labels being the alert store's at url: each
+    event's latest label (analysts' decisions and late labels), its event
+    id matched to ``id_column``."""
+    import numpy as np
+    import pandas as pd
+
+    from fraudcore.service.store import AlertStore
+
+    with AlertStore(url) as store:
+        frame = store.labels_frame()
+    by_id = pd.Series(frame["label"].to_numpy(dtype=np.float64), index=frame["event_id"])
+    return _match_labels(data, by_id, id_column)
+
+
+def _match_labels(data, by_id, id_column):
+    """by_id (a Series: id text -> 0/1) per row of data, joined on id_column."""
+    import numpy as np
+
+    if id_column not in data.columns:
+        raise ValueError(
+            f"the data has no id column {id_column!r} to match the labels on; name it with --id"
+        )
     ids = _id_text(data[id_column])
     unknown = int((~by_id.index.isin(ids)).sum())
     return ids.map(by_id).to_numpy(dtype=np.float64), unknown
@@ -359,11 +381,16 @@ def run_retrain(args, out=None):
     id_column = args.id or model.schema.transaction_id
     if id_column is None:
         raise ValueError("the model's schema names no transaction id: name the id column with --id")
-    labels, unknown = _labels_by_id(data, args.labels, id_column, args.label_column)
+    if args.db is not None:
+        labels, unknown = _labels_from_store(data, args.db, id_column)
+        source = "store's labelled events"
+    else:
+        labels, unknown = _labels_by_id(data, args.labels, id_column, args.label_column)
+        source = "labels file's ids"
     labelled = int((labels == labels).sum())
     print(
         f"{labelled:,} of {len(data):,} rows labelled ({int((labels == 1).sum()):,} fraud)"
-        + (f"; {unknown:,} ids of the labels file are not in the data" if unknown else ""),
+        + (f"; {unknown:,} of the {source} are not in the data" if unknown else ""),
         file=out,
     )
     if args.target_recall is not None:
@@ -506,14 +533,20 @@ def build_parser():
         "retrain",
         help="refit a model's supervised stage and threshold on late labels",
         description="Labels that arrive later (chargebacks, analysts' decisions), keyed "
-        "by transaction id: keep the model's features and detectors, fit the "
+        "by transaction id, from a CSV file or the alert store: keep the model's features and detectors, fit the "
         "supervised stage and the threshold again, write the new model and "
         "its metrics beside the previous model's.",
     )
     retrain.add_argument("model", help="a model file written by fraudcore train")
     _data_arguments(retrain)
-    retrain.add_argument(
-        "--labels", required=True, help="CSV of labels: the id column and a 0/1 label column"
+    source = retrain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--labels", help="CSV of labels: the id column and a 0/1 label column")
+    source.add_argument(
+        "--db",
+        metavar="URL",
+        help="take the labels from the alert store at URL (sqlite:///PATH or "
+        "postgresql://...): each event's latest label, analysts' decisions included, "
+        "its event id matched to the id column",
     )
     retrain.add_argument(
         "--id",
@@ -531,7 +564,15 @@ def build_parser():
         "--out", required=True, help="the new model file (the previous one is kept)"
     )
     _common_arguments(retrain, run_retrain)
+    _service_parsers(sub)
     return parser
+
+
+def _service_parsers(sub):
+    """serve and keys: command.py imports the service's dependencies only when they run."""
+    from fraudcore.service.command import add_parsers
+
+    add_parsers(sub, _common_arguments)
 
 
 def main(argv=None):

@@ -817,17 +817,39 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
 
     def _result(self, data, features, X, inputs, raw, reasons, steps):
         steps.start("reasons")
+        cancellation = self.schema.cancellations(data)
+        columns, normed = self._decide(X, raw, cancellation)
+        out = data[self.schema.identifiers].copy()  # on data's index; see "Rows traced back"
+        for name, values in columns.items():
+            out[name] = values
+        alert = columns["is_alert"]
+        explain = (
+            alert
+            if reasons == "alerts"
+            else np.ones(len(alert), bool)
+            if reasons == "all"
+            else None
+        )
+        out["reasons"] = [[] for _ in range(len(alert))]
+        if explain is not None and explain.any():
+            rows = np.flatnonzero(explain)
+            texts = self._explain_rows(rows, X, inputs, normed, features, data, cancellation)
+            out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
+        return out
+
+    def _decide(self, X, raw, cancellation):
+        """score's columns for rows with features X and raw detector scores
+        ``raw`` (all but the identifiers and the reasons), as {column: array}
+        in score's order, and each detector's normalised score."""
         below = {name: self._training_below(name, raw[name]) for name in self.models_}
         normed = {name: self._normalize(name, raw[name], below[name]) for name in self.models_}
         final = self._final_score(X, normed)
         risk = self._risk_score(final)
-        out = data[self.schema.identifiers].copy()  # on data's index; see "Rows traced back"
-        out["risk_score"] = risk
+        out = {"risk_score": risk}
         if self.supervised_ is not None:
             out["fraud_probability"] = self.supervised_._calibrated(final)
         for name in self.models_:
             out[f"score_{name}"] = normed[name]
-        cancellation = self.schema.cancellations(data)
         if self.schema.has_cancellations:
             out["is_cancellation"] = cancellation
         alert = risk >= self.threshold_
@@ -847,27 +869,35 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             * (self._training_rank(name, raw[name], below[name]) >= self.threshold_)
             for name in self.models_
         )
-        explain = (
-            alert if reasons == "alerts" else np.ones(len(risk), bool) if reasons == "all" else None
+        return out, normed
+
+    def _explain_rows(self, rows, X, inputs, normed, features, data, cancellation, details=False):
+        """_explain of the rows at positions ``rows`` of a batch (``features``
+        and ``data`` as tables)."""
+        return self._explain(
+            X[rows],
+            {name: m[rows] for name, m in inputs.items()},
+            {name: v[rows] for name, v in normed.items()},
+            features.iloc[rows],
+            data.iloc[rows],
+            cancellation[rows],
+            details,
         )
-        out["reasons"] = [[] for _ in range(len(risk))]
-        if explain is not None and explain.any():
-            rows = np.flatnonzero(explain)
-            hybrid = (
-                None
-                if self.supervised_ is None
-                else self._hybrid(X[rows], {name: v[rows] for name, v in normed.items()})
-            )
-            attribution = self._attribution({name: m[rows] for name, m in inputs.items()}, hybrid)
-            texts = describe(
-                features.iloc[rows], data.iloc[rows], self.schema, attribution, self.quantiles_
-            )
-            texts = [
-                ["cancellation", *text] if cancelled else text
-                for text, cancelled in zip(texts, cancellation[rows])
-            ]
-            out.iloc[rows, out.columns.get_loc("reasons")] = pd.Series(texts, index=out.index[rows])
-        return out
+
+    def _explain(self, X, inputs, normed, features, data, cancellation, details=False):
+        """The reasons of rows (features X, each detector's input and
+        normalised score; ``features`` and ``data`` as tables or records for
+        describe), "cancellation" first for cancellations; with ``details``
+        as describe's {"feature", "value", "text"} dicts."""
+        hybrid = None if self.supervised_ is None else self._hybrid(X, normed)
+        attribution = self._attribution(inputs, hybrid)
+        texts = describe(features, data, self.schema, attribution, self.quantiles_, details=details)
+        first = (
+            {"feature": None, "value": None, "text": "cancellation"} if details else "cancellation"
+        )
+        return [
+            [first, *text] if cancelled else text for text, cancelled in zip(texts, cancellation)
+        ]
 
     def classic_recipe(self, data, *, zscore_above=3.0, autoencoder_above=0.85):
         """The e-commerce recipe users bring from tutorials, on this model.

@@ -55,6 +55,7 @@ amount, an unparseable time, or a non-numeric amount is a ValueError naming
 the column and the row.
 """
 
+import math
 import os
 import threading
 import weakref
@@ -227,7 +228,8 @@ class FeatureState(NativeModelMixin, BaseEstimator):
             ) from None
         with self._lock():  # the vocabularies and the native state change together
             native = self._native if getattr(self, "_native", None) is not None else self._state()
-            out = native.update(self._keys, *self._single(transaction))
+            with _AllOrNothing(self._vocab, self.schema):
+                out = native.update(self._keys, *self._single(transaction))
         if extra:
             out.update(extra)
         return out
@@ -240,8 +242,10 @@ class FeatureState(NativeModelMixin, BaseEstimator):
                 columns=self.feature_names_,
                 index=transactions.index,
             )
-        columns, passthrough = _encode_table(transactions, self.schema, self._vocab)
-        return _frame(native.update_many(**columns), native.config, transactions, passthrough)
+        with _AllOrNothing(self._vocab, self.schema):
+            columns, passthrough = _encode_table(transactions, self.schema, self._vocab)
+            matrix = native.update_many(**columns)
+        return _frame(matrix, native.config, transactions, passthrough)
 
     def _to_bytes(self):
         with self._lock():  # a snapshot between updates: vocabularies and histories agree
@@ -292,6 +296,29 @@ class FeatureState(NativeModelMixin, BaseEstimator):
             )
 
 
+class _AllOrNothing:
+    """Context of an update: if it fails, the values it added to the
+    vocabularies are forgotten (the native state refuses a bad transaction
+    or batch before changing), and the kernel's refusal of a time earlier
+    than the entity's last names the timestamp column."""
+
+    __slots__ = ("schema", "vocab")
+
+    def __init__(self, vocab, schema):
+        self.vocab, self.schema = vocab, schema
+
+    def __enter__(self):
+        self.vocab.added = []
+
+    def __exit__(self, kind, exc, traceback):
+        if exc is not None:
+            self.vocab.forget_added()
+        self.vocab.added = None
+        if isinstance(exc, ValueError) and "time order" in str(exc):
+            raise ValueError(f"timestamp column {self.schema.timestamp!r}: {exc}") from None
+        return False
+
+
 # Fork safety: a fork while another thread updates a FeatureState would give
 # the child a copy whose lock (and native mutex) is held forever. As the
 # logging module does, every state's lock is taken before a fork and released
@@ -337,6 +364,7 @@ class _Vocabularies:
     def __init__(self, values=None, *, remember=True):
         self.remember = remember  # False: codes of this one table only (build_features)
         self.values = {} if values is None else values
+        self.added = None  # a list: (role, value) of each value coded since, to forget_added
         self.codes = {
             role: {v: i for i, v in enumerate(vals)} for role, vals in self.values.items()
         }
@@ -353,7 +381,17 @@ class _Vocabularies:
         if code is None:
             code = codes[key] = len(codes)
             self.values[role].append(key)
+            if self.added is not None:
+                self.added.append((role, key))
         return code
+
+    def forget_added(self):
+        """Drop the values coded since ``added`` was set (newest first), so a
+        refused update leaves the vocabularies as they were."""
+        for role, key in reversed(self.added or ()):
+            del self.codes[role][key]
+            self.values[role].pop()
+        self.added = []
 
     def encode(self, columns):
         """{role: int64 codes} of {role: column} (-1 where missing).
@@ -677,12 +715,16 @@ def _label(value):
 
 
 def _number(transaction, key):
-    """float(transaction[key]), or a ValueError naming the field (KeyError when absent)."""
+    """float(transaction[key]), or a ValueError naming the field when it is
+    not a finite number (KeyError when absent), as batch refuses it."""
     value = transaction[key]
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"field {key!r} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"field {key!r} must be a finite number, got {value!r}")
+    return number
 
 
 def _frame(matrix, config, data, passthrough):
@@ -716,7 +758,7 @@ def _single_row_encoder(schema, vocab):
 
     def encode(t):
         try:
-            when = time_ns(t[when_key], "timestamp")
+            when = time_ns(t[when_key], f"timestamp column {when_key!r}:")
             if amount_key is not None:
                 amount = _number(t, amount_key)
             else:
@@ -738,7 +780,7 @@ def _single_row_encoder(schema, vocab):
                     and raw is not pd.NaT
                     and not (isinstance(raw, float) and raw != raw)
                 ):
-                    signup, has_signup = time_ns(raw, "signup_time"), True
+                    signup, has_signup = time_ns(raw, f"signup_time column {signup_key!r}:"), True
         except KeyError as exc:
             raise ValueError(
                 f"the transaction lacks field {exc.args[0]!r} named by the schema"

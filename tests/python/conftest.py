@@ -97,3 +97,42 @@ def python_path_lengths(native, X):
                 k = tree["left"][k] + (x[tree["split"][k]] > tree["threshold"][k])
             total[i] += tree["path"][k]
     return total / native.n_estimators
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of the session's own (tests/python/_postgres.py),
+    stopped and deleted at the end. Without PostgreSQL's binaries the tests
+    that need it skip, except under CI=true, where that is a failure."""
+    from _postgres import PostgresServer, find_binaries
+
+    folder = find_binaries()
+    if folder is None:
+        reason = (
+            "PostgreSQL binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin "
+            "or on PATH: apt-get install postgresql"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = PostgresServer(folder)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The URL of a new empty store database: a SQLite file in tmp_path, or a
+    fresh database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)

@@ -493,7 +493,7 @@ def test_a_bad_time_gets_the_same_message_in_batch_and_streaming(when, message):
     with pytest.raises(ValueError, match=f"timestamp column 't' at index 1: {message}"):
         build_features(data, schema)
     state = FeatureState(schema)
-    with pytest.raises(ValueError, match=f"^timestamp {message}"):
+    with pytest.raises(ValueError, match=f"^timestamp column 't': {message}"):
         state.update({"c": 1, "t": when, "a": 1.0})
     with pytest.raises(ValueError, match=f"timestamp column 't' at index 1: {message}"):
         state.update(data)

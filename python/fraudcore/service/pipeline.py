@@ -1,0 +1,385 @@
+"""The scoring worker: one thread scores transactions and commits them.
+
+Requests (``submit``) queue their transactions; a single worker thread takes
+whatever is queued (up to ``max_batch`` transactions), and for that group:
+
+1. asks the store which event ids it already holds (one query) — those
+   answer with their stored result and are neither scored nor folded into
+   a customer's history again (a checkout's retry is idempotent);
+2. scores each request's new transactions with the online scorer, which
+   folds them into the customers' history; a request whose transactions
+   are refused (a time earlier than the customer's last, say) fails alone,
+   and leaves the history as it was;
+3. writes every scored transaction of the group in **one** database
+   transaction (group commit) and only then answers the requests.
+
+So a response is sent only after its transaction (and alert) is committed,
+and one commit serves every request that arrived meanwhile: throughput
+grows with concurrency instead of paying a commit per request.
+
+History survives restarts: every ``snapshot_every`` transactions (and on a
+clean stop) the feature state is saved in the store with the sequence
+number of the last transaction it folded in. :func:`restore_scorer` loads
+the latest snapshot and folds in the transactions stored after it, so a
+``kill -9`` loses nothing that was answered. If a commit fails, the
+transactions it held were folded into the history but not stored; the
+worker then rebuilds the history from the store before it scores again.
+
+The worker is the only writer of transactions, and the only user of the
+feature state, so the state needs no locking of its own. Model swaps
+(``swap``) run on the worker between two groups: no request sees half of a
+swap.
+"""
+
+import concurrent.futures
+import logging
+import queue
+import threading
+
+import pandas as pd
+
+from fraudcore._persistence import dumps, loads
+from fraudcore.features import FeatureState
+from fraudcore.online import OnlineScorer
+
+log = logging.getLogger("fraudcore.service")
+
+_STOP = object()
+
+
+class RecordError(ValueError):
+    """A transaction of a request was refused; ``index`` says which."""
+
+    def __init__(self, index, message):
+        super().__init__(message)
+        self.index = index
+
+
+class ServiceUnavailable(RuntimeError):
+    """The store failed; nothing of the request was written."""
+
+
+class _Job:
+    __slots__ = ("future", "records", "times")
+
+    def __init__(self, records, times):
+        self.records, self.times = records, times
+        self.future = concurrent.futures.Future()
+
+
+class _Swap:
+    __slots__ = ("future", "scorer", "version")
+
+    def __init__(self, scorer, version):
+        self.scorer, self.version = scorer, version
+        self.future = concurrent.futures.Future()
+
+
+class ScoringPipeline:
+    """Batches scoring requests onto one worker thread (see the module doc).
+
+    Parameters
+    ----------
+    scorer : OnlineScorer
+        Its state must hold every transaction the store holds (see
+        :func:`restore_scorer`).
+    store : AlertStore
+    model_version : str
+    max_batch : int
+        Most transactions scored and committed together.
+    snapshot_every : int
+        Transactions between two snapshots of the feature state.
+    """
+
+    def __init__(self, scorer, store, model_version, *, max_batch=5000, snapshot_every=50_000):
+        self.scorer = scorer
+        self.store = store
+        self.model_version = model_version
+        self.max_batch = max_batch
+        self.snapshot_every = snapshot_every
+        self._queue = queue.SimpleQueue()
+        self._pending = 0  # transactions queued, not yet answered
+        self._since_snapshot = 0
+        self._needs_rebuild = False
+        self._thread = None
+        self.alerts_opened = 0
+        self.transactions_scored = 0
+
+    # -- life cycle ------------------------------------------------------------
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="fraudcore-scoring", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=30.0):
+        """Answer what is queued, snapshot the state, stop the worker."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def queue_depth(self):
+        return self._pending
+
+    @property
+    def running(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- requests --------------------------------------------------------------
+
+    def submit(self, records, times):
+        """Queue transactions (dicts with an ``event_id``, checked by the
+        caller) and their times (aware UTC datetimes); a Future of their
+        results, in order, or of RecordError / ServiceUnavailable."""
+        job = _Job(records, times)
+        if not self.running:
+            job.future.set_exception(ServiceUnavailable("the scoring worker is not running"))
+            return job.future
+        self._pending += len(records)
+        self._queue.put(job)
+        return job.future
+
+    def swap(self, scorer, model_version):
+        """Serve ``scorer`` from the next group on; a Future done once it does."""
+        order = _Swap(scorer, model_version)
+        self._queue.put(order)
+        return order.future
+
+    # -- the worker ------------------------------------------------------------
+
+    def _run(self):
+        carry = None
+        while True:
+            item = carry if carry is not None else self._queue.get()
+            carry = None
+            if item is _STOP:
+                break
+            if isinstance(item, _Swap):
+                self._apply_swap(item)
+                continue
+            jobs, n = [item], len(item.records)
+            while n < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(more, _Job):
+                    carry = more  # a swap or a stop: after this group
+                    break
+                jobs.append(more)
+                n += len(more.records)
+            try:
+                self._process(jobs)
+            except BaseException as exc:  # never leave a request waiting
+                log.exception("scoring group failed")
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(ServiceUnavailable(str(exc)))
+            finally:
+                self._pending -= n
+        self._snapshot()
+
+    def _apply_swap(self, order):
+        self.scorer, self.model_version = order.scorer, order.version
+        order.future.set_result(order.version)
+
+    def _process(self, jobs):
+        if self._needs_rebuild:
+            self.scorer = restore_scorer(self.scorer.detector, self.store)
+            self._needs_rebuild = False
+        stored = self.store.existing([r["event_id"] for job in jobs for r in job.records])
+        fresh_items, answered = [], []
+        scored_here = {}  # event id -> its position in fresh_items
+        for job in jobs:
+            slots, new, times, local = [], [], [], {}
+            for record, at in zip(job.records, job.times):
+                eid = record["event_id"]
+                if eid in stored:
+                    slots.append(("stored", stored[eid]))
+                elif eid in scored_here:
+                    slots.append(("same", scored_here[eid]))
+                elif eid in local:  # twice in one request: scored once
+                    slots.append(("repeat", local[eid]))
+                else:
+                    local[eid] = len(new)
+                    slots.append(("new", len(new)))
+                    new.append(record)
+                    times.append(at)
+            try:
+                results = self.scorer.score_many(new) if new else []
+            except ValueError as exc:  # the scorer left the history as it was
+                job.future.set_exception(_record_error(exc, new, job.records))
+                continue
+            base = len(fresh_items)
+            fresh_items.extend(map(self._item, new, times, results))
+            for eid, k in local.items():
+                scored_here[eid] = base + k
+            local_kinds = ("new", "repeat")
+            answered.append(
+                (job, [(kind, base + p if kind in local_kinds else p) for kind, p in slots])
+            )
+        if fresh_items:
+            try:
+                alert_ids = self.store.write_scored(fresh_items)
+            except Exception as exc:
+                self._needs_rebuild = True  # folded in, not stored: rebuild before going on
+                log.exception("store write failed; the history is rebuilt from the store")
+                for job, _ in answered:
+                    job.future.set_exception(
+                        ServiceUnavailable(
+                            f"the store refused the write ({exc}); nothing was written"
+                        )
+                    )
+                return
+            for item, alert_id in zip(fresh_items, alert_ids):
+                item["alert_id"] = alert_id
+                self.alerts_opened += alert_id is not None
+            self.transactions_scored += len(fresh_items)
+            self._since_snapshot += len(fresh_items)
+        for job, slots in answered:
+            job.future.set_result(
+                [
+                    response(payload, duplicate=True)
+                    if kind == "stored"
+                    else response(fresh_items[payload], duplicate=kind != "new")
+                    for kind, payload in slots
+                ]
+            )
+        if self._since_snapshot >= self.snapshot_every:
+            self._snapshot()
+
+    def _item(self, record, at, result):
+        """The store's row of one scored transaction."""
+        schema = self.scorer.detector.schema
+        detectors = self.scorer.detector.models_
+        return {
+            "event_id": record["event_id"],
+            "customer_id": None if schema.entity is None else str(record[schema.entity]),
+            "occurred_at": at,
+            "amount": _amount(record, schema),
+            "transaction": record,
+            "features": result["features"],
+            "scores": {name: result[f"score_{name}"] for name in detectors},
+            "risk_score": result["risk_score"],
+            "fraud_probability": result.get("fraud_probability"),
+            "risk_level": result["risk_level"],
+            "priority": int(result["priority"]),
+            "confidence": result["confidence"],
+            "is_alert": bool(result["is_alert"]),
+            "is_cancellation": bool(result.get("is_cancellation", False)),
+            "reasons": result["reason_details"],
+            "model_version": self.model_version,
+            # the dashboards' dimensions, when the schema has them
+            "country": _get(record, schema.country),
+            "device": _get(record, schema.device_id),
+            "browser": _get(record, schema.browser),
+            "ip": _get(record, schema.ip_address),
+        }
+
+    def _snapshot(self):
+        """Save the feature state with the last stored transaction's number."""
+        if self._since_snapshot == 0 or self._needs_rebuild:
+            return
+        try:
+            self.store.save_snapshot(
+                dumps(self.scorer.state), self.store.last_seq(), self.model_version
+            )
+            self._since_snapshot = 0
+        except Exception:
+            log.exception("snapshot failed; the next one retries (restarts replay more)")
+
+
+def _record_error(exc, new, records):
+    """RecordError naming the request's index of the refused transaction."""
+    index = getattr(exc, "index", None)
+    if index is not None and 0 <= index < len(new):
+        eid = new[index]["event_id"]
+        index = next(k for k, r in enumerate(records) if r["event_id"] == eid)
+    return RecordError(index, str(exc))
+
+
+def response(item, duplicate=False):
+    """The API's answer for one scored (or already stored) transaction."""
+    out = {
+        "event_id": item["event_id"],
+        "risk_score": item["risk_score"],
+        "risk_level": item["risk_level"],
+        "priority": item["priority"],
+        "is_alert": item["is_alert"],
+        "confidence": item["confidence"],
+        "scores": item["scores"],
+        "reasons": item["reasons"],
+        "model_version": item["model_version"],
+        "duplicate": duplicate,
+    }
+    if item.get("fraud_probability") is not None:
+        out["fraud_probability"] = item["fraud_probability"]
+    if item.get("alert_id") is not None:
+        out["alert_id"] = item["alert_id"]
+    return out
+
+
+def occurred_at(value, time_unit):
+    """A transaction time as an aware UTC datetime (naive times are UTC)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        stamp = pd.Timestamp(value, unit=time_unit)
+    else:
+        stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert("UTC").to_pydatetime()
+
+
+def _get(record, column):
+    return None if column is None else record.get(column)
+
+
+def _amount(record, schema):
+    if schema.amount is not None:
+        return float(record[schema.amount])
+    return float(record[schema.quantity]) * float(record[schema.unit_price])
+
+
+# -- the history at start -------------------------------------------------------
+
+
+def state_matches(state, detector):
+    """Whether a saved feature state computes ``detector``'s features."""
+    return (
+        isinstance(state, FeatureState)
+        and state.schema == detector.schema
+        and tuple(state.windows) == tuple(detector.windows)
+        and tuple(state.night_hours) == tuple(detector.night_hours)
+    )
+
+
+def restore_scorer(detector, store, *, chunk=20_000):
+    """An OnlineScorer whose history holds every transaction in ``store``:
+    the latest usable snapshot, then the transactions stored after it."""
+    state, seq = None, 0
+    snapshot = store.latest_snapshot()
+    if snapshot is not None:
+        blob, last_seq, _version = snapshot
+        try:
+            candidate = loads(blob)
+        except ValueError:
+            log.warning(
+                "the stored feature-state snapshot is unreadable; replaying every transaction"
+            )
+        else:
+            if state_matches(candidate, detector):
+                state, seq = candidate, last_seq
+            else:
+                log.warning(
+                    "the snapshot's features differ from the model's; replaying every transaction"
+                )
+    scorer = OnlineScorer(detector, state)
+    while True:
+        rows = store.transactions_after(seq, limit=chunk)
+        if not rows:
+            return scorer
+        scorer.warm([record for _, record in rows])
+        seq = rows[-1][0]
