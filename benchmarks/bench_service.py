@@ -12,9 +12,10 @@ fresh per worker count and always stopped (SIGTERM to the process group,
 SIGKILL after 15 s):
 
 * fraudcore: ``fraudcore serve model.fc --db sqlite:///store.db --workers N
-  --api-keys keys.json``, the model a default ``FraudDetector`` fitted on the
-  training transactions (unsupervised: no labels); its path writes every
-  scored transaction (and alert) to the SQLite store;
+  --api-keys keys.json --history train.csv``, the model a default
+  ``FraudDetector`` fitted on the training transactions (unsupervised: no
+  labels), the customers' history seeded with them as the plain app's is;
+  its path writes every scored transaction (and alert) to the SQLite store;
 * plain: ``benchmarks/_plain_service.py`` under ``uvicorn --workers N``
   (pandas features per request, scikit-learn IsolationForest + LOF, fitted
   at start-up on the same training transactions, one BLAS / OpenMP thread
@@ -38,6 +39,10 @@ later; the requests in flight are waited for): ``GET /`` at concurrency 16
 response's last byte), then ``POST /detect/batch`` with 100 and 1,000
 transactions per call on two connections per worker (transactions/s; a
 worker has the next call while it answers one).
+
+A server that does not start (``fraudcore serve`` takes ``--workers 1``
+only: one process holds the customers' history) is reported, with its
+output, and the others run.
 
 The load generator (``_loadgen.py``: asyncio on uvloop, pre-encoded
 requests) is measured first against a trivial raw-socket server answering
@@ -218,6 +223,10 @@ def get(port, path, headers=None, timeout=5.0):
         connection.close()
 
 
+class DidNotStart(RuntimeError):
+    """A server exited, or did not answer, before it was ready."""
+
+
 class Server:
     """A server process in its own process group, on a free loopback port.
 
@@ -263,12 +272,12 @@ class Server:
     def _wait_ready(self, started):
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(
+                raise DidNotStart(
                     f"{self.name} exited with status {self.process.returncode} before answering "
                     f"{self.ready_path}; its output: {self._tail()}"
                 )
             if time.perf_counter() - started > self.wait:
-                raise RuntimeError(
+                raise DidNotStart(
                     f"{self.name} did not answer {self.ready_path} within {self.wait} s; "
                     f"its output: {self._tail()}"
                 )
@@ -407,6 +416,8 @@ def fraudcore_command(scratch, model, keys, workers, port):
         *listening(port, workers),
         "--api-keys",
         str(keys),
+        "--history",
+        str(scratch / "history.csv"),
     ]
 
 
@@ -433,9 +444,12 @@ def milliseconds(value):
     return f"{value:>9.2f}" if value < 100 else f"{value:>9,.0f}"
 
 
-def table(results, labels, workers):
+def table(results, servers, labels, workers):
     """Side by side: fraudcore, plain, and fraudcore / plain."""
     print(f"\nworkers={workers}")
+    for kind, server in servers.items():
+        if server["error"]:
+            print(f"({kind} did not start: {server['error'].splitlines()[-1][:300]})")
     print(
         f"{'run':<26}{'fraudcore /s':>13}{'p50 ms':>9}{'p99 ms':>9}{'fail':>6}"
         f"{'plain /s':>11}{'p50 ms':>9}{'p99 ms':>9}{'fail':>6}{'ratio':>8}"
@@ -551,6 +565,7 @@ def main():
         model, train_path = scratch / "model.fc", scratch / "train.pkl"
         if "fraudcore" in kinds:
             FraudDetector(Schema.transactions(), random_state=0).fit(train).save(model)
+            train.to_csv(scratch / "history.csv", index=False)
         train.to_pickle(train_path)
         for workers in workers_list:
             encoded = encode_runs(mode, later, key, workers)
@@ -563,11 +578,18 @@ def main():
                 else:
                     command, env = plain_command(workers, port), plain_env(train_path, keys)
                 log = scratch / f"{kind}-{workers}.log"
-                with Server(kind, command, port, env=env, log=log, key=key) as server:
-                    print(f"{kind}, {workers} worker(s): ready in {server.start_s:.1f} s")
-                    results[kind] = measure(server, port, encoded, mode)
+                server = Server(kind, command, port, env=env, log=log, key=key)
+                error = None
+                try:
+                    with server:
+                        print(f"{kind}, {workers} worker(s): ready in {server.start_s:.1f} s")
+                        results[kind] = measure(server, port, encoded, mode)
+                except DidNotStart as exc:  # say why, go on with the others
+                    error = str(exc)
+                    print(f"{kind}, {workers} worker(s): did not start: {error[-600:]}")
                 servers[kind] = {
                     "start_s": server.start_s,
+                    "error": error,
                     "pgid": server.process.pid,
                     "pids": sorted(server.pids),
                     "leftover": server.leftover,
@@ -575,7 +597,7 @@ def main():
                 }
                 if server.leftover:
                     print(f"{kind}: processes left after the stop: {server.leftover}")
-            table(results, labels, workers)
+            table(results, servers, labels, workers)
             report["workers"][str(workers)] = {
                 "results": results,
                 "servers": servers,
