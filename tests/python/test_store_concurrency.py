@@ -125,3 +125,31 @@ def test_concurrent_moves_are_never_lost(store_url):
     finally:
         for store in stores:
             store.close()
+
+
+def test_stores_opening_a_new_database_together_migrate_it_once(store_url):
+    opened, errors = [], []
+    start = threading.Barrier(8)
+
+    def open_store():
+        start.wait()
+        try:
+            opened.append(AlertStore(store_url))
+        except Exception as error:  # noqa: BLE001 - any error fails the test below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=open_store) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert {store.schema_version for store in opened} == {2}
+        opened[0].write_scored([_item(0)])
+        assert opened[-1].existing(["race-0"])["race-0"]["alert_id"] is not None
+        with opened[0]._engine.connect() as connection:
+            assert connection.execute(select(t.schema_version.c.version)).scalars().all() == [2]
+    finally:
+        for store in opened:
+            store.close()
