@@ -13,6 +13,7 @@ void bind_autoencoder(py::module_& m);
 void bind_features(py::module_& m);
 void bind_iforest(py::module_& m);
 void bind_neighbors(py::module_& m);
+void bind_online(py::module_& m);
 void bind_tree_ensemble(py::module_& m);
 }  // namespace fraudcore::bindings
 
@@ -31,4 +32,5 @@ PYBIND11_MODULE(_core, m) {
   fraudcore::bindings::bind_autoencoder(m);
   fraudcore::bindings::bind_features(m);
   fraudcore::bindings::bind_tree_ensemble(m);
+  fraudcore::bindings::bind_online(m);
 }

@@ -709,15 +709,58 @@ void IsolationForest::mean_path_length(const ConstMatrixView<T>& X, double* out,
   for (Index i = 0; i < X.rows(); ++i) out[i] /= trees;
 }
 
+double IsolationForest::score_of_mean_path(double mean) const {
+  // scikit-learn scores -0.5 when c(max_samples) is 0 (max_samples = 1).
+  const double c = average_path_length(static_cast<double>(max_samples_));
+  return c > 0.0 ? -std::exp2(-mean / c) : -0.5;
+}
+
 template <class T>
 void IsolationForest::score_samples(const ConstMatrixView<T>& X, double* out,
                                     int n_threads) const {
   mean_path_length(X, out, n_threads);
-  // scikit-learn scores -0.5 when c(max_samples) is 0 (max_samples = 1).
-  const double c = average_path_length(static_cast<double>(max_samples_));
-  for (Index i = 0; i < X.rows(); ++i) {
-    out[i] = c > 0.0 ? -std::exp2(-out[i] / c) : -0.5;
+  for (Index i = 0; i < X.rows(); ++i) out[i] = score_of_mean_path(out[i]);
+}
+
+double IsolationForest::score_one(const double* x) const {
+  FRAUDCORE_CHECK(fitted(), "this IsolationForest is not fitted yet");
+  if (extension_level_ != 0) {
+    double score = 0.0;
+    score_samples(row_major_view(x, 1, n_features_), &score, 1);
+    return score;
   }
+  // The row's keys where the walk reads lane 0 of a group (feature j at
+  // j * kLanes); the other lanes are never read.
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(n_features_ * kLanes));
+  for (Index j = 0; j < n_features_; ++j) {
+    FRAUDCORE_CHECK(std::isfinite(x[j]), "X contains NaN or infinity (row 0, column " << j << ")");
+    keys[static_cast<std::size_t>(j * kLanes)] = order_key(x[j]);
+  }
+  double sum = 0.0;
+  for (int t = 0; t < n_estimators(); ++t) {
+    const int depth = tree_depth_[t];
+    const int top = std::min(depth, kHeapLevels);
+    const std::uint64_t* key = heap_key_.data() + heap_begin_[t];
+    const std::int32_t* offset = heap_offset_.data() + heap_begin_[t];
+    std::uint32_t slot = 0;
+    for (int level = 0; level < top; ++level) {
+      slot = 2 * slot + 1 + (keys[static_cast<std::size_t>(offset[slot])] > key[slot]);
+    }
+    // As add_axis_tree: bottom slots from heap_begin_[t] + t - (2^top - 1).
+    const std::int64_t bottom = heap_begin_[t] + t - ((std::int64_t{1} << top) - 1);
+    if (depth == top) {
+      sum += heap_leaf_[static_cast<std::size_t>(bottom + slot)];
+      continue;
+    }
+    const WalkNode* tree = walk_.data() + tree_begin_[t];
+    std::int32_t node = heap_entry_[static_cast<std::size_t>(bottom + slot)];
+    for (int level = top; level < depth; ++level) {
+      const WalkNode& nd = tree[node];
+      node = nd.left + (keys[static_cast<std::size_t>(nd.offset)] > nd.key);
+    }
+    sum += path_[static_cast<std::size_t>(tree_begin_[t] + node)];
+  }
+  return score_of_mean_path(sum / static_cast<double>(n_estimators()));
 }
 
 template <class T>

@@ -36,6 +36,8 @@ void KdTree::build(const ConstMatrixView<T>& X, Index leaf_size) {
     compute_box(static_cast<std::int32_t>(node));
     split(static_cast<std::int32_t>(node));
   }
+  position_.resize(static_cast<std::size_t>(n_));
+  for (Index i = 0; i < n_; ++i) position_[static_cast<std::size_t>(order_[static_cast<std::size_t>(i)])] = i;
 }
 
 void KdTree::compute_box(std::int32_t node) {

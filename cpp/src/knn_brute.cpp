@@ -129,6 +129,7 @@ using ScreenKernel = void (*)(const ScanArgs&);
 struct KernelChoice {
   ScreenKernel forward;
   ScreenKernel symmetric;
+  ScreenKernel one;
   const char* isa;
 };
 
@@ -138,14 +139,14 @@ std::vector<KernelChoice> supported_kernels() {
 #ifdef FRAUDCORE_X86_DISPATCH
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) {
-    out.push_back({avx512::screen, avx512::screen_symmetric, "avx512"});
+    out.push_back({avx512::screen, avx512::screen_symmetric, avx512::screen_one, "avx512"});
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    out.push_back({avx2::screen, avx2::screen_symmetric, "avx2"});
+    out.push_back({avx2::screen, avx2::screen_symmetric, avx2::screen_one, "avx2"});
   }
-  out.push_back({sse2::screen, sse2::screen_symmetric, "sse2"});
+  out.push_back({sse2::screen, sse2::screen_symmetric, sse2::screen_one, "sse2"});
 #else
-  out.push_back({portable::screen, portable::screen_symmetric, "portable"});
+  out.push_back({portable::screen, portable::screen_symmetric, portable::screen_one, "portable"});
 #endif
   return out;
 }
@@ -377,6 +378,52 @@ void BruteForceIndex::search_block(const KdTree& tree, const Metric& metric,
   }
   for (Index i = 0; i < n_queries; ++i) {
     scan_exact(tree, metric, queries + i * d_, heaps[i], order, &bounds[static_cast<std::size_t>(i * n_leaves)]);
+  }
+}
+
+void BruteForceIndex::search_one(const KdTree& tree, const Metric& metric, const double* query,
+                                  KnnHeap& heap) const {
+  const auto n_leaves = static_cast<Index>(leaves_.size());
+  // Each leaf's lower bound, nearest first, as search_block orders them.
+  std::vector<double> bounds(static_cast<std::size_t>(n_leaves));
+  std::vector<Index> order(static_cast<std::size_t>(n_leaves));
+  for (Index l = 0; l < n_leaves; ++l) {
+    const Index node = leaves_[static_cast<std::size_t>(l)].node;
+    bounds[static_cast<std::size_t>(l)] =
+        metric.min_rdist_box(query, tree.lower(node), tree.upper(node), d_);
+  }
+  std::iota(order.begin(), order.end(), Index{0});
+  std::sort(order.begin(), order.end(), [&](Index a, Index b) {
+    return KnnHeap::less(bounds[static_cast<std::size_t>(a)], leaf_min_index(tree, a),
+                         bounds[static_cast<std::size_t>(b)], leaf_min_index(tree, b));
+  });
+  std::vector<float> scaled(static_cast<std::size_t>(d_));
+  double qn = 0.0;
+  bool exact = metric.kind() != Metric::Kind::kEuclidean || !screens_;
+  for (Index j = 0; j < d_ && !exact; ++j) {
+    const double v = scaled_value(query[j], j);
+    exact = !(std::fabs(v) <= 0x1p60);  // beyond float32: searched exactly
+    scaled[static_cast<std::size_t>(j)] = static_cast<float>(v);
+    qn += v * v;
+  }
+  if (exact) {
+    scan_exact(tree, metric, query, heap, order, bounds.data());
+    return;
+  }
+  ScreenContext ctx = base_context(tree, metric, position_.data(), scale_, cu_);
+  for (int r = 1; r < kTile; ++r) ctx.phi[r] = -FLT_MAX;  // idle slots
+  ctx.query[0] = query;
+  ctx.heap[0] = &heap;
+  ctx.qn[0] = qn;
+  const ScreenKernel kernel = kernel_choice().one;
+  for (Index l : order) {
+    if (heap.excludes(bounds[static_cast<std::size_t>(l)], leaf_min_index(tree, l))) continue;
+    ctx.phi[0] = screening_threshold(heap.threshold(), qn, scale_, cu_);
+    const Leaf& leaf = leaves_[static_cast<std::size_t>(l)];
+    const ScanArgs args{scaled.data(),  ctx.phi,          nullptr,        nullptr,
+                        panels_.data(), norms_.data(),    d_,             leaf.group_begin,
+                        leaf.group_end, &ctx,             take_candidates};
+    kernel(args);
   }
 }
 

@@ -51,6 +51,14 @@ void KnnDetector::distances(const ConstMatrixView<T>& Q, double* out, int n_thre
                     });
 }
 
+double KnnDetector::distance_one(const double* x) const {
+  FRAUDCORE_CHECK(fitted(), "KNNDetector is not fitted");
+  std::vector<double> dist(static_cast<std::size_t>(k_));
+  std::vector<Index> ind(static_cast<std::size_t>(k_));
+  index_.kneighbors_one(x, k_, dist.data(), ind.data());
+  return reduce(dist.data());
+}
+
 std::string KnnDetector::serialize() const {
   FRAUDCORE_CHECK(fitted(), "KNNDetector is not fitted");
   ByteWriter w;

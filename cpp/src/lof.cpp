@@ -70,6 +70,14 @@ void LocalOutlierFactor::score_samples(const ConstMatrixView<T>& Q, double* out,
                     });
 }
 
+double LocalOutlierFactor::score_one(const double* x) const {
+  FRAUDCORE_CHECK(fitted(), "LocalOutlierFactor is not fitted");
+  std::vector<double> dist(static_cast<std::size_t>(k_));
+  std::vector<Index> ind(static_cast<std::size_t>(k_));
+  index_.kneighbors_one(x, k_, dist.data(), ind.data());
+  return lof_score(reachability_density(dist.data(), ind.data(), k_, kdist_), ind.data(), k_, lrd_);
+}
+
 std::string LocalOutlierFactor::serialize() const {
   FRAUDCORE_CHECK(fitted(), "LocalOutlierFactor is not fitted");
   ByteWriter w;
@@ -109,14 +117,13 @@ LocalOutlierFactor LocalOutlierFactor::deserialize(std::string_view bytes) {
 template <class T>
 void LocalOutlierFactor::neighbor_deviations(const ConstMatrixView<T>& Q, double* out, int n_threads) const {
   FRAUDCORE_CHECK(fitted(), "LocalOutlierFactor is not fitted");
-  const RowMajorMatrix<double> rows = index_.fitted_rows();
-  const Index d = rows.cols();
+  const Index d = index_.n_features();
   index_.kneighbors(Q, k_, n_threads, [&](Index count, const Index* queries, const double*, const Index* ind) {
     for (Index q = 0; q < count; ++q) {
       double* dev = out + queries[q] * d;
       std::fill(dev, dev + d, 0.0);
       for (Index j = 0; j < k_; ++j) {
-        const double* neighbour = rows.data() + ind[q * k_ + j] * d;
+        const double* neighbour = index_.fitted_row(ind[q * k_ + j]);
         for (Index f = 0; f < d; ++f) dev[f] += neighbour[f];
       }
       for (Index f = 0; f < d; ++f) {

@@ -116,6 +116,29 @@ void NeighborIndex::kneighbors(const ConstMatrixView<T>& Q, Index k, int n_threa
       });
 }
 
+void NeighborIndex::kneighbors_one(const double* query, Index k, double* dist, Index* ind) const {
+  FRAUDCORE_CHECK(fitted(), "the neighbour index is not fitted");
+  FRAUDCORE_CHECK(k >= 1 && k <= n_rows(), "n_neighbors must be in [1, " << n_rows()
+                                                                          << "] (the fitted rows), got " << k);
+  for (Index j = 0; j < n_features(); ++j) {
+    FRAUDCORE_CHECK(std::isfinite(query[j]), "X contains NaN or infinity (row 0, column " << j << ")");
+  }
+  std::vector<double> rdist(static_cast<std::size_t>(k));
+  std::vector<KnnHeap::Id> id(static_cast<std::size_t>(k));
+  KnnHeap heap(rdist.data(), id.data(), k);
+  if (algorithm_ == NeighborAlgorithm::kBrute) {
+    brute_.search_one(tree_, metric_, query, heap);
+  } else {
+    tree_.search(query, metric_, heap);
+  }
+  check_complete(heap);
+  heap.sort();
+  for (Index j = 0; j < k; ++j) {
+    dist[j] = metric_.to_dist(rdist[static_cast<std::size_t>(j)]);
+    ind[j] = id[static_cast<std::size_t>(j)];
+  }
+}
+
 void require_finite_distances(const NeighborTable& table) {
   const Index n = table.k ? static_cast<Index>(table.dist.size()) / table.k : 0;
   for (Index i = 0; i < n; ++i) {

@@ -37,37 +37,45 @@ inline Index upper_bound(const double* g, Index m, Index from, double x) {
 
 }  // namespace
 
-void quantile_map(const double* X, Index n, Index d, const double* grid, Index m, double* out,
-                  int n_threads) {
+QuantileGrid::QuantileGrid(const double* grid, Index m, Index d) : m_(m), d_(d) {
   FRAUDCORE_CHECK(m >= 1, "the quantile grid needs at least one row");
   // Column-major copy of the grid: each search then walks one contiguous column.
-  std::vector<double> columns(static_cast<std::size_t>(m * d));
+  columns_.resize(static_cast<std::size_t>(m * d));
   for (Index j = 0; j < d; ++j) {
-    double* col = columns.data() + j * m;
+    double* col = columns_.data() + j * m;
     for (Index r = 0; r < m; ++r) {
       col[r] = grid[r * d + j];
       FRAUDCORE_CHECK(!std::isnan(col[r]) && (r == 0 || col[r - 1] <= col[r]),
                       "quantile grid column " << j << " must be ascending and hold no NaN");
     }
   }
-  const double twice_m = 2.0 * static_cast<double>(m);
+}
+
+void QuantileGrid::map_row(const double* x, double* out) const {
+  const double twice_m = 2.0 * static_cast<double>(m_);
+  for (Index j = 0; j < d_; ++j) {
+    const double* col = columns_.data() + j * m_;
+    if (std::isnan(x[j])) {
+      out[j] = 1.0;
+      continue;
+    }
+    const Index below = lower_bound(col, m_, x[j]);
+    const Index upto = below < m_ && col[below] == x[j] ? upper_bound(col, m_, below, x[j]) : below;
+    out[j] = static_cast<double>(below + upto) / twice_m;
+  }
+}
+
+void QuantileGrid::map(const double* X, Index n, double* out, int n_threads) const {
   const Index tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
   parallel_for(tasks, n_threads, [&](Index task) {
     const Index end = std::min(n, (task + 1) * kRowsPerTask);
-    for (Index i = task * kRowsPerTask; i < end; ++i) {
-      for (Index j = 0; j < d; ++j) {
-        const double x = X[i * d + j];
-        const double* col = columns.data() + j * m;
-        if (std::isnan(x)) {
-          out[i * d + j] = 1.0;
-          continue;
-        }
-        const Index below = lower_bound(col, m, x);
-        const Index upto = below < m && col[below] == x ? upper_bound(col, m, below, x) : below;
-        out[i * d + j] = static_cast<double>(below + upto) / twice_m;
-      }
-    }
+    for (Index i = task * kRowsPerTask; i < end; ++i) map_row(X + i * d_, out + i * d_);
   });
+}
+
+void quantile_map(const double* X, Index n, Index d, const double* grid, Index m, double* out,
+                  int n_threads) {
+  QuantileGrid(grid, m, d).map(X, n, out, n_threads);
 }
 
 }  // namespace fraudcore

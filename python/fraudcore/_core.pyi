@@ -309,3 +309,32 @@ class TreeEnsembleModel:
     def baseline(self) -> float: ...
     @property
     def expected_value(self) -> float: ...
+
+class OnlineScoringModel:
+    def __init__(
+        self,
+        grid: npt.NDArray[np.float64],
+        models: list[
+            IsolationForestModel | LocalOutlierFactorModel | KNNDetectorModel | AutoEncoderModel
+        ],
+        quantile_input: Sequence[bool],
+        training_sorted: Sequence[npt.NDArray[np.float64]],
+        normalization: Sequence[int],
+        a: Sequence[float],
+        b: Sequence[float],
+        normal_tables: Sequence[npt.NDArray[np.float64] | None],
+        weights: Sequence[float],
+        reference: npt.NDArray[np.float64],
+        supervised: TreeEnsembleModel | None,
+        threshold: float,
+    ) -> None: ...
+    def score(
+        self,
+        x: npt.NDArray[np.float64],
+        log_x: npt.NDArray[np.float64],
+        quantile_x: npt.NDArray[np.float64],
+    ) -> tuple[float, ...]: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def n_detectors(self) -> int: ...

@@ -45,6 +45,7 @@ what the detectors found unusual. It is never a neutral fact dressed as a
 reason.
 """
 
+import bisect
 import math
 
 import numpy as np
@@ -100,16 +101,23 @@ class _Population:
     def __init__(self, names, grid):
         self.index = {name: j for j, name in enumerate(names)}
         self.grid = grid
+        self.columns = {}  # made on first use, see column
         self.steps = grid.shape[0] - 1
         self.limit = self.steps - int(round(TAIL * self.steps))  # steps a tail's far side needs
 
+    def column(self, name):
+        """A feature's grid as a list of floats: bisect searches it as
+        np.searchsorted would, without NumPy's per-call overhead."""
+        found = self.columns.get(name)
+        if found is None:
+            found = self.columns[name] = self.grid[:, self.index[name]].tolist()
+        return found
+
     def below(self, name, v):
-        lo = int(np.searchsorted(self.grid[:, self.index[name]], v, side="left"))
-        return max(lo - 1, 0)
+        return max(bisect.bisect_left(self.column(name), float(v)) - 1, 0)
 
     def above(self, name, v):
-        hi = int(np.searchsorted(self.grid[:, self.index[name]], v, side="right"))
-        return max(self.steps - hi, 0)
+        return max(self.steps - bisect.bisect_right(self.column(name), float(v)), 0)
 
     def at(self, name, v):
         """Grid steps that may hold v itself (an upper bound)."""
@@ -396,6 +404,18 @@ def _phrase(name, row, raw, schema, population):
     )
 
 
+def _population(names, grid):
+    """The quantile grid (n_quantiles >= 2, one column per name, checked)
+    read as shares of training transactions, for describe."""
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 2 or grid.shape[0] < 2 or grid.shape[1] != len(names):
+        raise ValueError(
+            f"population must be a quantile grid of shape (n_quantiles >= 2, {len(names)}), "
+            f"got shape {grid.shape}"
+        )
+    return _Population(names, grid)
+
+
 def describe(features, data, schema, attribution, population, top=3, *, details=False):
     """Up to `top` distinct reasons per row, largest attribution first.
 
@@ -414,9 +434,10 @@ def describe(features, data, schema, attribution, population, top=3, *, details=
     schema : Schema
     attribution : ndarray of shape (n_rows, n_features)
         Each feature's share of the row's unusualness.
-    population : ndarray of shape (n_quantiles, n_features)
+    population : ndarray of shape (n_quantiles, n_features), or a Population
         Each feature's training quantile grid: row k is the k/(n_quantiles
-        - 1) quantile (FraudDetector.quantiles_).
+        - 1) quantile (FraudDetector.quantiles_); or :func:`population` of
+        it, made once for many calls.
     top : int
     details : bool
         Return where each reason came from as well.
@@ -437,13 +458,7 @@ def describe(features, data, schema, attribution, population, top=3, *, details=
         records = features
         names = list(records[0]) if records else []
     raws = data.to_dict("records") if hasattr(data, "to_dict") else data
-    population = np.asarray(population, dtype=np.float64)
-    if population.ndim != 2 or population.shape[0] < 2 or population.shape[1] != len(names):
-        raise ValueError(
-            f"population must be a quantile grid of shape (n_quantiles >= 2, {len(names)}), "
-            f"got shape {population.shape}"
-        )
-    grid = _Population(names, population)
+    grid = population if isinstance(population, _Population) else _population(names, population)
     order = np.argsort(-attribution, axis=1, kind="stable")
     out = []
     for i, row in enumerate(records):

@@ -884,14 +884,18 @@ class FraudDetector(NativeModelMixin, BaseEstimator):
             details,
         )
 
-    def _explain(self, X, inputs, normed, features, data, cancellation, details=False):
+    def _explain(
+        self, X, inputs, normed, features, data, cancellation, details=False, population=None
+    ):
         """The reasons of rows (features X, each detector's input and
         normalised score; ``features`` and ``data`` as tables or records for
         describe), "cancellation" first for cancellations; with ``details``
-        as describe's {"feature", "value", "text"} dicts."""
+        as describe's {"feature", "value", "text"} dicts. ``population``:
+        describe's reading of quantiles_, when the caller keeps one."""
         hybrid = None if self.supervised_ is None else self._hybrid(X, normed)
         attribution = self._attribution(inputs, hybrid)
-        texts = describe(features, data, self.schema, attribution, self.quantiles_, details=details)
+        population = self.quantiles_ if population is None else population
+        texts = describe(features, data, self.schema, attribution, population, details=details)
         first = (
             {"feature": None, "value": None, "text": "cancellation"} if details else "cancellation"
         )

@@ -41,8 +41,11 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
-from fraudcore.detector import FraudDetector, _risk
+from fraudcore import _core
+from fraudcore._reasons import _population
+from fraudcore.detector import _NORMALIZATIONS, RISK_LEVELS, FraudDetector, _risk
 from fraudcore.features import FeatureState, _config, _times_ns
 
 __all__ = ["OnlineScorer"]
@@ -82,9 +85,28 @@ class OnlineScorer:
         self.detector = detector
         self.state = state
         self.reasons = reasons
+        self._setup()
+
+    def _setup(self):
+        """What score_one reads per call, made once: the native scorer and
+        the detector's settings."""
+        detector = self.detector
+        schema = detector.schema
         self._names = list(detector.feature_names_)
         self._required = schema.required_columns()
         self._identifiers = schema.identifiers
+        self._scores = [f"score_{name}" for name in detector.models_]
+        self._log_center, self._log_scale = detector.log_center_, detector.log_scale_
+        self._native = _native_scoring(detector)
+        self._input_kinds = {name: _input_kind(name) for name in detector.models_}
+        self._population = _population(self._names, detector.quantiles_)
+
+    def __getstate__(self):
+        return {"detector": self.detector, "state": self.state, "reasons": self.reasons}
+
+    def __setstate__(self, values):
+        self.__dict__.update(values)
+        self._setup()
 
     @classmethod
     def from_history(cls, detector, history, **kw):
@@ -176,30 +198,52 @@ class OnlineScorer:
         return frame
 
     def _cancellation(self, transaction):
+        """Whether the schema marks ``transaction`` as a cancellation."""
         schema = self.detector.schema
         if not schema.has_cancellations:
-            return np.zeros(1, dtype=bool)
+            return False
         columns = [
             c for c in (schema.cancellation, schema.amount, schema.quantity, schema.unit_price) if c
         ]
-        return schema.cancellations(pd.DataFrame({c: [transaction[c]] for c in columns}))
+        return bool(schema.cancellations(pd.DataFrame({c: [transaction[c]] for c in columns}))[0])
 
     def _score_row(self, transaction, features):
         """The result of one transaction from its features (a dict in the
-        detector's feature order)."""
+        detector's feature order): one native call, then the levels."""
         detector = self.detector
-        X = np.fromiter(features.values(), dtype=np.float64, count=len(self._names))[None, :]
-        inputs = detector._inputs(X)
-        raw = {name: _risk(model, inputs[name]) for name, model in detector.models_.items()}
-        cancellation = self._cancellation(transaction)
-        columns, normed = detector._decide(X, raw, cancellation)
+        x = np.fromiter(features.values(), dtype=np.float64, count=len(self._names))
+        # the log map as FraudDetector._inputs computes it (NumPy's log1p)
+        logged = (np.sign(x) * np.log1p(np.abs(x)) - self._log_center) / self._log_scale
+        mapped = np.empty(len(self._names))
+        final, risk, confidence, *normed = self._native.score(x, logged, mapped)
+        cancelled = self._cancellation(transaction)
+        alert = risk >= detector.threshold_ and (detector.alert_cancellations or not cancelled)
         out = {c: transaction[c] for c in self._identifiers}
-        for name, values in columns.items():
-            out[name] = values.tolist()[0]
+        out["risk_score"] = risk
+        if detector.supervised_ is not None:
+            out["fraud_probability"] = float(detector.supervised_._calibrated(final))
+        for name, value in zip(self._scores, normed):
+            out[name] = value
+        if detector.schema.has_cancellations:
+            out["is_cancellation"] = cancelled
+        out["is_alert"] = alert
+        level = next(level for level, cut in RISK_LEVELS if risk >= cut)
+        out["risk_level"] = level
+        out["priority"] = _PRIORITY[level] if alert else 5
+        out["confidence"] = confidence
         details = []
-        if self.reasons == "all" or (self.reasons == "alerts" and out["is_alert"]):
+        if self.reasons == "all" or (alert and self.reasons == "alerts"):
+            X = x[None, :]
+            maps = {"log": logged[None, :], "quantile": mapped[None, :]}
             (details,) = detector._explain(
-                X, inputs, normed, [features], [transaction], cancellation, details=True
+                X,
+                {name: maps[kind] for name, kind in self._input_kinds.items()},
+                {name: np.array([v]) for name, v in zip(detector.models_, normed)},
+                [features],
+                [transaction],
+                [cancelled],
+                details=True,
+                population=self._population,
             )
         out["reasons"] = [d["text"] for d in details]
         out["features"] = features
@@ -245,6 +289,43 @@ class OnlineScorer:
             result["reason_details"] = found
             out.append(result)
         return out
+
+
+_PRIORITY = {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 3, "LOW": 4}
+
+
+def _input_kind(name):
+    """The feature map detector `name` sees (see FraudDetector._inputs)."""
+    return "log" if name == "isolation_forest" else "quantile"
+
+
+def _native_scoring(detector):
+    """The detector's single-row pipeline as a native OnlineScoringModel."""
+    names = list(detector.models_)
+    tables, kinds, a, b = [], [], [], []
+    for name in names:
+        kind, first, second = detector.normalizers_[name]
+        n = len(detector._training_sorted[name])
+        # FraudDetector._normalize's ndtri((below + 0.5) / (n + 1)), for every below
+        tables.append(ndtri((np.arange(n + 1) + 0.5) / (n + 1.0)) if kind == "normal" else None)
+        kinds.append(_NORMALIZATIONS.index(kind))
+        a.append(first)
+        b.append(second)
+    stage = detector.supervised_
+    return _core.OnlineScoringModel(
+        detector.quantiles_,
+        [detector.models_[name]._native for name in names],
+        [_input_kind(name) == "quantile" for name in names],
+        [detector._training_sorted[name] for name in names],
+        kinds,
+        a,
+        b,
+        tables,
+        [detector.weights_[name] for name in names],
+        detector._reference,
+        None if stage is None else stage._native,
+        detector.threshold_,
+    )
 
 
 def _as_dict(transaction, index=None):

@@ -15,24 +15,11 @@
 #include "fraudcore/lof.hpp"
 #include "fraudcore/neighbors.hpp"
 #include "fraudcore/random.hpp"
+#include "test_data.hpp"
 
 using namespace fraudcore;
 
 namespace {
-
-// Gaussian rows with some exact duplicates and some rows on an integer grid
-// (many exactly tied distances).
-RowMajorMatrix<double> awkward_data(Index n, Index d, std::uint64_t seed) {
-  Rng rng(seed);
-  RowMajorMatrix<double> X(n, d);
-  for (Index i = 0; i < n; ++i) {
-    for (Index j = 0; j < d; ++j) {
-      X(i, j) = i % 3 == 0 ? static_cast<double>(rng.below(3)) : rng.normal() * 3.0 + 10.0;
-    }
-  }
-  for (Index i = 0; i < n / 20; ++i) X.row(i) = X.row(n / 2);  // duplicates
-  return X;
-}
 
 ConstMatrixView<double> view(const RowMajorMatrix<double>& X) {
   return row_major_view(X.data(), X.rows(), X.cols());
@@ -119,8 +106,8 @@ TEST_P(EveryMetric, BruteForceTreeAndExhaustiveSearchAgreeExactly) {
   const double p = GetParam();
   const Metric metric = Metric::minkowski(p);
   for (Index d : {2, 7, 19}) {
-    const auto X = awkward_data(700, d, 3 + d);
-    const auto Q = awkward_data(90, d, 99 + d);
+    const auto X = test_data::awkward_rows(700, d, 3 + d);
+    const auto Q = test_data::awkward_rows(90, d, 99 + d);
     const Neighbors expected = naive(X, Q, 9, metric);
     for (auto algorithm : {NeighborAlgorithm::kBrute, NeighborAlgorithm::kKdTree}) {
       const auto index = make_index(X, p, algorithm);
@@ -137,7 +124,7 @@ INSTANTIATE_TEST_SUITE_P(Minkowski, EveryMetric,
                          ::testing::Values(1.0, 2.0, 3.5, std::numeric_limits<double>::infinity()));
 
 TEST(NeighborIndex, EveryScreeningKernelGivesTheExhaustiveResult) {
-  const auto X = awkward_data(1500, 21, 5);
+  const auto X = test_data::awkward_rows(1500, 21, 5);
   const Metric metric = Metric::minkowski(2.0);
   const Neighbors expected_q = naive(X, X.topRows(100), 8, metric);
   const std::string initial = BruteForceIndex::kernel_isa();
@@ -175,7 +162,7 @@ TEST(NeighborIndex, FittedSearchDropsTheRowItselfOrItsFirstNeighbour) {
 }
 
 TEST(NeighborIndex, RejectsBadInputFromEveryThread) {
-  const auto X = awkward_data(300, 4, 2);
+  const auto X = test_data::awkward_rows(300, 4, 2);
   const auto index = make_index(X, 2.0, NeighborAlgorithm::kBrute);
   RowMajorMatrix<double> Q = X.topRows(200);
   Q(170, 2) = std::numeric_limits<double>::quiet_NaN();
@@ -187,7 +174,7 @@ TEST(NeighborIndex, RejectsBadInputFromEveryThread) {
 }
 
 TEST(LocalOutlierFactor, MatchesTheFormulasOnExhaustiveNeighbours) {
-  const auto X = awkward_data(400, 5, 8);
+  const auto X = test_data::awkward_rows(400, 5, 8);
   const Index n = X.rows(), k = 6;
   const Metric metric = Metric::minkowski(2.0);
   // Exhaustive k + 1 neighbours, the row itself (first among its
@@ -225,12 +212,12 @@ TEST(LocalOutlierFactor, MatchesTheFormulasOnExhaustiveNeighbours) {
 }
 
 TEST(NeighborModels, RoundTripAndRefuseDamagedData) {
-  const auto X = awkward_data(250, 3, 4);
+  const auto X = test_data::awkward_rows(250, 3, 4);
   LocalOutlierFactor lof;
   lof.fit(view(X), Metric::minkowski(1.0), NeighborAlgorithm::kKdTree, 5, 7, 1);
   KnnDetector knn;
   knn.fit(view(X), Metric::minkowski(2.0), NeighborAlgorithm::kBrute, 30, 4, KnnAggregate::kMedian, 1);
-  const auto Q = awkward_data(40, 3, 5);
+  const auto Q = test_data::awkward_rows(40, 3, 5);
   std::vector<double> a(40), b(40);
 
   const LocalOutlierFactor lof2 = LocalOutlierFactor::deserialize(lof.serialize());

@@ -95,6 +95,11 @@ class IsolationForest {
   void score_samples(const ConstMatrixView<T>& X, double* out,
                      int n_threads) const;
 
+  /// score_samples() of one row x (n_features values), single-threaded:
+  /// the same trees walked for that row alone (the batch walk takes eight
+  /// rows in lock-step), the path lengths added in the same order.
+  double score_one(const double* x) const;
+
   /// Same, but writes the mean path length E[h(x)] instead of the score.
   template <class T>
   void mean_path_length(const ConstMatrixView<T>& X, double* out,
@@ -156,6 +161,8 @@ class IsolationForest {
                      double* sums) const;
   void add_hyperplane_tree(int t, const double* rows, Index n_rows,
                            double* sums) const;
+  /// s(x) of a mean path length.
+  double score_of_mean_path(double mean) const;
 
   Index n_features_ = 0;
   Index max_samples_ = 0;

@@ -54,6 +54,10 @@ class KdTree {
   /// Row at tree position i (d values) and its index in the fitted data.
   const double* row(Index i) const { return data_.data() + i * d_; }
   Index original_index(Index i) const { return order_[static_cast<std::size_t>(i)]; }
+  /// The row that was row `original` of the fitted data.
+  const double* original_row(Index original) const {
+    return row(position_[static_cast<std::size_t>(original)]);
+  }
   /// Indices of the leaf nodes, left to right (tree order).
   std::vector<Index> leaves() const;
 
@@ -70,7 +74,8 @@ class KdTree {
   Index d_ = 0;
   Index leaf_size_ = 30;
   std::vector<double> data_;
-  std::vector<Index> order_;
+  std::vector<Index> order_;     // tree position -> original row
+  std::vector<Index> position_;  // original row -> tree position
   std::vector<Node> nodes_;
   std::vector<double> lo_, hi_;
 };

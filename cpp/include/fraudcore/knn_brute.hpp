@@ -67,6 +67,13 @@ class BruteForceIndex {
   void search_block(const KdTree& tree, const Metric& metric, const double* queries,
                     Index n_queries, KnnHeap* heaps) const;
 
+  /// search_block for a single query: the same candidates offered, the
+  /// screening kernel run for that query alone (search_block's tiles of
+  /// four would compute three idle slots), no allocation for up to 128
+  /// leaves and 256 features. The heap ends with the same pairs.
+  void search_one(const KdTree& tree, const Metric& metric, const double* query,
+                  KnnHeap& heap) const;
+
   /// Every fitted row's k nearest fitted rows, itself included (Euclidean
   /// metric): heaps[i] belongs to tree position i. Each pair of leaves is
   /// screened once for the rows of both (half the products of search_block

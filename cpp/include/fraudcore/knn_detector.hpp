@@ -27,6 +27,9 @@ class KnnDetector {
   template <class T>
   void distances(const ConstMatrixView<T>& Q, double* out, int n_threads) const;
 
+  /// distances() of one row x (n_features values), single-threaded.
+  double distance_one(const double* x) const;
+
   bool fitted() const { return index_.fitted(); }
   Index n_neighbors() const { return k_; }
   KnnAggregate aggregate() const { return aggregate_; }

@@ -34,6 +34,9 @@ class LocalOutlierFactor {
   template <class T>
   void score_samples(const ConstMatrixView<T>& Q, double* out, int n_threads) const;
 
+  /// score_samples() of one row x (n_features values), single-threaded.
+  double score_one(const double* x) const;
+
   /// |x - mean of its n_neighbors nearest fitted rows|, per feature, for
   /// every row of Q, into out (Q.rows() x n_features, row-major): which
   /// features set a row apart from its neighbourhood (LOF's reason codes).

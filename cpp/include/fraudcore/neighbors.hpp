@@ -76,8 +76,16 @@ class NeighborIndex {
   void kneighbors(const ConstMatrixView<T>& Q, Index k, int n_threads,
                   const NeighborConsumer& consume) const;
 
+  /// kneighbors for one query row (d finite values; checked) without
+  /// threads or per-call blocks: its k distances (ascending) and row
+  /// indices, the same as kneighbors gives that row.
+  void kneighbors_one(const double* query, Index k, double* dist, Index* ind) const;
+
   /// k nearest other fitted rows of each fitted row (1 <= k < n_rows).
   NeighborTable kneighbors_fitted(Index k, int n_threads) const;
+
+  /// Fitted row i (of the fitted data's order), without a copy.
+  const double* fitted_row(Index i) const { return tree_.original_row(i); }
 
   /// The fitted rows in their original order (n_rows x n_features, row-major).
   RowMajorMatrix<double> fitted_rows() const;
