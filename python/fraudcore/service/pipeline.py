@@ -32,6 +32,7 @@ swap.
 """
 
 import concurrent.futures
+import datetime as dt
 import logging
 import queue
 import threading
@@ -324,6 +325,15 @@ def response(item, duplicate=False):
 
 def occurred_at(value, time_unit):
     """A transaction time as an aware UTC datetime (naive times are UTC)."""
+    if type(value) is str:  # the common case, without pandas (its parse costs 10 µs)
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass  # other forms pandas reads
+        else:
+            if when.tzinfo is None:
+                return when.replace(tzinfo=dt.timezone.utc)
+            return when.astimezone(dt.timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         stamp = pd.Timestamp(value, unit=time_unit)
     else:
