@@ -424,3 +424,29 @@ def test_openapi_keys_json_roundtrip(tmp_path):
     document = json.loads(path.read_text())
     assert document["keys"][0]["scopes"] == ["score", "review"]
     assert pd.Series([len(k["sha256"]) for k in document["keys"]]).eq(64).all()
+
+
+def test_sighup_reloads_the_model_file(model_file, data, tmp_path):
+    served = tmp_path / "served.fc"
+    served.write_bytes(model_file.read_bytes())
+    server = Server(served, f"sqlite:///{tmp_path / 'hup.db'}", tmp_path)
+    try:
+        before = server.http.get("/health").json()["model_version"]
+        FraudDetector(
+            SCHEMA, supervised=False, neighbor_samples=2_000, random_state=5, n_jobs=2
+        ).fit(data.iloc[:N_TRAIN]).save(served)
+        os.kill(server.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        after = before
+        while after == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = server.http.get("/health").json()["model_version"]
+        assert after != before and after.startswith("served@")
+        assert (
+            server.http.post(
+                "/detect", json=as_json(data.iloc[N_TRAIN : N_TRAIN + 1])[0]
+            ).status_code
+            == 200
+        )
+    finally:
+        server.kill(signal.SIGTERM)

@@ -295,7 +295,7 @@ def create_app(
         service["pipeline"] = pipeline
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(None)))
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_on_hup()))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
             pass
         try:
@@ -665,6 +665,12 @@ def create_app(
         )
         log.info("now serving %s", candidate.version)
         return {"previous": current.version, "version": candidate.version}
+
+    async def _reload_on_hup():
+        try:
+            await _reload(None)
+        except ApiError as exc:  # the old model keeps serving; say why in the log
+            log.warning("SIGHUP: %s", exc.message)
 
     @app.post("/models/reload", summary="Swap in a new model file", tags=["models"])
     async def reload_model(who: Admin, body: Optional[models.ReloadIn] = None):
