@@ -385,6 +385,20 @@ class _Vocabularies:
                 self.added.append((role, key))
         return code
 
+    def _codes(self, role, uniques, plain_text):
+        """np.int64 codes of distinct values; ``plain_text``: all are str
+        (natively factorised), so the known ones are looked up in bulk."""
+        if not plain_text or len(uniques) == 0:
+            return np.fromiter(
+                (self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques)
+            )
+        known = self.codes.get(role, {})
+        found = [known.get(v, -2) for v in uniques]
+        for i, code in enumerate(found):
+            if code == -2:  # a new value: coded (and remembered) one by one
+                found[i] = self.code(role, uniques[i])
+        return np.asarray(found, dtype=np.int64)
+
     def forget_added(self):
         """Drop the values coded since ``added`` was set (newest first), so a
         refused update leaves the vocabularies as they were."""
@@ -422,9 +436,7 @@ class _Vocabularies:
             if not self.remember:
                 out[role] = np.asarray(local, dtype=np.int64)
                 continue
-            mapping = np.fromiter(
-                (self.code(role, v) for v in uniques), dtype=np.int64, count=len(uniques)
-            )
+            mapping = self._codes(role, uniques, plain_text=found is not None)
             out[role] = np.append(mapping, -1)[local]  # local code -1 (missing) picks the final -1
         return out
 
