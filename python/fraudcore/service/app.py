@@ -399,7 +399,8 @@ def create_app(
 
     async def _score(records, times):
         try:
-            return await asyncio.wrap_future(service["pipeline"].submit(records, times))
+            loop = asyncio.get_running_loop()
+            return await service["pipeline"].submit(records, times, loop)
         except RecordError as exc:
             field = _field_of(str(exc), service["reader"])
             raise ApiError(422, "refused_transaction", str(exc), field, exc.index) from None

@@ -61,11 +61,44 @@ class ServiceUnavailable(RuntimeError):
 
 
 class _Job:
-    __slots__ = ("future", "records", "times")
+    """Transactions waiting for the worker, and where their answer goes: a
+    concurrent Future, or an asyncio Future of ``loop`` (resolved through
+    the loop's call_soon_threadsafe directly, without wrap_future's chain of
+    callbacks, which cost 7% of the service's CPU under load)."""
 
-    def __init__(self, records, times):
-        self.records, self.times = records, times
-        self.future = concurrent.futures.Future()
+    __slots__ = ("answered", "future", "loop", "records", "times")
+
+    def __init__(self, records, times, loop=None):
+        self.records, self.times, self.loop = records, times, loop
+        self.future = concurrent.futures.Future() if loop is None else loop.create_future()
+        self.answered = False  # by the worker (an asyncio Future is settled later, on its loop)
+
+    def done(self):
+        return self.answered
+
+    def set_result(self, value):
+        self.answered = True
+        if self.loop is None:
+            self.future.set_result(value)
+        else:
+            self.loop.call_soon_threadsafe(_settle, self.future, value, None)
+
+    def set_exception(self, exc):
+        self.answered = True
+        if self.loop is None:
+            self.future.set_exception(exc)
+        else:
+            self.loop.call_soon_threadsafe(_settle, self.future, None, exc)
+
+
+def _settle(future, value, exc):
+    """On the loop: an asyncio Future's outcome, unless its request was cancelled."""
+    if future.done():  # cancelled: the client went away
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
 
 
 class _Swap:
@@ -131,13 +164,15 @@ class ScoringPipeline:
 
     # -- requests --------------------------------------------------------------
 
-    def submit(self, records, times):
+    def submit(self, records, times, loop=None):
         """Queue transactions (dicts with an ``event_id``, checked by the
         caller) and their times (aware UTC datetimes); a Future of their
-        results, in order, or of RecordError / ServiceUnavailable."""
-        job = _Job(records, times)
+        results, in order, or of RecordError / ServiceUnavailable: an
+        asyncio Future of ``loop`` (call from its thread), else a
+        concurrent.futures.Future."""
+        job = _Job(records, times, loop)
         if not self.running:
-            job.future.set_exception(ServiceUnavailable("the scoring worker is not running"))
+            job.set_exception(ServiceUnavailable("the scoring worker is not running"))
             return job.future
         self._pending += len(records)
         self._queue.put(job)
@@ -177,8 +212,8 @@ class ScoringPipeline:
             except BaseException as exc:  # never leave a request waiting
                 log.exception("scoring group failed")
                 for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(ServiceUnavailable(str(exc)))
+                    if not job.done():
+                        job.set_exception(ServiceUnavailable(str(exc)))
             finally:
                 self._pending -= n
         self._snapshot()
@@ -212,7 +247,7 @@ class ScoringPipeline:
             try:
                 results = self.scorer.score_many(new) if new else []
             except ValueError as exc:  # the scorer left the history as it was
-                job.future.set_exception(_record_error(exc, new, job.records))
+                job.set_exception(_record_error(exc, new, job.records))
                 continue
             base = len(fresh_items)
             fresh_items.extend(map(self._item, new, times, results))
@@ -229,7 +264,7 @@ class ScoringPipeline:
                 self._needs_rebuild = True  # folded in, not stored: rebuild before going on
                 log.exception("store write failed; the history is rebuilt from the store")
                 for job, _ in answered:
-                    job.future.set_exception(
+                    job.set_exception(
                         ServiceUnavailable(
                             f"the store refused the write ({exc}); nothing was written"
                         )
@@ -241,7 +276,7 @@ class ScoringPipeline:
             self.transactions_scored += len(fresh_items)
             self._since_snapshot += len(fresh_items)
         for job, slots in answered:
-            job.future.set_result(
+            job.set_result(
                 [
                     response(payload, duplicate=True)
                     if kind == "stored"
