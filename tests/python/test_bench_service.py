@@ -83,10 +83,6 @@ def test_quick_mode_against_the_plain_app(tmp_path, bench):
     assert "SKIP  every target: no fraudcore run" in stdout
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("fraudcore.service.app") is None,
-    reason="fraudcore.service.app is not importable yet (the service is not in this fraudcore)",
-)
 def test_quick_mode_against_fraudcores_service(tmp_path, bench):
     report, stdout = run_quick(tmp_path, "fraudcore")
     assert_mechanics(bench, report, stdout, "fraudcore")
