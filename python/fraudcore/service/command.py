@@ -6,7 +6,6 @@ without the ``service`` extra.
 
 import ipaddress
 import os
-import sys
 
 LOOPBACK_ONLY = (
     "serving without API keys: bound to loopback only (give --api-keys FILE to serve "
@@ -45,9 +44,6 @@ def run_serve(args, out):
 
         reader = pd.read_parquet if args.history.endswith(".parquet") else pd.read_csv
         history = reader(args.history)
-    # The scoring thread and the event loop share the GIL: a short switch
-    # interval keeps a request from waiting 5 ms for the other thread.
-    sys.setswitchinterval(0.0005)
     app = create_app(
         args.model,
         db=args.db,
