@@ -323,9 +323,9 @@ class Server:
         self.log.close()
 
 
-def test_kill_9_and_restart_lose_no_history(model_file, detector, data, tmp_path):
+def test_kill_9_and_restart_lose_no_history(model_file, detector, data, tmp_path, store_url):
     stream = as_json(data.iloc[N_TRAIN : N_TRAIN + 600])
-    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    db = store_url
     server = Server(model_file, db, tmp_path)
     try:
         first = [server.http.post("/detect", json=t).json() for t in stream[:300]]
