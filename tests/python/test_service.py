@@ -450,3 +450,15 @@ def test_sighup_reloads_the_model_file(model_file, data, tmp_path):
         )
     finally:
         server.kill(signal.SIGTERM)
+
+
+def test_serve_without_the_extra_says_how_to_install_it(model_file):
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from fraudcore.cli import main; "
+        f"sys.exit(main(['serve', {str(model_file)!r}]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1
+    assert "pip install 'fraudcore[service]'" in proc.stderr

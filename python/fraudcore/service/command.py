@@ -22,10 +22,20 @@ def is_loopback(host):
         return False
 
 
-def run_serve(args, out):
-    import uvicorn
+def _service_modules():
+    try:
+        import uvicorn
 
-    from fraudcore.service.app import create_app
+        from fraudcore.service.app import create_app
+    except ImportError as exc:
+        raise ImportError(
+            f"fraudcore serve needs the service extra ({exc}): pip install 'fraudcore[service]'"
+        ) from None
+    return uvicorn, create_app
+
+
+def run_serve(args, out):
+    uvicorn, create_app = _service_modules()
 
     if args.workers != 1:
         raise ValueError(
