@@ -132,7 +132,8 @@ class ScoringPipeline:
         self.max_batch = max_batch
         self.snapshot_every = snapshot_every
         self._queue = queue.SimpleQueue()
-        self._pending = 0  # transactions queued, not yet answered
+        self._pending = 0  # transactions queued, not yet answered (under _pending_lock)
+        self._pending_lock = threading.Lock()
         self._since_snapshot = 0
         self._needs_rebuild = False
         self._thread = None
@@ -174,7 +175,8 @@ class ScoringPipeline:
         if not self.running:
             job.set_exception(ServiceUnavailable("the scoring worker is not running"))
             return job.future
-        self._pending += len(records)
+        with self._pending_lock:
+            self._pending += len(records)
         self._queue.put(job)
         return job.future
 
@@ -215,7 +217,8 @@ class ScoringPipeline:
                     if not job.done():
                         job.set_exception(ServiceUnavailable(str(exc)))
             finally:
-                self._pending -= n
+                with self._pending_lock:
+                    self._pending -= n
         self._snapshot()
 
     def _apply_swap(self, order):
