@@ -50,7 +50,6 @@ from fraudcore.service.pipeline import (
 from fraudcore.service.store import (
     STATUSES,
     AlertStore,
-    DuplicateEvent,
     IllegalTransition,
     NotFound,
     VersionConflict,
@@ -877,5 +876,4 @@ async def _send_413(send, limit):
     await send({"type": "http.response.body", "body": body})
 
 
-# Errors of the store a route may meet; the app's handlers map them.
-__all__ = ["ApiError", "DuplicateEvent", "ServedModel", "TransactionReader", "create_app"]
+__all__ = ["ApiError", "ServedModel", "ServiceApp", "TransactionReader", "create_app"]
