@@ -443,6 +443,15 @@ def _data_arguments(parser):
         parser.add_argument(f"--{role.replace('_', '-')}", help=f"--format csv: the {role} column")
 
 
+def _detectors_argument(parser):
+    """--detectors, defaulting to FraudDetector's default pair (a test checks they agree)."""
+    parser.add_argument(
+        "--detectors",
+        default="isolation_forest,knn",
+        help="comma-separated: isolation_forest, lof, autoencoder, knn",
+    )
+
+
 def _common_arguments(parser, handler):
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars (shown on a terminal)"
@@ -464,11 +473,7 @@ def build_parser():
     demo.add_argument(
         "--fraud-rate", type=float, default=0.01, help="share of fraud (default 0.01)"
     )
-    demo.add_argument(
-        "--detectors",
-        default="isolation_forest,knn",
-        help="comma-separated: isolation_forest, lof, autoencoder, knn",
-    )
+    _detectors_argument(demo)
     demo.add_argument(
         "--normalization",
         default="normal",
@@ -499,11 +504,7 @@ def build_parser():
     train.add_argument(
         "--contamination", type=float, default=0.01, help="expected fraud share (default 0.01)"
     )
-    train.add_argument(
-        "--detectors",
-        default="isolation_forest,knn",
-        help="comma-separated: isolation_forest, lof, autoencoder, knn",
-    )
+    _detectors_argument(train)
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _common_arguments(train, run_train)
 

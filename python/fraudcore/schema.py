@@ -18,7 +18,7 @@ Two more things a schema says about the rows:
   ``FraudDetector`` fits and alerts on the other rows only.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -238,17 +238,7 @@ class Schema:
     @classmethod
     def fraud_data_without_country(cls):
         """Fraud_Data loaded without the IP-to-country table."""
-        return cls(
-            entity="user_id",
-            timestamp="purchase_time",
-            amount="purchase_value",
-            ip_address="ip_address",
-            device_id="device_id",
-            browser="browser",
-            source="source",
-            signup_time="signup_time",
-            label="class",
-        )
+        return replace(cls.fraud_data(), country=None)
 
     @classmethod
     def creditcard(cls):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudcore._loaders import ONLINE_RETAIL_COLUMNS
 from fraudcore.datasets import make_anomalies
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -37,18 +38,6 @@ def adbench_dir():
     if not folder.is_dir():
         pytest.skip(f"ADBench data not found at {folder} (only in the project's shared/ folder)")
     return folder
-
-
-RETAIL_COLUMNS = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
 
 
 def retail_table(n_customers=120, n_invoices=2_000, cancel_share=0.04, seed=0):
@@ -82,7 +71,7 @@ def retail_table(n_customers=120, n_invoices=2_000, cancel_share=0.04, seed=0):
         _, code, text, quantity, when, price, customer, country = rows[line]
         later = when + pd.Timedelta(days=int(rng.integers(1, 20)), minutes=7)
         rows.append([f"C{580_000 + k}", code, text, -quantity, later, price, customer, country])
-    table = pd.DataFrame(rows, columns=RETAIL_COLUMNS)
+    table = pd.DataFrame(rows, columns=list(ONLINE_RETAIL_COLUMNS))
     return table.sort_values("InvoiceDate", kind="stable").reset_index(drop=True)
 
 

@@ -424,3 +424,11 @@ def test_real_online_retail_results_point_at_the_file_rows(shared_data, tmp_path
     assert results["source_row"].max() < 30_000 < len(raw)
     alerts = results[results["is_alert"]]
     assert len(alerts) > 100 and not alerts["InvoiceNo"].str.startswith("C").any()
+
+
+def test_the_default_detectors_are_fraud_detectors_own():
+    from fraudcore.cli import build_parser
+
+    for command in (["demo"], ["train", "data.csv", "--out", "m.fc"]):
+        args = build_parser().parse_args(command)
+        assert tuple(args.detectors.split(",")) == tuple(fraudcore.FraudDetector().detectors)

@@ -1,5 +1,6 @@
 """The native feature kernel: the pandas oracle, batch = streaming, state, errors."""
 
+import dataclasses
 import os
 import pickle
 import threading
@@ -131,16 +132,8 @@ def test_quantity_invoice_country_device_and_signup_features():
             "signup": pd.to_datetime(["2023-12-31 23:00"] * 4 + [None, "2024-01-01 03:00"]),
         }
     )
-    schema = Schema(
-        entity="customer",
-        timestamp="when",
-        quantity="qty",
-        unit_price="price",
-        invoice="invoice",
-        country="country",
-        device_id="device",
-        ip_address="ip",
-        signup_time="signup",
+    schema = dataclasses.replace(
+        RETAIL_LIKE, device_id="device", ip_address="ip", signup_time="signup"
     )
     f = build_features(data, schema)
     assert f["amount"].tolist() == [2, 4, 2, 80, 3, 3]

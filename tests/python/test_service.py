@@ -160,6 +160,10 @@ def test_malformed_bodies(client, data):
         "/detect", content=b" " * (17 * 1024 * 1024), headers={"content-type": "application/json"}
     )
     assert huge.status_code == 413
+    behind_fastapi = client.post(
+        "/labels", content=b" " * (17 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
+    assert behind_fastapi.status_code == 413
     assert client.get("/alerts", params={"status": "NOPE"}).json()["error"]["field"] == "status"
     assert client.get("/alerts", params={"limit": 5000}).status_code == 422
     assert client.get("/alerts/999999").status_code == 404

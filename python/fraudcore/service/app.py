@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import fraudcore
+from fraudcore._persistence import dumps, loads
 from fraudcore.detector import RISK_LEVELS, FraudDetector
 from fraudcore.online import OnlineScorer
 from fraudcore.service import models
@@ -45,7 +46,6 @@ from fraudcore.service.pipeline import (
     ServiceUnavailable,
     occurred_at,
     restore_scorer,
-    state_matches,
 )
 from fraudcore.service.store import (
     STATUSES,
@@ -60,6 +60,7 @@ log = logging.getLogger("fraudcore.service")
 MAX_BATCH = 5000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 LEVELS = tuple(level for level, _ in RISK_LEVELS)
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 class ApiError(Exception):
@@ -81,7 +82,7 @@ class ApiError(Exception):
 
 def _json(content, status=200, headers=None):
     return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+        orjson.dumps(content, option=_JSON_OPTIONS),
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -98,7 +99,7 @@ class ServedModel:
         if not isinstance(detector, FraudDetector) or not detector.__sklearn_is_fitted__():
             raise ValueError("the service needs a fitted FraudDetector")
         self.detector, self.path = detector, path
-        digest = hashlib.sha256(data if data is not None else fraudcore_bytes(detector))
+        digest = hashlib.sha256(data if data is not None else dumps(detector))
         self.fingerprint = digest.hexdigest()[:16]
         stem = os.path.splitext(os.path.basename(path))[0] if path else "model"
         self.version = f"{stem}@{self.fingerprint[:12]}"
@@ -107,14 +108,10 @@ class ServedModel:
     def from_file(cls, path):
         with open(path, "rb") as f:
             data = f.read()
-        model = fraudcore._persistence.loads(data)
+        model = loads(data)
         if not isinstance(model, FraudDetector):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a FraudDetector")
         return cls(model, path, data)
-
-
-def fraudcore_bytes(model):
-    return fraudcore._persistence.dumps(model)
 
 
 # -- request checks -------------------------------------------------------------------
@@ -131,25 +128,9 @@ class TransactionReader:
     a random id (no idempotency).
     """
 
-    _OPTIONAL = (
-        "country",
-        "ip_address",
-        "device_id",
-        "browser",
-        "source",
-        "merchant",
-        "invoice",
-        "signup_time",
-        "transaction_id",
-        "cancellation",
-    )
-
     def __init__(self, schema):
         self.schema = schema
-        self.numbers = [c for c in (schema.amount, schema.quantity, schema.unit_price) if c]
-        self.numbers += list(schema.passthrough)
-        self.optional = [getattr(schema, r) for r in self._OPTIONAL if getattr(schema, r)]
-        self.optional = [c for c in dict.fromkeys(self.optional) if c not in self.numbers]
+        self.numbers, self.optional = models.transaction_fields(schema)
 
     def read(self, obj, index=None):
         """(record, occurred_at) or ApiError 422."""
@@ -402,7 +383,7 @@ def create_app(
             return await service["pipeline"].submit(records, times, loop)
         except RecordError as exc:
             field = _field_of(str(exc), service["reader"])
-            raise ApiError(422, "refused_transaction", str(exc), field, exc.index) from None
+            raise ApiError(422, "refused_transaction", str(exc), field) from None
 
     def _parsed(raw):
         try:
@@ -639,21 +620,18 @@ def create_app(
                 "path",
             ) from None
         pipeline = service["pipeline"]
-        if not state_matches(pipeline.scorer.state, candidate.detector):
+        try:  # the history being served, read by the new model
+            scorer = OnlineScorer(candidate.detector, pipeline.scorer.state)
+        except ValueError as exc:
             raise ApiError(
-                409,
-                "incompatible_model",
-                "the new model computes other features (schema, windows or night hours) than the "
-                "history being served; restart the service with it",
-                "path",
-            )
+                409, "incompatible_model", f"{exc}; restart the service with it", "path"
+            ) from None
         try:
             await run_in_threadpool(_warm, candidate, service["store"])
         except Exception as exc:  # noqa: BLE001 - any failure refuses the model
             raise ApiError(
                 422, "invalid_model", f"the model failed on recent transactions: {exc}", "path"
             ) from None
-        scorer = OnlineScorer(candidate.detector, pipeline.scorer.state)
         await asyncio.wrap_future(pipeline.swap(scorer, candidate.version))
         service["served"] = candidate
         service["reader"] = TransactionReader(candidate.detector.schema)
@@ -714,7 +692,7 @@ def _seed_history(served, store, history):
         log.warning("the store already holds transactions: --history is ignored")
         return
     scorer = OnlineScorer.from_history(served.detector, history)
-    store.save_snapshot(fraudcore_bytes(scorer.state), 0, served.version)
+    store.save_snapshot(dumps(scorer.state), 0, served.version)
 
 
 def _warm(candidate, store):
@@ -788,18 +766,7 @@ class ServiceApp(FastAPI):
                 500,
                 ApiError(500, "internal", "internal error; see the server log").body(),
             )
-        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, status, payload)
         self.request_metrics.observe(scope["path"], "POST", status, time.perf_counter() - start)
 
 
@@ -807,9 +774,18 @@ class _Disconnected(Exception):
     """The client went away before its body arrived."""
 
 
+def _too_large(limit):
+    return ApiError(413, "too_large", f"the body is larger than {limit:,} bytes")
+
+
+def _declares_too_much(content_length, limit):
+    """Whether a Content-Length header value (bytes or str, or None) is over ``limit``."""
+    return content_length is not None and content_length.isdigit() and int(content_length) > limit
+
+
 async def _read_body(receive, content_length, limit):
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise ApiError(413, "too_large", f"the body is larger than {limit:,} bytes")
+    if _declares_too_much(content_length, limit):
+        raise _too_large(limit)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -818,15 +794,32 @@ async def _read_body(receive, content_length, limit):
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "too_large", f"the body is larger than {limit:,} bytes")
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
+async def _send_json(send, status, payload):
+    """An HTTP response of ``payload`` as JSON, straight on the ASGI channel."""
+    body = orjson.dumps(payload, option=_JSON_OPTIONS)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimitMiddleware:
-    """413 for a body over ``limit`` bytes: by Content-Length before reading,
-    and while reading a body sent without one."""
+    """413 for a body over ``limit`` bytes on the routes behind FastAPI (the
+    scoring routes' fast path reads with the same rules, _read_body): by
+    Content-Length before reading, and while reading a body sent without one."""
 
     def __init__(self, app, limit):
         self.app, self.limit = app, limit
@@ -835,15 +828,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > self.limit
-                except ValueError:
-                    too_large = False
-                if too_large:
-                    await _send_413(send, self.limit)
-                    return
+        if _declares_too_much(dict(scope.get("headers", ())).get(b"content-length"), self.limit):
+            await _send_json(send, 413, _too_large(self.limit).body())
+            return
         seen = [0]
 
         async def counting():
@@ -851,29 +838,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen[0] += len(message.get("body", b""))
                 if seen[0] > self.limit:
-                    raise ApiError(
-                        413, "too_large", f"the body is larger than {self.limit:,} bytes"
-                    )
+                    raise _too_large(self.limit)
             return message
 
         await self.app(scope, counting, send)
-
-
-async def _send_413(send, limit):
-    body = orjson.dumps(
-        ApiError(413, "too_large", f"the body is larger than {limit:,} bytes").body()
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 __all__ = ["ApiError", "ServedModel", "ServiceApp", "TransactionReader", "create_app"]

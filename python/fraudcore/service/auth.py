@@ -55,14 +55,7 @@ class KeyRing:
 
     @classmethod
     def from_file(cls, path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                document = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise KeyFileError(f"cannot read the key file {path}: {exc}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise KeyFileError(f'{path}: expected {{"keys": [...]}}')
-        return cls(document["keys"])
+        return cls(_entries(path))
 
     def __len__(self):
         return len(self._by_hash)
@@ -91,8 +84,8 @@ def create_key(path, name, scopes):
         raise ValueError(f"scopes must be a non-empty list from {SCOPES}, got {list(scopes)}")
     entries = []
     if os.path.exists(path):
-        KeyRing.from_file(path)  # refuses a malformed file before it is rewritten
         entries = _entries(path)
+        KeyRing(entries)  # refuses a malformed file before it is rewritten
     if any(e["name"] == name for e in entries):
         raise ValueError(f"the key file already has a key named {name!r}")
     key = "fc_" + secrets.token_urlsafe(32)
@@ -111,5 +104,12 @@ def create_key(path, name, scopes):
 
 
 def _entries(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["keys"]
+    """The key file's list of entries (KeyFileError when unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise KeyFileError(f"cannot read the key file {path}: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeyFileError(f'{path}: expected {{"keys": [...]}}')
+    return document["keys"]

@@ -75,10 +75,26 @@ class AnomaliesIn(BaseModel):
     )
 
 
-def _transaction_schema(schema):
-    """JSON Schema of one transaction, named as the model's schema names its columns."""
+# Roles a transaction must carry (besides the numbers), and the one it never does.
+_REQUIRED_ROLES = ("entity", "timestamp", "amount", "quantity", "unit_price")
+_NEVER_SENT_ROLES = ("label",)
+
+
+def transaction_fields(schema):
+    """(numeric columns: required finite numbers, optional columns: may be
+    absent or null) of a transaction under ``schema``; the entity and the
+    timestamp are required besides."""
     numbers = [c for c in (schema.amount, schema.quantity, schema.unit_price) if c]
     numbers += list(schema.passthrough)
+    skip = (*_REQUIRED_ROLES, *_NEVER_SENT_ROLES)
+    optional = [c for role, c in schema.roles.items() if role not in skip]
+    optional = [c for c in dict.fromkeys(optional) if c not in numbers]
+    return numbers, optional
+
+
+def _transaction_schema(schema):
+    """JSON Schema of one transaction, named as the model's schema names its columns."""
+    numbers, optional = transaction_fields(schema)
     properties = {
         "event_id": {
             "type": "string",
@@ -97,9 +113,8 @@ def _transaction_schema(schema):
     for column in numbers:
         properties[column] = {"type": "number"}
         required.append(column)
-    for role in ("country", "ip_address", "device_id", "browser", "source", "merchant", "invoice"):
-        column = getattr(schema, role)
-        if column and column not in properties:
+    for column in optional:
+        if column not in properties:
             properties[column] = {"type": "string", "nullable": True}
     return {"type": "object", "properties": properties, "required": required}
 

@@ -40,7 +40,6 @@ import threading
 import pandas as pd
 
 from fraudcore._persistence import dumps, loads
-from fraudcore.features import FeatureState
 from fraudcore.online import OnlineScorer
 
 log = logging.getLogger("fraudcore.service")
@@ -49,11 +48,8 @@ _STOP = object()
 
 
 class RecordError(ValueError):
-    """A transaction of a request was refused; ``index`` says which."""
-
-    def __init__(self, index, message):
-        super().__init__(message)
-        self.index = index
+    """The online scorer refused a transaction of a request (its message says
+    which and why); the history is as it was."""
 
 
 class ServiceUnavailable(RuntimeError):
@@ -77,23 +73,23 @@ class _Job:
         return self.answered
 
     def set_result(self, value):
-        self.answered = True
-        if self.loop is None:
-            self.future.set_result(value)
-        else:
-            self.loop.call_soon_threadsafe(_settle, self.future, value, None)
+        self._answer(value, None)
 
     def set_exception(self, exc):
+        self._answer(None, exc)
+
+    def _answer(self, value, exc):
         self.answered = True
         if self.loop is None:
-            self.future.set_exception(exc)
+            _settle(self.future, value, exc)
         else:
-            self.loop.call_soon_threadsafe(_settle, self.future, None, exc)
+            self.loop.call_soon_threadsafe(_settle, self.future, value, exc)
 
 
 def _settle(future, value, exc):
-    """On the loop: an asyncio Future's outcome, unless its request was cancelled."""
-    if future.done():  # cancelled: the client went away
+    """A Future's outcome (an asyncio one: on its loop), unless it is done
+    already (an asyncio request cancelled: the client went away)."""
+    if future.done():
         return
     if exc is not None:
         future.set_exception(exc)
@@ -250,7 +246,7 @@ class ScoringPipeline:
             try:
                 results = self.scorer.score_many(new) if new else []
             except ValueError as exc:  # the scorer left the history as it was
-                job.set_exception(_record_error(exc, new, job.records))
+                job.set_exception(RecordError(str(exc)))
                 continue
             base = len(fresh_items)
             fresh_items.extend(map(self._item, new, times, results))
@@ -331,15 +327,6 @@ class ScoringPipeline:
             log.exception("snapshot failed; the next one retries (restarts replay more)")
 
 
-def _record_error(exc, new, records):
-    """RecordError naming the request's index of the refused transaction."""
-    index = getattr(exc, "index", None)
-    if index is not None and 0 <= index < len(new):
-        eid = new[index]["event_id"]
-        index = next(k for k, r in enumerate(records) if r["event_id"] == eid)
-    return RecordError(index, str(exc))
-
-
 def response(item, duplicate=False):
     """The API's answer for one scored (or already stored) transaction."""
     out = {
@@ -394,37 +381,19 @@ def _amount(record, schema):
 # -- the history at start -------------------------------------------------------
 
 
-def state_matches(state, detector):
-    """Whether a saved feature state computes ``detector``'s features."""
-    return (
-        isinstance(state, FeatureState)
-        and state.schema == detector.schema
-        and tuple(state.windows) == tuple(detector.windows)
-        and tuple(state.night_hours) == tuple(detector.night_hours)
-    )
-
-
 def restore_scorer(detector, store, *, chunk=20_000):
     """An OnlineScorer whose history holds every transaction in ``store``:
     the latest usable snapshot, then the transactions stored after it."""
-    state, seq = None, 0
+    scorer, seq = None, 0
     snapshot = store.latest_snapshot()
     if snapshot is not None:
         blob, last_seq, _version = snapshot
-        try:
-            candidate = loads(blob)
-        except ValueError:
-            log.warning(
-                "the stored feature-state snapshot is unreadable; replaying every transaction"
-            )
-        else:
-            if state_matches(candidate, detector):
-                state, seq = candidate, last_seq
-            else:
-                log.warning(
-                    "the snapshot's features differ from the model's; replaying every transaction"
-                )
-    scorer = OnlineScorer(detector, state)
+        try:  # OnlineScorer refuses a state that computes other features
+            scorer, seq = OnlineScorer(detector, loads(blob)), last_seq
+        except ValueError as exc:
+            log.warning("the stored snapshot is not usable (%s); replaying every transaction", exc)
+    if scorer is None:
+        scorer = OnlineScorer(detector)
     while True:
         rows = store.transactions_after(seq, limit=chunk)
         if not rows:
