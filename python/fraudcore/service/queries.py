@@ -12,7 +12,7 @@ decisions alike).
 
 import datetime as dt
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import Integer, case, cast, func, literal_column, select
 
 from fraudcore.service import tables as t
 from fraudcore.service.errors import NotFound
@@ -20,6 +20,8 @@ from fraudcore.service.errors import NotFound
 UTC = dt.timezone.utc
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 BUCKETS = ("hour", "day", "week", "month")
+# score_histogram's finest bins: its bins must divide this.
+SCORE_RESOLUTION = 1000
 
 
 def scored_events(*columns):
@@ -179,6 +181,138 @@ class DashboardQueries:
         """As fraud_geography, per browser."""
         return self._by_dimension("browser")
 
+    def score_histogram(self, bins=50):
+        """The distribution of risk_score over [0, 1] in ``bins`` equal-width
+        bins (bins divides :data:`SCORE_RESOLUTION`); per bin, lowest first:
+        lower, upper, transactions, and of those whose winning label is 1
+        (fraud) or 0 (legit) the counts.
+
+        A score's bin is ``min(floor(score * R), R - 1) // (R // bins)`` with
+        R = SCORE_RESOLUTION (scores below 0 count in the first bin), so 1.0
+        is in the last bin.
+        """
+        if (
+            isinstance(bins, bool)
+            or not hasattr(bins, "__index__")
+            or not 1 <= bins <= SCORE_RESOLUTION
+            or SCORE_RESOLUTION % bins
+        ):
+            raise ValueError(
+                f"bins must be a divisor of {SCORE_RESOLUTION} (10, 20, 25, 50, 100, ...), "
+                f"got {bins!r}"
+            )
+        s = t.anomaly_scores
+        width = SCORE_RESOLUTION // int(bins)
+        key = (score_bin(s.c.risk_score, self.dialect) // width).label("key")
+        latest = latest_labels().subquery()
+        counts = (
+            select(
+                key,
+                func.count().label("transactions"),
+                func.count(case((latest.c.label == 1, 1))).label("fraud"),
+                func.count(case((latest.c.label == 0, 1))).label("legit"),
+            )
+            .select_from(s)
+            .outerjoin(latest, latest.c.event_id == s.c.event_id)
+            .group_by(key)
+        )
+        with self._engine.connect() as connection:
+            found = {row.key: row for row in connection.execute(counts)}
+        histogram = []
+        for index in range(int(bins)):
+            row = found.get(index)
+            histogram.append(
+                {
+                    "lower": index / bins,
+                    "upper": (index + 1) / bins,
+                    "transactions": row.transactions if row else 0,
+                    "fraud": row.fraud if row else 0,
+                    "legit": row.legit if row else 0,
+                }
+            )
+        return histogram
+
+    def related(self, event_id, limit=50):
+        """Transactions of OTHER customers sharing event_id's device or IP,
+        newest first, at most limit: event_id, customer_id, occurred_at,
+        amount, device, ip, shared ("device", "ip" or "device+ip") and
+        alert_id (None when it raised no alert). NotFound for an event the
+        store does not have."""
+        limit = _positive(limit, "limit")
+        tx, a = t.transactions, t.alerts
+        with self._engine.connect() as connection:
+            own = connection.execute(
+                select(tx.c.customer_id, tx.c.device, tx.c.ip).where(tx.c.event_id == event_id)
+            ).first()
+            if own is None:
+                raise NotFound(f"no transaction {event_id!r}")
+            columns = (
+                tx.c.seq,
+                tx.c.event_id,
+                tx.c.customer_id,
+                tx.c.occurred_at,
+                tx.c.amount,
+                tx.c.device,
+                tx.c.ip,
+                a.c.id.label("alert_id"),
+            )
+            found = {}
+            for name in ("device", "ip"):
+                value = getattr(own, name)
+                if value is None:
+                    continue
+                query = (
+                    select(*columns)
+                    .select_from(tx)
+                    .outerjoin(a, a.c.event_id == tx.c.event_id)
+                    .where(tx.c[name] == value, tx.c.customer_id != own.customer_id)
+                    .order_by(tx.c.occurred_at.desc(), tx.c.seq.desc())
+                    .limit(limit)
+                )
+                for row in connection.execute(query):
+                    found[row.seq] = row
+        newest = sorted(found.values(), key=lambda r: (r.occurred_at, r.seq), reverse=True)
+        out = []
+        for row in newest[:limit]:
+            shared = [name for name in ("device", "ip") if row._mapping[name] == getattr(own, name)]
+            item = dict(row._mapping)
+            del item["seq"]
+            item["shared"] = "+".join(shared)
+            out.append(item)
+        return out
+
+    def customer_history(self, customer_id, limit=500):
+        """The customer's latest limit transactions, oldest first: occurred_at,
+        event_id, amount, risk_score, risk_level, is_alert, alert_id and
+        features (dict). NotFound for a customer the store never saw."""
+        limit = _positive(limit, "limit")
+        tx, f, s, a = t.transactions, t.transaction_features, t.anomaly_scores, t.alerts
+        query = (
+            scored_events(
+                tx.c.occurred_at,
+                tx.c.event_id,
+                tx.c.amount,
+                s.c.risk_score,
+                s.c.risk_level,
+                s.c.is_alert,
+                a.c.id.label("alert_id"),
+                f.c.features,
+            )
+            .where(tx.c.customer_id == str(customer_id))
+            .order_by(tx.c.occurred_at.desc(), tx.c.seq.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        if not rows:
+            raise NotFound(f"no transactions of customer {customer_id!r}")
+        history = []
+        for row in reversed(rows):
+            item = dict(row._mapping)
+            item["is_alert"] = bool(item["is_alert"])
+            history.append(item)
+        return history
+
     def customer_profile(self, customer_id):
         """{customer_id, first_seen, last_seen, n_transactions, total_amount,
         n_alerts} of a customer; NotFound for one the store never saw."""
@@ -264,6 +398,22 @@ METRICS = {
     "amount_zscore": _feature("amount_zscore"),
     "entity_count": _feature("entity_count"),
 }
+
+
+def score_bin(score, dialect):
+    """SQL: the bin of score among SCORE_RESOLUTION equal-width bins of [0, 1]
+    (floor(score * R) kept within 0 .. R - 1)."""
+    scaled = score * SCORE_RESOLUTION
+    if dialect == "postgresql":
+        return func.greatest(0, func.least(SCORE_RESOLUTION - 1, cast(func.floor(scaled), Integer)))
+    # CAST truncates, which is floor from 0 up; below 0 the bin is 0 anyway.
+    return func.max(0, func.min(SCORE_RESOLUTION - 1, cast(scaled, Integer)))
+
+
+def _positive(value, name):
+    if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def level_order(level):

@@ -114,6 +114,7 @@ from fraudcore.service.queries import (
 
 __all__ = [
     "DECISIONS",
+    "QUEUE_SORTS",
     "STATUSES",
     "TRANSITIONS",
     "AlertStore",
@@ -160,6 +161,37 @@ def _decode_cursor(cursor):
         raise ValueError(f"cursor {cursor!r} is not one list_alerts returned") from None
 
 
+def _check_limit(limit):
+    if not 1 <= int(limit) <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+
+
+def _alert_filters(query, *, status, level, customer_id, since, until, country=None):
+    """query with the WHERE clauses of the alert filters (list_alerts,
+    alert_queue); a bad status or level is a ValueError naming it."""
+    a = t.alerts
+    for column, value, allowed in (
+        (a.c.status, status, STATUSES),
+        (a.c.risk_level, level, LEVELS),
+    ):
+        if value is None:
+            continue
+        values = [value] if isinstance(value, str) else list(value)
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise ValueError(f"{column.name} {unknown[0]!r} is not one of {allowed}")
+        query = query.where(column.in_(values))
+    if customer_id is not None:
+        query = query.where(a.c.customer_id == str(customer_id))
+    if country is not None:
+        query = query.where(t.transactions.c.country == str(country))
+    if since is not None:
+        query = query.where(a.c.created_at >= to_utc(since, "since"))
+    if until is not None:
+        query = query.where(a.c.created_at < to_utc(until, "until"))
+    return query
+
+
 def _alert_dict(row):
     return {
         "id": row.id,
@@ -194,6 +226,43 @@ _ALERT_COLUMNS = [
         "version",
     )
 ]
+
+
+# alert_queue's sort columns.
+QUEUE_SORTS = {
+    "priority": t.alerts.c.priority,
+    "created_at": t.alerts.c.created_at,
+    "risk_score": t.alerts.c.risk_score,
+    "amount": t.transactions.c.amount,
+    "occurred_at": t.transactions.c.occurred_at,
+    "customer_id": t.alerts.c.customer_id,
+    "status": t.alerts.c.status,
+    "risk_level": t.alerts.c.risk_level,
+}
+
+
+def _queue_order(sort):
+    """alert_queue's ORDER BY clauses for sort; ValueError naming a bad entry."""
+    if not sort:
+        sort = [("priority", "asc"), ("created_at", "asc")]
+    if isinstance(sort, (str, bytes, dict)):
+        raise ValueError(f"sort must be a list of (column, direction) pairs, got {sort!r}")
+    order, seen = [], set()
+    for entry in sort:
+        try:
+            column, direction = entry
+        except (TypeError, ValueError):
+            raise ValueError(f"sort entry {entry!r} is not a (column, direction) pair") from None
+        if column not in QUEUE_SORTS:
+            raise ValueError(f"sort column {column!r} is not one of {sorted(QUEUE_SORTS)}")
+        if direction not in ("asc", "desc"):
+            raise ValueError(f"sort direction {direction!r} of {column!r} is not 'asc' or 'desc'")
+        if column in seen:
+            raise ValueError(f"sort column {column!r} is given twice")
+        seen.add(column)
+        expression = QUEUE_SORTS[column]
+        order.append(expression.asc() if direction == "asc" else expression.desc())
+    return [*order, t.alerts.c.id.asc()]
 
 
 # The alert fields that are not copies of the event's own (get_alert).
@@ -420,29 +489,18 @@ class AlertStore(DashboardQueries):
 
         status and level take one value or a list; since <= created_at < until.
         """
-        if not 1 <= int(limit) <= MAX_LIMIT:
-            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        _check_limit(limit)
         a, tx = t.alerts, t.transactions
-        query = select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at).join(
-            tx, tx.c.event_id == a.c.event_id
+        query = _alert_filters(
+            select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at).join(
+                tx, tx.c.event_id == a.c.event_id
+            ),
+            status=status,
+            level=level,
+            customer_id=customer_id,
+            since=since,
+            until=until,
         )
-        for column, value, allowed in (
-            (a.c.status, status, STATUSES),
-            (a.c.risk_level, level, LEVELS),
-        ):
-            if value is None:
-                continue
-            values = [value] if isinstance(value, str) else list(value)
-            unknown = [v for v in values if v not in allowed]
-            if unknown:
-                raise ValueError(f"{column.name} {unknown[0]!r} is not one of {allowed}")
-            query = query.where(column.in_(values))
-        if customer_id is not None:
-            query = query.where(a.c.customer_id == str(customer_id))
-        if since is not None:
-            query = query.where(a.c.created_at >= to_utc(since, "since"))
-        if until is not None:
-            query = query.where(a.c.created_at < to_utc(until, "until"))
         if cursor is not None:
             query = query.where(
                 tuple_(a.c.priority, a.c.created_at, a.c.id) > _decode_cursor(cursor)
@@ -456,6 +514,65 @@ class AlertStore(DashboardQueries):
             alert["amount"], alert["occurred_at"] = row.amount, row.occurred_at
             page.append(alert)
         return page, (_encode_cursor(page[-1]) if len(rows) > limit else None)
+
+    def alert_queue(
+        self,
+        *,
+        status=None,
+        level=None,
+        customer_id=None,
+        country=None,
+        since=None,
+        until=None,
+        sort=None,
+        offset=0,
+        limit=25,
+    ):
+        """(rows, total): one page of the dashboard's alert queue and the
+        number of alerts matching the filters.
+
+        Each row has the fields list_alerts gives plus the transaction's
+        country. Filters as list_alerts' (status and level one value or a
+        list; since <= created_at < until) and country. sort is a list of
+        (column, "asc" | "desc") with columns from :data:`QUEUE_SORTS`;
+        None or [] is the queue order (priority, created_at); id is always
+        the last tie-break. The page skips offset rows (>= 0) and has at
+        most limit (1 to MAX_LIMIT). Filtering, sorting and paging happen
+        in SQL.
+        """
+        _check_limit(limit)
+        if isinstance(offset, bool) or not hasattr(offset, "__index__") or offset < 0:
+            raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
+        a, tx = t.alerts, t.transactions
+        order = _queue_order(sort)
+        filters = {
+            "status": status,
+            "level": level,
+            "customer_id": customer_id,
+            "country": country,
+            "since": since,
+            "until": until,
+        }
+        page = _alert_filters(
+            select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at, tx.c.country).join(
+                tx, tx.c.event_id == a.c.event_id
+            ),
+            **filters,
+        )
+        page = page.order_by(*order).offset(int(offset)).limit(int(limit))
+        total = _alert_filters(
+            select(func.count()).select_from(a).join(tx, tx.c.event_id == a.c.event_id),
+            **filters,
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(page).all()
+            count = connection.execute(total).scalar()
+        queue = []
+        for row in rows:
+            alert = _alert_dict(row)
+            alert.update(amount=row.amount, occurred_at=row.occurred_at, country=row.country)
+            queue.append(alert)
+        return queue, count
 
     def get_alert(self, alert_id):
         """One alert: its fields (as list_alerts gives them) and its stored item
