@@ -9,7 +9,6 @@ PostgreSQL server (conftest's store_url); the restart and hot-swap tests run
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the service extra is not installed (fraudcore[service])")
 
+from _server import Server
 from fastapi.testclient import TestClient
 
 from fraudcore import FraudDetector, Schema
@@ -274,59 +274,6 @@ def test_keys_and_scopes(detector, tmp_path):
 # -- a real server process --------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``fraudcore serve`` in its own process group on a free loopback port."""
-
-    def __init__(self, model, db, tmp_path, extra=()):
-        self.port = free_port()
-        self.log = open(tmp_path / f"server-{self.port}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fraudcore",
-                "serve",
-                str(model),
-                "--db",
-                db,
-                "--port",
-                str(self.port),
-                *extra,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        import httpx
-
-        self.http = httpx.Client(base_url=self.url, timeout=30)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((tmp_path / f"server-{self.port}.log").read_text())
-            try:
-                if self.http.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:  # not listening yet
-                time.sleep(0.2)
-        self.kill()
-        raise TimeoutError("the server did not become healthy in 120 s")
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(30)
-        self.http.close()
-        self.log.close()
-
-
 def test_kill_9_and_restart_lose_no_history(model_file, detector, data, tmp_path, store_url):
     stream = as_json(data.iloc[N_TRAIN : N_TRAIN + 600])
     db = store_url
@@ -413,7 +360,7 @@ def test_serve_refuses_an_open_host_without_keys(model_file):
 
 
 def test_the_service_is_not_imported_by_the_package():
-    code = "import sys, fraudcore, fraudcore.cli; print(any(m.split('.')[0] in ('fastapi','sqlalchemy','uvicorn') for m in sys.modules))"
+    code = "import sys, fraudcore, fraudcore.cli; print(any(m.split('.')[0] in ('fastapi','sqlalchemy','uvicorn','dash','plotly','flask') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

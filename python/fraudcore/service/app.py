@@ -239,6 +239,7 @@ def create_app(
     snapshot_every=50_000,
     store_options=None,
     history=None,
+    dashboard=False,
 ):
     """The FastAPI app serving ``model`` (a path to a ``.fc`` file or a fitted
     FraudDetector) with the alert store at ``db`` (a URL or an AlertStore).
@@ -249,6 +250,8 @@ def create_app(
     customers' history of an empty store, so their first transactions here
     are not scored as their first ever; it is kept as the store's first
     snapshot, and ignored (with a warning) when the store holds any.
+    ``dashboard``: mount the analyst's desk at ``/dashboard/`` (needs
+    ``fraudcore[dashboard]``), sharing the store and the keys.
     """
     keys = KeyRing.from_file(api_keys) if isinstance(api_keys, (str, os.PathLike)) else api_keys
     served = (
@@ -268,7 +271,7 @@ def create_app(
         if history is not None:
             await run_in_threadpool(_seed_history, served, store, history)
         scorer = await run_in_threadpool(restore_scorer, served.detector, store)
-        store.record_model(served.version, served.fingerprint, _model_metrics(served.detector))
+        store.record_model(served.version, served.fingerprint, model_description(served.detector))
         pipeline = ScoringPipeline(
             scorer, store, served.version, max_batch=max_batch, snapshot_every=snapshot_every
         ).start()
@@ -588,20 +591,12 @@ def create_app(
     @app.get("/models/info", summary="The model being served", tags=["models"])
     def model_info(who: Reader):
         current = service["served"]
-        d = current.detector
         return _json(
             {
                 "version": current.version,
                 "fingerprint": current.fingerprint,
                 "path": current.path,
-                "schema": {k: v for k, v in vars(d.schema).items() if v not in (None, ())},
-                "features": list(d.feature_names_),
-                "detectors": list(d.models_),
-                "weights": dict(d.weights_),
-                "threshold": d.threshold_,
-                "supervised": d.supervised_ is not None,
-                "training_metrics": d.training_metrics_,
-                "n_training_rows": d.n_training_rows_,
+                **model_description(current.detector),
             }
         )
 
@@ -639,7 +634,7 @@ def create_app(
             service["store"].record_model,
             candidate.version,
             candidate.fingerprint,
-            _model_metrics(candidate.detector),
+            model_description(candidate.detector),
         )
         log.info("now serving %s", candidate.version)
         return {"previous": current.version, "version": candidate.version}
@@ -684,6 +679,15 @@ def create_app(
     ):
         return _json(service["store"].fraud_trends(bucket))
 
+    if dashboard:
+        try:
+            from fraudcore.dashboard import Desk, mount_dashboard
+        except ImportError as exc:
+            raise ImportError(
+                f"the dashboard needs the dashboard extra ({exc}): "
+                "pip install 'fraudcore[dashboard]'"
+            ) from None
+        mount_dashboard(app, Desk(lambda: service["store"], keys=keys))
     return app
 
 
@@ -707,10 +711,16 @@ def _warm(candidate, store):
         candidate.detector.score(frame, reasons=None)
 
 
-def _model_metrics(detector):
+def model_description(detector):
+    """What /models/info says of a fitted FraudDetector besides its version;
+    also recorded in the store's model_metrics (the dashboard's model page)."""
     return {
-        "threshold": detector.threshold_,
+        "schema": {k: v for k, v in vars(detector.schema).items() if v not in (None, ())},
+        "features": list(detector.feature_names_),
+        "detectors": list(detector.models_),
         "weights": dict(detector.weights_),
+        "threshold": detector.threshold_,
+        "supervised": detector.supervised_ is not None,
         "training_metrics": detector.training_metrics_,
         "n_training_rows": detector.n_training_rows_,
     }

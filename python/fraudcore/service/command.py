@@ -34,8 +34,25 @@ def _service_modules():
     return uvicorn, create_app
 
 
+def _dashboard_available():
+    try:
+        import fraudcore.dashboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run_serve(args, out):
     uvicorn, create_app = _service_modules()
+    dashboard = not args.no_dashboard and _dashboard_available()
+    if args.demo:
+        from fraudcore.service.demo import build_demo
+
+        if args.model is not None:
+            raise ValueError("give a model or --demo, not both (the demo trains its own)")
+        args.model, args.db = build_demo(args.demo_dir, data=args.demo_data, out=out)
+    elif args.model is None:
+        raise ValueError("give a model file (fraudcore train writes one), or --demo")
 
     if args.workers != 1:
         raise ValueError(
@@ -60,12 +77,17 @@ def run_serve(args, out):
         api_keys=args.api_keys,
         store_options={"synchronous": args.synchronous},
         history=history,
+        dashboard=dashboard,
     )
     print(
         f"fraudcore serve: {args.model} on http://{args.host}:{args.port} "
         f"(store {args.db}; docs at /docs)",
         file=out,
     )
+    if dashboard:
+        print(f"the analyst's desk: http://{args.host}:{args.port}/dashboard/", file=out)
+    elif not args.no_dashboard:
+        print("no dashboard: pip install 'fraudcore[dashboard]' to get it", file=out)
     out.flush()
     uvicorn.run(
         app,
@@ -75,6 +97,31 @@ def run_serve(args, out):
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def run_dashboard(args, out):
+    uvicorn, _ = _service_modules()
+    try:
+        from fraudcore.dashboard import standalone_app
+    except ImportError as exc:
+        raise ImportError(
+            f"fraudcore dashboard needs the dashboard extra ({exc}): "
+            "pip install 'fraudcore[dashboard]'"
+        ) from None
+    if args.api_keys is None and not is_loopback(args.host):
+        raise ValueError(
+            f"--host {args.host} needs --api-keys: without keys the desk is open "
+            "to read, so it binds to loopback only"
+        )
+    app = standalone_app(args.db, api_keys=args.api_keys)
+    mode = "decisions with a key of scope review" if args.api_keys else "read-only"
+    print(
+        f"fraudcore dashboard: http://{args.host}:{args.port}/dashboard/ on {args.db} ({mode})",
+        file=out,
+    )
+    out.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
 
@@ -98,7 +145,7 @@ def add_parsers(sub, common_arguments):
         description="Score transactions over HTTP with each customer's history, open "
         "alerts in the store and serve their workflow. Needs fraudcore[service].",
     )
-    serve.add_argument("model", help="a model file written by fraudcore train")
+    serve.add_argument("model", nargs="?", help="a model file written by fraudcore train")
     serve.add_argument(
         "--db",
         default="sqlite:///fraudcore.db",
@@ -125,7 +172,40 @@ def add_parsers(sub, common_arguments):
     serve.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
     )
+    serve.add_argument(
+        "--no-dashboard", action="store_true", help="do not mount the desk at /dashboard/"
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="train a demo model, score the last weeks of its data into --demo-dir/demo.db "
+        "and serve API and desk on them (no model argument)",
+    )
+    serve.add_argument(
+        "--demo-data",
+        help="with --demo: an Online Retail file (e.g. online_retail.csv.gz) instead of "
+        "generated transactions",
+    )
+    serve.add_argument(
+        "--demo-dir", default="fraudcore-demo", help="with --demo: where model and store go"
+    )
     common_arguments(serve, run_serve)
+
+    desk = sub.add_parser(
+        "dashboard",
+        help="serve the analyst's desk alone on an alert store",
+        description="The Dash desk on a store fraudcore serve writes: read-only unless "
+        "--api-keys is given (then a key of scope review may decide). Needs "
+        "fraudcore[dashboard].",
+    )
+    desk.add_argument("--db", required=True, help="the alert store URL (as fraudcore serve)")
+    desk.add_argument("--api-keys", help="JSON key file; none: read-only, loopback only")
+    desk.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    desk.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    desk.add_argument(
+        "--log-level", default="warning", choices=("debug", "info", "warning", "error")
+    )
+    common_arguments(desk, run_dashboard)
 
     keys = sub.add_parser("keys", help="manage the service's API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)

@@ -1,0 +1,112 @@
+"""Small building blocks the desk's pages share: formatting, cards, tables,
+badges and empty figures. No data access here."""
+
+import datetime as dt
+
+import plotly.graph_objects as go
+from dash import dash_table, html
+
+# Risk levels and workflow statuses in the colours the pages use.
+LEVEL_COLORS = {"CRITICAL": "#b71c1c", "HIGH": "#e65100", "MEDIUM": "#f9a825", "LOW": "#2e7d32"}
+STATUS_COLORS = {
+    "OPEN": "#1565c0",
+    "INVESTIGATING": "#6a1b9a",
+    "CONFIRMED_FRAUD": "#b71c1c",
+    "FALSE_POSITIVE": "#2e7d32",
+    "CLOSED": "#546e7a",
+}
+GRAPH_CONFIG = {"displaylogo": False}
+
+
+def when(value):
+    """A stored time as the desk shows it: 'YYYY-MM-DD HH:MM:SS' (UTC)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def number(value, digits=2):
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def share(value):
+    return "–" if value is None else f"{value:.1%}"
+
+
+def badge(text, color):
+    return html.Span(text, className="badge", style={"backgroundColor": color})
+
+
+def level_badge(level):
+    return badge(level, LEVEL_COLORS.get(level, "#607d8b"))
+
+
+def status_badge(status):
+    return badge(status.replace("_", " "), STATUS_COLORS.get(status, "#607d8b"))
+
+
+def card(title, value, *, id=None, hint=None):
+    """A summary card: a big value under a small title."""
+    value_props = {"className": "card-value"}
+    if id is not None:
+        value_props["id"] = id
+    children = [html.Div(title, className="card-title"), html.Div(value, **value_props)]
+    if hint:
+        children.append(html.Div(hint, className="card-hint"))
+    return html.Div(children, className="card")
+
+
+def table(id, columns, rows=(), **options):
+    """A DataTable with the desk's look; columns are (id, name) or dicts."""
+    spec = [c if isinstance(c, dict) else {"id": c[0], "name": c[1]} for c in columns]
+    style = {
+        "style_table": {"overflowX": "auto"},
+        "style_cell": {"fontFamily": "inherit", "fontSize": "13px", "padding": "4px 8px"},
+        "style_header": {"fontWeight": "600", "backgroundColor": "#eceff1"},
+        "markdown_options": {"link_target": "_self"},
+    }
+    style.update(options)
+    return dash_table.DataTable(id=id, columns=spec, data=list(rows), **style)
+
+
+def key_values(pairs, className="key-values"):
+    """A two-column definition table of (label, value) pairs."""
+    return html.Table(
+        [html.Tr([html.Th(k), html.Td(v)]) for k, v in pairs],
+        className=className,
+    )
+
+
+def empty_figure(message):
+    figure = go.Figure()
+    figure.update_layout(
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        annotations=[
+            {"text": message, "showarrow": False, "font": {"size": 14, "color": "#607d8b"}}
+        ],
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
+    return figure
+
+
+def figure_layout(figure, title=None, height=320):
+    figure.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 50, "r": 20, "t": 40 if title else 10, "b": 40},
+        plot_bgcolor="#fafafa",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return figure

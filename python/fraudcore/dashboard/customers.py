@@ -1,0 +1,120 @@
+"""The customer explorer, the Online Retail anomaly project's own view: a
+customer dropdown and a metric dropdown, a bar chart of the customer's top
+10 anomalies in that metric, and a drill-down table of every transaction
+(``AlertStore.customer_anomalies``, the query behind ``POST /api/anomalies``)."""
+
+import plotly.graph_objects as go
+from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
+
+from fraudcore.dashboard import components as ui
+from fraudcore.dashboard.desk import request_token
+from fraudcore.service.queries import METRICS
+from fraudcore.service.store import NotFound
+
+DEFAULT_METRIC = "TotalSpent"
+MAX_CUSTOMERS = 1000  # in the dropdown: those with the most alerts first
+
+
+def layout(app, desk, customer=None):
+    customers = desk.store.customer_ids(limit=MAX_CUSTOMERS)
+    if customer is not None and customer not in customers:
+        customers = [customer, *customers]
+    return html.Div(
+        [
+            html.H2("Customer explorer"),
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="explorer-customer",
+                        options=customers,
+                        value=customer if customer is not None else (customers or [None])[0],
+                        placeholder="customer",
+                        clearable=False,
+                    ),
+                    dcc.Dropdown(
+                        id="explorer-metric",
+                        options=list(METRICS),
+                        value=DEFAULT_METRIC,
+                        clearable=False,
+                    ),
+                ],
+                className="filters",
+            ),
+            html.Div(id="explorer-summary", className="muted"),
+            dcc.Graph(id="explorer-chart", config=ui.GRAPH_CONFIG),
+            html.H3("Drill-down"),
+            ui.table(
+                "explorer-table",
+                [
+                    ("occurred_at", "Occurred (UTC)"),
+                    ("event_id", "Event"),
+                    ("amount", "Amount"),
+                    ("value", "Metric"),
+                    ("risk_score", "Risk score"),
+                    ("risk_level", "Level"),
+                    {"id": "alert", "name": "Alert", "presentation": "markdown"},
+                ],
+                page_size=20,
+                sort_action="native",
+            ),
+        ]
+    )
+
+
+def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"alert/{alert_id}"):
+    """(bar chart of the top 10 anomalies, drill-down rows, summary text)."""
+    if not customer_id:
+        return ui.empty_figure("pick a customer"), [], ""
+    try:
+        found = store.customer_anomalies(customer_id, metric)
+    except NotFound:
+        return ui.empty_figure(f"no transactions of customer {customer_id}"), [], ""
+    top = found["anomaly_list"]
+    labels = [f"{ui.when(r['occurred_at'])} · {r['event_id']}" for r in top]
+    figure = go.Figure(
+        go.Bar(
+            x=labels,
+            y=[r["value"] for r in top],
+            marker_color=[ui.LEVEL_COLORS.get(r["risk_level"], "#607d8b") for r in top],
+            text=[f"risk {r['risk_score']:.3f}" for r in top],
+            hovertemplate="%{x}<br>" + metric + " %{y}<br>%{text}<extra></extra>",
+        )
+    )
+    ui.figure_layout(figure, f"Customer {customer_id}: top 10 anomalies by risk — {metric}")
+    figure.update_xaxes(showticklabels=False, title="the 10 riskiest transactions")
+    figure.update_yaxes(title=metric)
+    rows = [
+        {
+            "occurred_at": ui.when(r["occurred_at"]),
+            "event_id": r["event_id"],
+            "amount": round(r["amount"], 2),
+            "value": None if r["value"] is None else round(float(r["value"]), 4),
+            "risk_score": round(r["risk_score"], 4),
+            "risk_level": r["risk_level"],
+            "alert": f"[#{r['alert_id']}]({alert_href(r['alert_id'])})" if r["alert_id"] else "",
+        }
+        for r in found["drill_down_data"]
+    ]
+    alerts = sum(1 for r in found["drill_down_data"] if r["is_alert"])
+    text = f"{len(rows):,} transactions, {alerts:,} alerts"
+    return figure, rows, text
+
+
+def register(app, desk):
+    @app.callback(
+        Output("explorer-chart", "figure"),
+        Output("explorer-table", "data"),
+        Output("explorer-summary", "children"),
+        Input("explorer-customer", "value"),
+        Input("explorer-metric", "value"),
+    )
+    def explore(customer_id, metric):
+        if desk.identity(request_token()) is None:
+            raise PreventUpdate
+        return customer_view(
+            desk.store,
+            customer_id,
+            metric,
+            alert_href=lambda alert_id: app.get_relative_path(f"/alert/{alert_id}"),
+        )

@@ -1,0 +1,132 @@
+"""The overview page: summary cards, alerts and confirmed fraud over time,
+by country, by device and by browser, and the score distribution with the
+alert threshold marked. Every number is one aggregate query of the store
+(``AlertStore.summary``, ``statistics``, ``fraud_trends``, ...); the page
+refreshes itself every 30 seconds.
+
+Countries are a bar chart, not a world map: Plotly's map outlines are
+fetched from cdn.plot.ly by the browser, which a desk on a closed network
+(and this project's CI) cannot reach.
+"""
+
+import plotly.graph_objects as go
+from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
+
+from fraudcore.dashboard import components as ui
+from fraudcore.dashboard.desk import request_token
+
+REFRESH_MS = 30_000
+TOP = 15  # countries, devices, browsers shown
+
+
+def layout(app):
+    graphs = ("trends", "countries", "devices", "browsers", "scores")
+    return html.Div(
+        [
+            html.H2("Overview"),
+            html.Div(id="overview-cards", className="cards"),
+            html.Div(
+                [
+                    dcc.Graph(id=f"overview-{name}", config=ui.GRAPH_CONFIG, className="half")
+                    for name in graphs
+                ],
+                className="grid",
+            ),
+            dcc.Interval(id="overview-tick", interval=REFRESH_MS),
+        ]
+    )
+
+
+def threshold_of(store):
+    """The alert threshold of the last model the store recorded (None if none)."""
+    model = store.latest_model()
+    return None if model is None else (model["metrics"] or {}).get("threshold")
+
+
+def _bars(rows, key, title):
+    known = [r for r in rows if r[key] is not None]
+    rows = sorted(known, key=lambda r: (-r["alerts"], -r["transactions"]))[:TOP]
+    if not rows:
+        return ui.empty_figure(f"no {key} in the stored transactions")
+    names = [str(r[key]) for r in rows]
+    figure = go.Figure(
+        [
+            go.Bar(x=names, y=[r["alerts"] for r in rows], name="alerts"),
+            go.Bar(x=names, y=[r["confirmed"] for r in rows], name="confirmed fraud"),
+        ]
+    )
+    figure.update_traces(
+        customdata=[ui.share(r["alert_rate"]) for r in rows],
+        hovertemplate="%{x}: %{y:,} (alert rate %{customdata})<extra></extra>",
+    )
+    return ui.figure_layout(figure, title)
+
+
+def overview_view(store):
+    """(cards, trends, countries, devices, browsers, scores figures)."""
+    summary, stats = store.summary(), store.statistics()
+    cards = [
+        ui.card("Transactions scored", f"{summary['transactions']:,}"),
+        ui.card(
+            "Alerts", f"{stats['total']:,}", hint=f"alert rate {ui.share(summary['alert_rate'])}"
+        ),
+        ui.card("Open", f"{stats['by_status']['OPEN']:,}"),
+        ui.card("Confirmed fraud", f"{summary['confirmed_fraud']:,}", hint="labels and decisions"),
+        ui.card(
+            "Precision of decided alerts",
+            ui.share(stats["precision"]),
+            hint=f"{stats['confirmed_fraud']:,} fraud / {stats['false_positive']:,} false positive",
+        ),
+    ]
+    trends = store.fraud_trends("day")
+    if trends:
+        days = [r["bucket"] for r in trends]
+        trend_figure = go.Figure(
+            [
+                go.Scatter(x=days, y=[r["alerts"] for r in trends], name="alerts"),
+                go.Scatter(x=days, y=[r["confirmed"] for r in trends], name="confirmed fraud"),
+            ]
+        )
+        ui.figure_layout(trend_figure, "Alerts and confirmed fraud per day")
+    else:
+        trend_figure = ui.empty_figure("no transactions scored yet")
+    histogram = store.score_histogram(bins=50)
+    threshold = threshold_of(store)
+    score_figure = go.Figure(
+        go.Bar(
+            x=[(b["lower"] + b["upper"]) / 2 for b in histogram],
+            y=[b["transactions"] for b in histogram],
+            width=[b["upper"] - b["lower"] for b in histogram],
+            name="transactions",
+        )
+    )
+    if threshold is not None:
+        score_figure.add_vline(
+            x=threshold, line_dash="dash", line_color="#b71c1c", annotation_text="threshold"
+        )
+    ui.figure_layout(score_figure, "Risk score distribution")
+    score_figure.update_yaxes(type="log", title="transactions (log)")
+    return (
+        cards,
+        trend_figure,
+        _bars(store.fraud_geography(), "country", "Alerts by country"),
+        _bars(store.fraud_devices(), "device", "Alerts by device"),
+        _bars(store.fraud_browsers(), "browser", "Alerts by browser"),
+        score_figure,
+    )
+
+
+def register(app, desk):
+    @app.callback(
+        Output("overview-cards", "children"),
+        *(
+            Output(f"overview-{name}", "figure")
+            for name in ("trends", "countries", "devices", "browsers", "scores")
+        ),
+        Input("overview-tick", "n_intervals"),
+    )
+    def refresh_overview(_tick):
+        if desk.identity(request_token()) is None:
+            raise PreventUpdate
+        return overview_view(desk.store)
