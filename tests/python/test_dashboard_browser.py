@@ -23,6 +23,8 @@ import pytest
 pytest.importorskip("dash", reason="the dashboard extra is not installed")
 
 from _server import Server
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from fraudcore.service.auth import create_key
 from fraudcore.service.demo import build_demo
@@ -119,6 +121,23 @@ def test_queue_loads_pages_and_filters(browser, desk, shots):
     no_console_errors(browser)
 
 
+def test_new_alerts_appear_without_a_reload(browser, desk):
+    import datetime as dt
+
+    from _scored import scored_item
+
+    open_page(browser, desk, "", "#queue-table")
+    browser.find_element("#queue-customer").send_keys("walk-in-customer\n")
+    browser.wait_for_contains_text("#queue-summary", "no alerts match")
+    with AlertStore(desk[1]) as store:  # another writer: a second service, a stream consumer
+        now = dt.datetime.now(dt.timezone.utc)
+        store.write_scored([scored_item("walk-in-1", "walk-in-customer", now, 999.0)])
+    # the queue's 5 s refresh brings it in; nothing was clicked or reloaded
+    browser.wait_for_contains_text("#queue-summary", "alerts 1–1 of 1", timeout=20)
+    cells = browser.find_elements("#queue-table td[data-dash-column='customer_id']")
+    assert [c.text for c in cells] == ["walk-in-customer"]
+
+
 def test_alert_page_shows_reasons_and_a_decision_reaches_the_store(browser, desk, shots):
     with AlertStore(desk[1]) as store:
         target = store.alert_queue(status="OPEN", limit=1)[0][0]
@@ -175,7 +194,19 @@ def test_customer_explorer_follows_the_dropdowns(browser, desk, shots):
     assert plotted(browser, "explorer-chart") == pytest.approx([r["value"] for r in by_risk])
     rows = browser.find_elements("#explorer-table tbody tr")
     assert len(rows) > 1
+    # another customer from the dropdown (those with the most alerts come first)
+    with AlertStore(desk[1]) as store:
+        other = store.customer_ids(limit=2)[1]
+        theirs = store.customer_anomalies(other, "risk_score")["anomaly_list"]
+    browser.select_dcc_dropdown("#explorer-customer", index=1)
+    browser.wait_for_contains_text("#explorer-chart", f"Customer {other}:")
+    assert plotted(browser, "explorer-chart") == pytest.approx([r["value"] for r in theirs])
     no_console_errors(browser)
+
+
+def alerts_shown(br):
+    cards = br.find_elements("#whatif-result .card")
+    return int(cards[1].find_element(By.CSS_SELECTOR, ".card-value").text.replace(",", ""))
 
 
 def test_overview_and_model_pages(browser, desk, shots):
@@ -189,5 +220,11 @@ def test_overview_and_model_pages(browser, desk, shots):
     browser.wait_for_contains_text("#whatif-result", "0.980")  # titles are upper-cased by CSS
     shown = browser.find_element("#whatif-result").text.lower()
     assert "alerts per day" in shown and "precision (labelled)" in shown
+    # the what-if follows the slider: one step down raises more alerts
+    before = alerts_shown(browser)
+    handle = browser.find_element("#whatif-threshold [role='slider']")
+    handle.send_keys(Keys.ARROW_LEFT)
+    browser.wait_for_contains_text("#whatif-result", "0.975")
+    assert alerts_shown(browser) >= before
     browser.driver.save_screenshot(str(shots / "model.png"))
     no_console_errors(browser)
