@@ -11,7 +11,8 @@ The scoring write path
 ----------------------
 :meth:`AlertStore.write_scored` stores a batch of scored events in ONE
 transaction: transactions, transaction_features, anomaly_scores, alerts
-(for ``is_alert`` items, status OPEN, version 0) and user_profiles. Either
+(for ``is_alert`` items, status OPEN, version 0), user_profiles and rollups
+(:mod:`fraudcore.service.rollups`). Either
 every item is stored or none (the exception propagates). An item is a dict:
 
 ================= ============================================================
@@ -68,7 +69,11 @@ elsewhere). "Confirmed fraud" in the dashboard aggregates means: the event's
 winning label is 1.
 
 The dashboards' aggregates (:mod:`fraudcore.service.queries`, a mixin of
-:class:`AlertStore`) are computed in SQL, never over all rows in Python.
+:class:`AlertStore`) are computed in SQL, never over all rows in Python:
+the counts of transactions and alerts from the rollups, the confirmed ones
+from the labels. :meth:`AlertStore.alert_queue` filters, sorts and pages
+the queue in SQL on the alerts table alone (the transaction's amount,
+occurred_at and country are copied onto its alert).
 
 Modules: tables (the schema), migrations (its versions), engine (URLs,
 connection settings, write transactions), batch (the write path's rows and
@@ -184,7 +189,7 @@ def _alert_filters(query, *, status, level, customer_id, since, until, country=N
     if customer_id is not None:
         query = query.where(a.c.customer_id == str(customer_id))
     if country is not None:
-        query = query.where(t.transactions.c.country == str(country))
+        query = query.where(a.c.country == str(country))
     if since is not None:
         query = query.where(a.c.created_at >= to_utc(since, "since"))
     if until is not None:
@@ -233,8 +238,8 @@ QUEUE_SORTS = {
     "priority": t.alerts.c.priority,
     "created_at": t.alerts.c.created_at,
     "risk_score": t.alerts.c.risk_score,
-    "amount": t.transactions.c.amount,
-    "occurred_at": t.transactions.c.occurred_at,
+    "amount": t.alerts.c.amount,
+    "occurred_at": t.alerts.c.occurred_at,
     "customer_id": t.alerts.c.customer_id,
     "status": t.alerts.c.status,
     "risk_level": t.alerts.c.risk_level,
@@ -490,11 +495,9 @@ class AlertStore(DashboardQueries):
         status and level take one value or a list; since <= created_at < until.
         """
         _check_limit(limit)
-        a, tx = t.alerts, t.transactions
+        a = t.alerts
         query = _alert_filters(
-            select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at).join(
-                tx, tx.c.event_id == a.c.event_id
-            ),
+            select(*_ALERT_COLUMNS, a.c.amount, a.c.occurred_at),
             status=status,
             level=level,
             customer_id=customer_id,
@@ -543,7 +546,7 @@ class AlertStore(DashboardQueries):
         _check_limit(limit)
         if isinstance(offset, bool) or not hasattr(offset, "__index__") or offset < 0:
             raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
-        a, tx = t.alerts, t.transactions
+        a = t.alerts
         order = _queue_order(sort)
         filters = {
             "status": status,
@@ -554,16 +557,10 @@ class AlertStore(DashboardQueries):
             "until": until,
         }
         page = _alert_filters(
-            select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at, tx.c.country).join(
-                tx, tx.c.event_id == a.c.event_id
-            ),
-            **filters,
+            select(*_ALERT_COLUMNS, a.c.amount, a.c.occurred_at, a.c.country), **filters
         )
         page = page.order_by(*order).offset(int(offset)).limit(int(limit))
-        total = _alert_filters(
-            select(func.count()).select_from(a).join(tx, tx.c.event_id == a.c.event_id),
-            **filters,
-        )
+        total = _alert_filters(select(func.count()).select_from(a), **filters)
         with self._engine.connect() as connection:
             rows = connection.execute(page).all()
             count = connection.execute(total).scalar()
