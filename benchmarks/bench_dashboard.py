@@ -278,13 +278,19 @@ def run_backend(url, population, repeats):
             + ", ".join(f"{name} {s:.1f} s" for name, s in stages.items()),
             flush=True,
         )
-        stats = store.statistics()
-        print(
-            f"  {store.summary()['transactions']} transactions, {stats['total']} alerts, "
-            f"precision {stats['precision']}",
-            flush=True,
-        )
-        return {"fill_s": stages, "queries": time_queries(queries(store), repeats)}
+        stats, summary = store.statistics(), store.summary()
+        contents = {
+            "transactions": summary["transactions"],
+            "alerts": stats["total"],
+            "confirmed_fraud": summary["confirmed_fraud"],
+            "precision": stats["precision"],
+        }
+        print("  " + ", ".join(f"{k} {v}" for k, v in contents.items()), flush=True)
+        return {
+            "fill_s": stages,
+            "store": contents,
+            "queries": time_queries(queries(store), repeats),
+        }
     finally:
         store.close()
 
