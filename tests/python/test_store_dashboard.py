@@ -197,6 +197,8 @@ def test_overview_aggregates_match_pandas_after_decisions_and_late_labels(store)
     store.write_scored([item(k) for k in range(120, 150)])  # after the labels
     frame = pd.concat([frame, pd.DataFrame([item(k) for k in range(120, 150)])])
     winners = winning_labels(store)
+    kept = store.labels_frame()
+    assert dict(zip(kept["event_id"], kept["label"])) == winners.to_dict()
     frame["label"] = frame["event_id"].map(winners)
     frame["fraud"] = frame["label"] == 1
     assert 0 < frame["fraud"].sum() < frame["label"].notna().sum()
@@ -409,10 +411,22 @@ def test_upgrade_from_version_2_copies_alert_fields_and_fills_rollups(store_url,
             (t.user_profiles, b.PROFILE_COLUMNS, rows.profiles),
         ):
             cursor.executemany(b.insert_sql(table, columns, dialect), values)
+        # Labels stored at version 2: several for one event, the latest wins.
+        connection.execute(
+            t.labels.insert(),
+            [
+                {"event_id": e, "label": v, "label_time": T0 + dt.timedelta(days=d)}
+                | {"source": "chargeback", "received_at": T0}
+                for e, v, d in (("e0003", 1, 2), ("e0003", 0, 1), ("e0006", 0, 1), ("e0006", 1, 1))
+            ],
+        )
     engine.dispose()
 
     with AlertStore(store_url) as upgraded:
         assert upgraded.schema_version == migrations.HEAD == 3
+        frame = upgraded.labels_frame()
+        assert dict(zip(frame["event_id"], frame["label"])) == {"e0003": 1, "e0006": 1}
+        assert upgraded.summary()["confirmed_fraud"] == 2
         indexes = {ix["name"] for ix in inspect(upgraded._engine).get_indexes("transactions")}
         assert {"ix_transactions_device", "ix_transactions_ip"} <= indexes
         with AlertStore(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:

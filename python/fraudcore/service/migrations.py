@@ -22,7 +22,7 @@ it was then, so a fresh database and an upgraded one end the same.
 2   user_profiles, filled from the stored transactions and alerts; the
     queries' secondary indexes (tables.INDEXES)
 3   alerts.amount, occurred_at and country, copied from their transactions;
-    rollups, filled from the stored rows; the dashboard's indexes
+    rollups and label_winners, filled from the stored rows; the dashboard's indexes
     (tables.DASHBOARD_INDEXES)
 === ==========================================================================
 """
@@ -49,6 +49,7 @@ from fraudcore.service import rollups
 from fraudcore.service import tables as t
 from fraudcore.service.engine import write_transaction
 from fraudcore.service.errors import SchemaError
+from fraudcore.service.queries import ranked_winners
 
 # Any constant that no other code of the database uses as an advisory lock.
 _PG_LOCK_KEY = 0x0F4A_D0C0
@@ -128,8 +129,11 @@ def _step_3(connection):
         .values({name: tx.c[name] for name in _ALERT_COPIES})
         .where(tx.c.event_id == a.c.event_id)
     )
-    _create(connection, t.rollups)
+    _create(connection, t.rollups, t.label_winners)
     rollups.backfill(connection)
+    connection.execute(
+        insert(t.label_winners).from_select(list(t.label_winners.c), ranked_winners())
+    )
     for index in t.DASHBOARD_INDEXES:
         connection.execute(CreateIndex(index))
 

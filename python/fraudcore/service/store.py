@@ -85,15 +85,19 @@ import datetime as dt
 
 import orjson
 from sqlalchemy import (
+    and_,
     bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fraudcore.service import tables as t
@@ -113,6 +117,7 @@ from fraudcore.service.queries import (
     DashboardQueries,
     latest_labels,
     level_order,
+    ranked_winners,
     rate,
     scored_events,
 )
@@ -313,6 +318,39 @@ def _stored_item(row):
     }
     item["is_alert"] = bool(item["is_alert"])
     return item
+
+
+def keep_winners(connection, event_ids):
+    """Bring label_winners up to date for event_ids after labels of theirs
+    were inserted (in the caller's transaction). A stored winner is only
+    replaced by a later one (label_time, then label id), so concurrent
+    writers of labels of one event end with the latest of all."""
+    w = t.label_winners
+    for start in range(0, len(event_ids), _CHUNK):
+        winners = ranked_winners(t.labels.c.event_id.in_(event_ids[start : start + _CHUNK]))
+        upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(
+            w
+        )
+        upsert = upsert.from_select(
+            ["event_id", "label", "label_time", "label_id", "source"], winners
+        )
+        later = or_(
+            upsert.excluded.label_time > w.c.label_time,
+            and_(
+                upsert.excluded.label_time == w.c.label_time,
+                upsert.excluded.label_id > w.c.label_id,
+            ),
+        )
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[w.c.event_id],
+                set_={
+                    name: upsert.excluded[name]
+                    for name in ("label", "label_time", "label_id", "source")
+                },
+                where=later,
+            )
+        )
 
 
 class AlertStore(DashboardQueries):
@@ -665,6 +703,7 @@ class AlertStore(DashboardQueries):
                                 received_at=now,
                             )
                         )
+                        keep_winners(connection, [current.event_id])
                     row = connection.execute(
                         select(*_ALERT_COLUMNS).where(a.c.id == alert_id)
                     ).one()
@@ -738,6 +777,7 @@ class AlertStore(DashboardQueries):
         if rows:
             with write_transaction(self._engine) as connection:
                 connection.execute(insert(t.labels), rows)
+                keep_winners(connection, list({row["event_id"]: None for row in rows}))
         return len(rows)
 
     def labels_frame(self):

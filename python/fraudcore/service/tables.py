@@ -24,6 +24,8 @@ labels                 late labels and analysts' decisions; several per event,
                        not in transactions are kept (scored elsewhere)
 model_metrics          the models the service loaded, with their metrics
 user_profiles          per customer, maintained on every write (schema 2)
+label_winners          per labelled event, its winning label (the labels row
+                       ``label_id``), kept on every label (schema 3)
 rollups                per (dimension, value): transactions, alerts and
                        their amounts, maintained on every write (schema 3);
                        dimensions :data:`ROLLUP_DIMENSIONS`; ``known`` 0 is
@@ -214,6 +216,17 @@ user_profiles = Table(
     Column("n_transactions", BigInteger, nullable=False),
     Column("total_amount", Float, nullable=False),
     Column("n_alerts", BigInteger, nullable=False),
+)
+
+label_winners = Table(
+    "label_winners",
+    metadata,
+    Column("event_id", EventId, primary_key=True),
+    Column("label", SmallInteger, nullable=False),
+    Column("label_time", UtcDateTime, nullable=False),
+    Column("label_id", BigInteger, nullable=False),
+    Column("source", String(64), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 rollups = Table(
