@@ -202,6 +202,8 @@ def fill(store, population):
 
 def queries(store):
     """name -> a call of the dashboard's, with arguments found in the store."""
+    from fraudcore.service.store import QUEUE_SORTS
+
     busy = store.customer_ids(limit=1)[0]
     first = store.alert_queue(limit=1)[0][0]
     created = first["created_at"]
@@ -216,16 +218,7 @@ def queries(store):
             since=created - dt.timedelta(days=1), until=created + dt.timedelta(days=6)
         ),
     }
-    for column in (
-        "priority",
-        "created_at",
-        "risk_score",
-        "amount",
-        "occurred_at",
-        "customer_id",
-        "status",
-        "risk_level",
-    ):
+    for column in QUEUE_SORTS:
         calls[f"queue sort {column} desc"] = lambda c=column: store.alert_queue(sort=[(c, "desc")])
     calls["queue page 500"] = lambda: store.alert_queue(offset=12_500)
     calls["queue page 500 sort amount"] = lambda: store.alert_queue(
@@ -285,13 +278,19 @@ def run_backend(url, population, repeats):
             + ", ".join(f"{name} {s:.1f} s" for name, s in stages.items()),
             flush=True,
         )
-        stats = store.statistics()
-        print(
-            f"  {store.summary()['transactions']} transactions, {stats['total']} alerts, "
-            f"precision {stats['precision']}",
-            flush=True,
-        )
-        return {"fill_s": stages, "queries": time_queries(queries(store), repeats)}
+        stats, summary = store.statistics(), store.summary()
+        contents = {
+            "transactions": summary["transactions"],
+            "alerts": stats["total"],
+            "confirmed_fraud": summary["confirmed_fraud"],
+            "precision": stats["precision"],
+        }
+        print("  " + ", ".join(f"{k} {v}" for k, v in contents.items()), flush=True)
+        return {
+            "fill_s": stages,
+            "store": contents,
+            "queries": time_queries(queries(store), repeats),
+        }
     finally:
         store.close()
 

@@ -468,7 +468,7 @@ def test_upgrade_from_version_1_keeps_the_data(store_url):
     engine.dispose()
 
     with AlertStore(store_url) as store:
-        assert store.schema_version == migrations.HEAD == 2
+        assert store.schema_version == migrations.HEAD == 3
         assert store.last_seq() == 12
         assert [raw for _, raw in store.transactions_after(0)] == [i["transaction"] for i in items]
         assert store.list_alerts()[0][0]["event_id"] == "e0"
@@ -488,7 +488,7 @@ def test_upgrade_from_version_1_keeps_the_data(store_url):
         )
         with store._engine.begin() as connection:
             connection.execute(update(t.schema_version).values(version=99))
-    with pytest.raises(SchemaError, match="schema version 99, newer than this fraudcore's 2"):
+    with pytest.raises(SchemaError, match="schema version 99, newer than this fraudcore's 3"):
         AlertStore(store_url)
 
 

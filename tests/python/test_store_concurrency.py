@@ -13,6 +13,7 @@ pytest.importorskip("sqlalchemy", reason="the service extra is not installed")
 
 from sqlalchemy import select
 
+from fraudcore.service import migrations
 from fraudcore.service import tables as t
 from fraudcore.service.store import (
     DECISIONS,
@@ -145,11 +146,13 @@ def test_stores_opening_a_new_database_together_migrate_it_once(store_url):
         thread.join()
     try:
         assert errors == []
-        assert {store.schema_version for store in opened} == {2}
+        assert {store.schema_version for store in opened} == {migrations.HEAD}
         opened[0].write_scored([_item(0)])
         assert opened[-1].existing(["race-0"])["race-0"]["alert_id"] is not None
         with opened[0]._engine.connect() as connection:
-            assert connection.execute(select(t.schema_version.c.version)).scalars().all() == [2]
+            assert connection.execute(select(t.schema_version.c.version)).scalars().all() == [
+                migrations.HEAD
+            ]
     finally:
         for store in opened:
             store.close()

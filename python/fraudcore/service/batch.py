@@ -7,7 +7,8 @@ and nothing reaches the database. The item format is documented in
 
 :class:`ScoredWriter` writes a batch with the DB-API cursor of a
 connection the store opened (the transaction is SQLAlchemy's): one
-``executemany`` per table on ready-made tuples, with INSERT statements made
+``executemany`` per table on ready-made tuples (user_profiles and rollups
+are upserts adding the batch's counts), with INSERT statements made
 from the table definitions (:func:`insert_sql`); on PostgreSQL the three
 big tables are written with COPY instead (a quarter of executemany's client
 time and half its wall time; COPY checks every constraint as INSERT does).
@@ -23,6 +24,8 @@ import datetime as dt
 
 from fraudcore.service.engine import dumps
 from fraudcore.service.errors import DuplicateEvent
+from fraudcore.service.rollups import hour as rollups_hour
+from fraudcore.service.rollups import score_bin
 
 UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,6 +65,9 @@ ALERT_COLUMNS = (
     "created_at",
     "updated_at",
     "version",
+    "amount",
+    "occurred_at",
+    "country",
 )
 PROFILE_COLUMNS = (
     "customer_id",
@@ -70,6 +76,15 @@ PROFILE_COLUMNS = (
     "n_transactions",
     "total_amount",
     "n_alerts",
+)
+ROLLUP_COLUMNS = (
+    "dimension",
+    "known",
+    "value",
+    "transactions",
+    "alerts",
+    "amount",
+    "alerted_amount",
 )
 
 
@@ -111,6 +126,10 @@ def _text_or_none(value):
     return str(value)
 
 
+def _rollup_key(dimension, value):
+    return (dimension, 0, "") if value is None else (dimension, 1, value)
+
+
 def _mapping(value, what):
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a dict, got {type(value).__name__}")
@@ -125,6 +144,8 @@ class ScoredBatch:
     alerts: tuples in ALERT_COLUMNS order; alert_items: the position of
     each alert's item. profiles: tuples in PROFILE_COLUMNS order, one per
     customer, sorted by customer id (one lock order for concurrent writers).
+    rollups: tuples in ROLLUP_COLUMNS order, one per (dimension, known,
+    value) the batch adds to, sorted likewise.
     """
 
     def __init__(self, items, now, dialect):
@@ -132,10 +153,10 @@ class ScoredBatch:
         now = self._time(now)
         self.transactions, self.features, self.scores = [], [], []
         self.alerts, self.alert_items, self.event_ids = [], [], []
-        profiles = {}
+        profiles, rollups = {}, {}
         for position, item in enumerate(items):
             try:
-                self._add(item, now, position, profiles)
+                self._add(item, now, position, profiles, rollups)
             except (KeyError, TypeError, ValueError) as error:
                 name = item.get("event_id") if isinstance(item, dict) else None
                 detail = f"no {error}" if isinstance(error, KeyError) else str(error)
@@ -148,8 +169,9 @@ class ScoredBatch:
             (k, *[self._time(v) if isinstance(v, dt.datetime) else v for v in profiles[k][1:]])
             for k in sorted(profiles)
         ]
+        self.rollups = [(*key, *rollups[key]) for key in sorted(rollups)]
 
-    def _add(self, item, now, position, profiles):
+    def _add(self, item, now, position, profiles, rollups):
         event_id = item["event_id"]
         if not isinstance(event_id, str) or not event_id:
             raise ValueError(f"event_id must be a non-empty string, got {event_id!r}")
@@ -158,6 +180,8 @@ class ScoredBatch:
         amount = float(item["amount"])
         model_version = str(item["model_version"])
         risk_score = float(item["risk_score"])
+        if risk_score != risk_score:
+            raise ValueError("risk_score is NaN")
         level = str(item["risk_level"])
         priority = int(item["priority"])
         is_alert = bool(item["is_alert"])
@@ -166,13 +190,15 @@ class ScoredBatch:
         if not isinstance(reasons, list):
             raise ValueError(f"reasons must be a list, got {type(reasons).__name__}")
         self.event_ids.append(event_id)
+        optional = [_text_or_none(item.get(k)) for k in OPTIONAL_COLUMNS]
+        country, device, browser, _ = optional
         self.transactions.append(
             (
                 event_id,
                 customer,
                 self._time(occurred),
                 amount,
-                *[_text_or_none(item.get(k)) for k in OPTIONAL_COLUMNS],
+                *optional,
                 dumps(_mapping(item["transaction"], "transaction")),
                 model_version,
             )
@@ -195,8 +221,37 @@ class ScoredBatch:
         if is_alert:
             self.alert_items.append(position)
             self.alerts.append(
-                (event_id, customer, "OPEN", level, priority, risk_score, now, now, 0)
+                (
+                    event_id,
+                    customer,
+                    "OPEN",
+                    level,
+                    priority,
+                    risk_score,
+                    now,
+                    now,
+                    0,
+                    amount,
+                    self._time(occurred),
+                    country,
+                )
             )
+        alerted = amount if is_alert else 0.0
+        for key in (
+            ("hour", 1, rollups_hour(occurred)),
+            _rollup_key("country", country),
+            _rollup_key("device", device),
+            _rollup_key("browser", browser),
+            ("risk_level", 1, level),
+            ("score_bin", 1, str(score_bin(risk_score))),
+        ):
+            counts = rollups.get(key)
+            if counts is None:
+                rollups[key] = counts = [0, 0, 0.0, 0.0]
+            counts[0] += 1
+            counts[1] += is_alert
+            counts[2] += amount
+            counts[3] += alerted
         profile = profiles.get(customer)
         if profile is None:
             # PROFILE_COLUMNS
@@ -208,6 +263,11 @@ class ScoredBatch:
         profile[3] += 1
         profile[4] += amount
         profile[5] += is_alert
+
+
+def _add(table, column):
+    """An upsert's SET clause adding the new row's column to the stored one."""
+    return f"{column} = {table}.{column} + excluded.{column}"
 
 
 class ScoredWriter:
@@ -236,9 +296,6 @@ class ScoredWriter:
                 f"THEN excluded.{column} ELSE {profiles}.{column} END"
             )
 
-        def add(column):
-            return f"{column} = {profiles}.{column} + excluded.{column}"
-
         self.upsert_profiles = (
             insert_sql(tables.user_profiles, PROFILE_COLUMNS, dialect)
             + " ON CONFLICT (customer_id) DO UPDATE SET "
@@ -246,9 +303,15 @@ class ScoredWriter:
                 [
                     keep("first_seen", "<"),
                     keep("last_seen", ">"),
-                    *map(add, PROFILE_COLUMNS[3:]),
+                    *(_add(profiles, column) for column in PROFILE_COLUMNS[3:]),
                 ]
             )
+        )
+        rollups = tables.rollups.name
+        self.upsert_rollups = (
+            insert_sql(tables.rollups, ROLLUP_COLUMNS, dialect)
+            + f" ON CONFLICT ({', '.join(ROLLUP_COLUMNS[:3])}) DO UPDATE SET "
+            + ", ".join(_add(rollups, column) for column in ROLLUP_COLUMNS[3:])
         )
 
     def write(self, cursor, batch):
@@ -273,4 +336,5 @@ class ScoredWriter:
                 cursor.execute(self.insert_alert, row)
                 alert_ids.append(cursor.fetchone()[0])
         cursor.executemany(self.upsert_profiles, batch.profiles)
+        cursor.executemany(self.upsert_rollups, batch.rollups)
         return alert_ids

@@ -21,15 +21,35 @@ it was then, so a fresh database and an upgraded one end the same.
     labels, model_metrics, state_snapshots (primary and unique keys only)
 2   user_profiles, filled from the stored transactions and alerts; the
     queries' secondary indexes (tables.INDEXES)
+3   alerts.amount, occurred_at and country, copied from their transactions;
+    rollups and label_winners, filled from the stored rows; the dashboard's indexes
+    (tables.DASHBOARD_INDEXES)
 === ==========================================================================
 """
 
-from sqlalchemy import func, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from fraudcore.service import rollups
 from fraudcore.service import tables as t
 from fraudcore.service.engine import write_transaction
 from fraudcore.service.errors import SchemaError
+from fraudcore.service.queries import ranked_winners
 
 # Any constant that no other code of the database uses as an advisory lock.
 _PG_LOCK_KEY = 0x0F4A_D0C0
@@ -40,13 +60,36 @@ def _create(connection, *tables):
         connection.execute(CreateTable(table))
 
 
+# alerts as step 1 created it (step 3 adds columns).
+_ALERTS_1 = Table(
+    "alerts",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "event_id", t.EventId, ForeignKey(t.transactions.c.event_id), nullable=False, unique=True
+    ),
+    Column("customer_id", String(128), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("decision", String(24)),
+    Column("risk_level", String(16), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("risk_score", Float, nullable=False),
+    Column("created_at", t.UtcDateTime, nullable=False),
+    Column("updated_at", t.UtcDateTime, nullable=False),
+    Column("assigned_to", String(128)),
+    Column("version", Integer, nullable=False),
+)
+# The columns step 3 adds to alerts, copied from the alert's transaction.
+_ALERT_COPIES = ("amount", "occurred_at", "country")
+
+
 def _step_1(connection):
     _create(
         connection,
         t.transactions,
         t.transaction_features,
         t.anomaly_scores,
-        t.alerts,
+        _ALERTS_1,
         t.alert_audit,
         t.labels,
         t.model_metrics,
@@ -76,9 +119,33 @@ def _step_2(connection):
         connection.execute(CreateIndex(index))
 
 
+def _step_3(connection):
+    a, tx = t.alerts, t.transactions
+    for name in _ALERT_COPIES:
+        kind = a.c[name].type.compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE {a.name} ADD COLUMN {name} {kind}"))
+    connection.execute(
+        update(a)
+        .values({name: tx.c[name] for name in _ALERT_COPIES})
+        .where(tx.c.event_id == a.c.event_id)
+    )
+    _create(connection, t.rollups, t.label_winners)
+    rollups.backfill(connection)
+    connection.execute(
+        insert(t.label_winners).from_select(list(t.label_winners.c), ranked_winners())
+    )
+    for index in t.DASHBOARD_INDEXES:
+        connection.execute(CreateIndex(index))
+
+
 STEPS = (
     (1, "scoring, workflow, labels, models and snapshots tables", _step_1),
     (2, "user_profiles (filled from the stored rows) and the queries' indexes", _step_2),
+    (
+        3,
+        "alerts' copies of their transactions' fields, rollups and the dashboard's indexes",
+        _step_3,
+    ),
 )
 HEAD = STEPS[-1][0]
 

@@ -11,7 +11,8 @@ The scoring write path
 ----------------------
 :meth:`AlertStore.write_scored` stores a batch of scored events in ONE
 transaction: transactions, transaction_features, anomaly_scores, alerts
-(for ``is_alert`` items, status OPEN, version 0) and user_profiles. Either
+(for ``is_alert`` items, status OPEN, version 0), user_profiles and rollups
+(:mod:`fraudcore.service.rollups`). Either
 every item is stored or none (the exception propagates). An item is a dict:
 
 ================= ============================================================
@@ -68,7 +69,11 @@ elsewhere). "Confirmed fraud" in the dashboard aggregates means: the event's
 winning label is 1.
 
 The dashboards' aggregates (:mod:`fraudcore.service.queries`, a mixin of
-:class:`AlertStore`) are computed in SQL, never over all rows in Python.
+:class:`AlertStore`) are computed in SQL, never over all rows in Python:
+the counts of transactions and alerts from the rollups, the confirmed ones
+from the labels. :meth:`AlertStore.alert_queue` filters, sorts and pages
+the queue in SQL on the alerts table alone (the transaction's amount,
+occurred_at and country are copied onto its alert).
 
 Modules: tables (the schema), migrations (its versions), engine (URLs,
 connection settings, write transactions), batch (the write path's rows and
@@ -80,15 +85,19 @@ import datetime as dt
 
 import orjson
 from sqlalchemy import (
+    and_,
     bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fraudcore.service import tables as t
@@ -108,6 +117,7 @@ from fraudcore.service.queries import (
     DashboardQueries,
     latest_labels,
     level_order,
+    ranked_winners,
     rate,
     scored_events,
 )
@@ -184,7 +194,7 @@ def _alert_filters(query, *, status, level, customer_id, since, until, country=N
     if customer_id is not None:
         query = query.where(a.c.customer_id == str(customer_id))
     if country is not None:
-        query = query.where(t.transactions.c.country == str(country))
+        query = query.where(a.c.country == str(country))
     if since is not None:
         query = query.where(a.c.created_at >= to_utc(since, "since"))
     if until is not None:
@@ -233,8 +243,8 @@ QUEUE_SORTS = {
     "priority": t.alerts.c.priority,
     "created_at": t.alerts.c.created_at,
     "risk_score": t.alerts.c.risk_score,
-    "amount": t.transactions.c.amount,
-    "occurred_at": t.transactions.c.occurred_at,
+    "amount": t.alerts.c.amount,
+    "occurred_at": t.alerts.c.occurred_at,
     "customer_id": t.alerts.c.customer_id,
     "status": t.alerts.c.status,
     "risk_level": t.alerts.c.risk_level,
@@ -308,6 +318,39 @@ def _stored_item(row):
     }
     item["is_alert"] = bool(item["is_alert"])
     return item
+
+
+def keep_winners(connection, event_ids):
+    """Bring label_winners up to date for event_ids after labels of theirs
+    were inserted (in the caller's transaction). A stored winner is only
+    replaced by a later one (label_time, then label id), so concurrent
+    writers of labels of one event end with the latest of all."""
+    w = t.label_winners
+    for start in range(0, len(event_ids), _CHUNK):
+        winners = ranked_winners(t.labels.c.event_id.in_(event_ids[start : start + _CHUNK]))
+        upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(
+            w
+        )
+        upsert = upsert.from_select(
+            ["event_id", "label", "label_time", "label_id", "source"], winners
+        )
+        later = or_(
+            upsert.excluded.label_time > w.c.label_time,
+            and_(
+                upsert.excluded.label_time == w.c.label_time,
+                upsert.excluded.label_id > w.c.label_id,
+            ),
+        )
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[w.c.event_id],
+                set_={
+                    name: upsert.excluded[name]
+                    for name in ("label", "label_time", "label_id", "source")
+                },
+                where=later,
+            )
+        )
 
 
 class AlertStore(DashboardQueries):
@@ -490,11 +533,9 @@ class AlertStore(DashboardQueries):
         status and level take one value or a list; since <= created_at < until.
         """
         _check_limit(limit)
-        a, tx = t.alerts, t.transactions
+        a = t.alerts
         query = _alert_filters(
-            select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at).join(
-                tx, tx.c.event_id == a.c.event_id
-            ),
+            select(*_ALERT_COLUMNS, a.c.amount, a.c.occurred_at),
             status=status,
             level=level,
             customer_id=customer_id,
@@ -543,7 +584,7 @@ class AlertStore(DashboardQueries):
         _check_limit(limit)
         if isinstance(offset, bool) or not hasattr(offset, "__index__") or offset < 0:
             raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
-        a, tx = t.alerts, t.transactions
+        a = t.alerts
         order = _queue_order(sort)
         filters = {
             "status": status,
@@ -554,16 +595,10 @@ class AlertStore(DashboardQueries):
             "until": until,
         }
         page = _alert_filters(
-            select(*_ALERT_COLUMNS, tx.c.amount, tx.c.occurred_at, tx.c.country).join(
-                tx, tx.c.event_id == a.c.event_id
-            ),
-            **filters,
+            select(*_ALERT_COLUMNS, a.c.amount, a.c.occurred_at, a.c.country), **filters
         )
         page = page.order_by(*order).offset(int(offset)).limit(int(limit))
-        total = _alert_filters(
-            select(func.count()).select_from(a).join(tx, tx.c.event_id == a.c.event_id),
-            **filters,
-        )
+        total = _alert_filters(select(func.count()).select_from(a), **filters)
         with self._engine.connect() as connection:
             rows = connection.execute(page).all()
             count = connection.execute(total).scalar()
@@ -668,6 +703,7 @@ class AlertStore(DashboardQueries):
                                 received_at=now,
                             )
                         )
+                        keep_winners(connection, [current.event_id])
                     row = connection.execute(
                         select(*_ALERT_COLUMNS).where(a.c.id == alert_id)
                     ).one()
@@ -741,6 +777,7 @@ class AlertStore(DashboardQueries):
         if rows:
             with write_transaction(self._engine) as connection:
                 connection.execute(insert(t.labels), rows)
+                keep_winners(connection, list({row["event_id"]: None for row in rows}))
         return len(rows)
 
     def labels_frame(self):

@@ -14,20 +14,29 @@ transaction_features   event_id -> the feature values (one JSON object; a row
 anomaly_scores         event_id -> the scores, decision and reasons
 alerts                 one per alerted event; the analysts' workflow
                        (``version`` for optimistic concurrency, ``decision``
-                       keeps CONFIRMED_FRAUD / FALSE_POSITIVE once CLOSED)
+                       keeps CONFIRMED_FRAUD / FALSE_POSITIVE once CLOSED);
+                       amount, occurred_at and country copied from the
+                       transaction (schema 3: the queue filters and sorts
+                       on them without a join)
 alert_audit            every accepted move of an alert, once
 labels                 late labels and analysts' decisions; several per event,
                        the latest (label_time, then arrival) wins; event ids
                        not in transactions are kept (scored elsewhere)
 model_metrics          the models the service loaded, with their metrics
 user_profiles          per customer, maintained on every write (schema 2)
+label_winners          per labelled event, its winning label (the labels row
+                       ``label_id``), kept on every label (schema 3)
+rollups                per (dimension, value): transactions, alerts and
+                       their amounts, maintained on every write (schema 3);
+                       dimensions :data:`ROLLUP_DIMENSIONS`; ``known`` 0 is
+                       the row of events without a value (``value`` '')
 state_snapshots        the online feature state, serialized, with the last
                        transaction seq it includes
 schema_version         one row: the schema version of the database
 ====================== ======================================================
 
-:data:`INDEXES` are the secondary indexes (created by schema step 2, not with
-their tables). The tables of a step are created with ``CreateTable``, which
+:data:`INDEXES` (created by schema step 2) and :data:`DASHBOARD_INDEXES`
+(step 3) are the secondary indexes, not created with their tables. The tables of a step are created with ``CreateTable``, which
 leaves indexes out, so each step decides what it creates.
 """
 
@@ -148,6 +157,10 @@ alerts = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("assigned_to", String(128)),
     Column("version", Integer, nullable=False),
+    # Schema 3: copies of the transaction's, for the queue's filters and sorts.
+    Column("amount", Float),
+    Column("occurred_at", UtcDateTime),
+    Column("country", String(64)),
 )
 
 alert_audit = Table(
@@ -205,6 +218,29 @@ user_profiles = Table(
     Column("n_alerts", BigInteger, nullable=False),
 )
 
+label_winners = Table(
+    "label_winners",
+    metadata,
+    Column("event_id", EventId, primary_key=True),
+    Column("label", SmallInteger, nullable=False),
+    Column("label_time", UtcDateTime, nullable=False),
+    Column("label_id", BigInteger, nullable=False),
+    Column("source", String(64), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("dimension", String(16), primary_key=True),
+    Column("known", SmallInteger, primary_key=True),
+    Column("value", String(128), primary_key=True),
+    Column("transactions", BigInteger, nullable=False),
+    Column("alerts", BigInteger, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("alerted_amount", Float, nullable=False),
+)
+
 # The queries' indexes: the alert queue (filtered by status, ordered by
 # priority, created_at, id), a customer's alerts and transactions in time,
 # the labels of an event in label order, an alert's audit trail.
@@ -221,4 +257,19 @@ INDEXES = (
     Index("ix_transactions_customer", transactions.c.customer_id, transactions.c.occurred_at),
     Index("ix_labels_event", labels.c.event_id, labels.c.label_time, labels.c.id),
     Index("ix_audit_alert", alert_audit.c.alert_id, alert_audit.c.id),
+)
+
+# The dashboard's indexes (schema 3): the queue filtered by level or country
+# in queue order and sorted by score, amount or time; the transactions
+# sharing a device or an IP, newest first.
+DASHBOARD_INDEXES = (
+    Index(
+        "ix_alerts_level", alerts.c.risk_level, alerts.c.priority, alerts.c.created_at, alerts.c.id
+    ),
+    Index(
+        "ix_alerts_country", alerts.c.country, alerts.c.priority, alerts.c.created_at, alerts.c.id
+    ),
+    Index("ix_alerts_risk_score", alerts.c.risk_score),
+    Index("ix_transactions_device", transactions.c.device, transactions.c.occurred_at),
+    Index("ix_transactions_ip", transactions.c.ip, transactions.c.occurred_at),
 )
