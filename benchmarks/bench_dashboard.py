@@ -28,7 +28,12 @@ created_at), each sort column descending, page 500 (offset 12,500) in
 queue order and sorted by amount; the overview's summary, statistics,
 fraud_trends("day"), fraud_geography, fraud_devices, fraud_browsers,
 score_histogram(50); the alert page's related(event) and
-customer_history(customer).
+customer_history(customer). Then, with ``fraudcore[dashboard]`` installed,
+the dashboard's callbacks as a whole (``fraudcore.dashboard``'s functions
+that its Dash callbacks call, rows and figures included): the queue's
+first page, a level filter, a sort by amount and page 500; the overview
+(every card and chart in one call); an alert page's data; the customer
+explorer. HTTP and the browser's rendering are not in these figures.
 
 * SQLite: a file in a temporary directory (WAL, ``synchronous=NORMAL``);
 * PostgreSQL: a server of the benchmark's own on 127.0.0.1
@@ -241,6 +246,33 @@ def queries(store):
     return calls
 
 
+def callbacks(store):
+    """name -> a dashboard callback's whole work (fraudcore.dashboard's
+    functions the Dash callbacks call: queries plus shaping rows and
+    figures), or {} without the dashboard extra."""
+    try:
+        from fraudcore.dashboard import alert, customers, overview, queue
+    except ImportError:
+        print("  (the dashboard's callbacks: skipped, fraudcore[dashboard] not installed)")
+        return {}
+    busy = store.customer_ids(limit=1)[0]
+    first = store.alert_queue(limit=1)[0][0]
+    by_amount = [{"column_id": "amount", "direction": "desc"}]
+    return {
+        "callback queue first page": lambda: queue.queue_view(store, status=queue.DEFAULT_STATUS),
+        "callback queue filter level": lambda: queue.queue_view(
+            store, status=queue.DEFAULT_STATUS, level=["HIGH"]
+        ),
+        "callback queue sort amount": lambda: queue.queue_view(
+            store, status=queue.DEFAULT_STATUS, sort_by=by_amount
+        ),
+        "callback queue page 500": lambda: queue.queue_view(store, status=None, page=499),
+        "callback overview (all charts)": lambda: overview.overview_view(store),
+        "callback alert page data": lambda: alert.alert_data(store, first["id"]),
+        "callback customer explorer": lambda: customers.customer_view(store, busy, "TotalSpent"),
+    }
+
+
 def time_queries(calls, repeats):
     """name -> {p50_ms, p95_ms, target_ms, pass}."""
     figures = {}
@@ -289,7 +321,7 @@ def run_backend(url, population, repeats):
         return {
             "fill_s": stages,
             "store": contents,
-            "queries": time_queries(queries(store), repeats),
+            "queries": time_queries({**queries(store), **callbacks(store)}, repeats),
         }
     finally:
         store.close()

@@ -130,8 +130,9 @@ def test_new_alerts_appear_without_a_reload(browser, desk):
     browser.find_element("#queue-customer").send_keys("walk-in-customer\n")
     browser.wait_for_contains_text("#queue-summary", "no alerts match")
     with AlertStore(desk[1]) as store:  # another writer: a second service, a stream consumer
-        now = dt.datetime.now(dt.timezone.utc)
-        store.write_scored([scored_item("walk-in-1", "walk-in-customer", now, 999.0)])
+        latest = store.alert_queue(sort=[("occurred_at", "desc")], limit=1)[0][0]["occurred_at"]
+        at = latest + dt.timedelta(minutes=1)  # inside the demo's weeks, not today
+        store.write_scored([scored_item("walk-in-1", "walk-in-customer", at, 999.0)])
     # the queue's 5 s refresh brings it in; nothing was clicked or reloaded
     browser.wait_for_contains_text("#queue-summary", "alerts 1–1 of 1", timeout=20)
     cells = browser.find_elements("#queue-table td[data-dash-column='customer_id']")

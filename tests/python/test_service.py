@@ -234,6 +234,9 @@ def test_reads_and_reports(client, data, detector):
         "/fraud_browsers",
     ):
         assert client.get(path).status_code == 200, path
+    top = client.get("/fraud_devices", params={"limit": 2, "by": "alerts"}).json()
+    assert len(top) <= 2 and top == client.get("/fraud_devices?by=alerts").json()[:2]
+    assert client.get("/fraud_devices", params={"by": "amount"}).status_code == 422
     customers = client.get("/customer_ids").json()["customer_ids"]
     assert customers
     anomalies = client.post(

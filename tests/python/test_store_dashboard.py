@@ -258,6 +258,16 @@ def test_overview_aggregates_match_pandas_after_decisions_and_late_labels(store)
             assert (got[key]["transactions"], got[key]["alerts"], got[key]["confirmed"]) == tuple(
                 int(v) for v in row
             ), (column, key)
+        # most first (transactions or alerts, the other count then the key breaking ties), limited
+        for by, other in (("transactions", "alerts"), ("alerts", "transactions")):
+            ranked = [(-r[by], -r[other]) for r in method(by=by)]
+            assert ranked == sorted(ranked), (column, by)
+            top = method(limit=3, by=by)
+            assert top == method(by=by)[:3], (column, by)
+    with pytest.raises(ValueError, match="by must be"):
+        store.fraud_devices(by="amount")
+    with pytest.raises(ValueError, match="limit"):
+        store.fraud_devices(limit=0)
         assert [r["transactions"] for r in rows] == sorted(expected["transactions"], reverse=True)
 
     scores = frame["risk_score"].to_numpy()

@@ -10,7 +10,6 @@ the audit trail. Decisions go through :meth:`Desk.decide`.
 
 import statistics
 
-import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -66,28 +65,29 @@ def timeline(alert, history):
         return ui.empty_figure("no history stored for this customer")
     normal = [h for h in history if not h["is_alert"]]
     flagged = [h for h in history if h["is_alert"] and h["event_id"] != alert["event_id"]]
-    figure = go.Figure()
-    for rows, name, color in ((normal, "transaction", "#90a4ae"), (flagged, "alert", "#c62828")):
-        figure.add_trace(
-            go.Scatter(
-                x=[h["occurred_at"] for h in rows],
-                y=[h["amount"] for h in rows],
-                mode="markers",
-                name=name,
-                marker={"color": color, "size": 7},
-                text=[f"risk {h['risk_score']:.3f} ({h['risk_level']})" for h in rows],
-            )
-        )
-    figure.add_trace(
-        go.Scatter(
-            x=[alert["occurred_at"]],
-            y=[alert["amount"]],
-            mode="markers",
-            name="this alert",
-            marker={"color": "#000", "size": 16, "symbol": "star"},
-        )
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [h["occurred_at"] for h in rows],
+            "y": [h["amount"] for h in rows],
+            "name": name,
+            "marker": {"color": color, "size": 7},
+            "text": [f"risk {h['risk_score']:.3f} ({h['risk_level']})" for h in rows],
+        }
+        for rows, name, color in ((normal, "transaction", "#90a4ae"), (flagged, "alert", "#c62828"))
+    ]
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [alert["occurred_at"]],
+            "y": [alert["amount"]],
+            "name": "this alert",
+            "marker": {"color": "#000", "size": 16, "symbol": "star"},
+        }
     )
-    return ui.figure_layout(figure, "Customer history (amount over time)", height=300)
+    return ui.figure(traces, "Customer history (amount over time)", height=300)
 
 
 def _received_fields(alert):
@@ -135,12 +135,13 @@ def layout(app, desk, alert_id, token):
     may_decide = desk.may_decide(token)
     customer = alert["customer_id"]
     scores = alert.get("scores") or {}
-    detector_figure = ui.figure_layout(
-        go.Figure(go.Bar(x=list(scores.values()), y=list(scores), orientation="h")),
+    detector_figure = ui.figure(
+        [{"type": "bar", "x": list(scores.values()), "y": list(scores), "orientation": "h"}],
         "Detector scores",
         height=60 + 40 * max(1, len(scores)),
+        xaxis={"range": [0, 1]},
+        margin={"l": 120, "r": 20, "t": 40, "b": 30},
     )
-    detector_figure.update_xaxes(range=[0, 1])
     return html.Div(
         [
             dcc.Store(id="alert-state", data={"id": alert["id"], "version": alert["version"]}),

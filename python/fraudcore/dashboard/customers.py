@@ -3,7 +3,6 @@ customer dropdown and a metric dropdown, a bar chart of the customer's top
 10 anomalies in that metric, and a drill-down table of every transaction
 (``AlertStore.customer_anomalies``, the query behind ``POST /api/anomalies``)."""
 
-import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -72,18 +71,21 @@ def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"aler
         return ui.empty_figure(f"no transactions of customer {customer_id}"), [], ""
     top = found["anomaly_list"]
     labels = [f"{ui.when(r['occurred_at'])} · {r['event_id']}" for r in top]
-    figure = go.Figure(
-        go.Bar(
-            x=labels,
-            y=[r["value"] for r in top],
-            marker_color=[ui.LEVEL_COLORS.get(r["risk_level"], "#607d8b") for r in top],
-            text=[f"risk {r['risk_score']:.3f}" for r in top],
-            hovertemplate="%{x}<br>" + metric + " %{y}<br>%{text}<extra></extra>",
-        )
+    figure = ui.figure(
+        [
+            {
+                "type": "bar",
+                "x": labels,
+                "y": [r["value"] for r in top],
+                "marker": {"color": [ui.LEVEL_COLORS.get(r["risk_level"], "#607d8b") for r in top]},
+                "text": [f"risk {r['risk_score']:.3f}" for r in top],
+                "hovertemplate": "%{x}<br>" + metric + " %{y}<br>%{text}<extra></extra>",
+            }
+        ],
+        f"Customer {customer_id}: top 10 anomalies by risk — {metric}",
+        xaxis={"showticklabels": False, "title": {"text": "the 10 riskiest transactions"}},
+        yaxis={"title": {"text": metric}},
     )
-    ui.figure_layout(figure, f"Customer {customer_id}: top 10 anomalies by risk — {metric}")
-    figure.update_xaxes(showticklabels=False, title="the 10 riskiest transactions")
-    figure.update_yaxes(title=metric)
     rows = [
         {
             "occurred_at": ui.when(r["occurred_at"]),

@@ -68,8 +68,6 @@ def layout(app, desk):
                     ("loaded (UTC)", ui.when(model["loaded_at"])),
                 ]
             ),
-            html.H3("Configuration and training metrics"),
-            ui.key_values(_metrics_rows(metrics), className="key-values wide"),
             html.H3("Threshold what-if"),
             html.P(
                 f"On the {sum(b['transactions'] for b in histogram):,} stored transactions "
@@ -88,6 +86,8 @@ def layout(app, desk):
                 tooltip={"always_visible": True, "placement": "bottom"},
             ),
             html.Div(id="whatif-result", className="cards"),
+            html.H3("Configuration and training metrics"),
+            ui.key_values(_metrics_rows(metrics), className="key-values wide"),
         ]
     )
 

@@ -9,7 +9,6 @@ fetched from cdn.plot.ly by the browser, which a desk on a closed network
 (and this project's CI) cannot reach.
 """
 
-import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -45,22 +44,27 @@ def threshold_of(store):
 
 
 def _bars(rows, key, title):
-    known = [r for r in rows if r[key] is not None]
-    rows = sorted(known, key=lambda r: (-r["alerts"], -r["transactions"]))[:TOP]
+    """Bars of the rows with the most alerts (rows come most alerts first)."""
+    rows = [r for r in rows if r[key] is not None][:TOP]
     if not rows:
         return ui.empty_figure(f"no {key} in the stored transactions")
     names = [str(r[key]) for r in rows]
-    figure = go.Figure(
+    rates = [ui.share(r["alert_rate"]) for r in rows]
+    hover = "%{x}: %{y:,} (alert rate %{customdata})<extra></extra>"
+    return ui.figure(
         [
-            go.Bar(x=names, y=[r["alerts"] for r in rows], name="alerts"),
-            go.Bar(x=names, y=[r["confirmed"] for r in rows], name="confirmed fraud"),
-        ]
+            {
+                "type": "bar",
+                "x": names,
+                "y": [r[count] for r in rows],
+                "name": name,
+                "customdata": rates,
+                "hovertemplate": hover,
+            }
+            for count, name in (("alerts", "alerts"), ("confirmed", "confirmed fraud"))
+        ],
+        title,
     )
-    figure.update_traces(
-        customdata=[ui.share(r["alert_rate"]) for r in rows],
-        hovertemplate="%{x}: %{y:,} (alert rate %{customdata})<extra></extra>",
-    )
-    return ui.figure_layout(figure, title)
 
 
 def overview_view(store):
@@ -82,37 +86,39 @@ def overview_view(store):
     trends = store.fraud_trends("day")
     if trends:
         days = [r["bucket"] for r in trends]
-        trend_figure = go.Figure(
+        trend_figure = ui.figure(
             [
-                go.Scatter(x=days, y=[r["alerts"] for r in trends], name="alerts"),
-                go.Scatter(x=days, y=[r["confirmed"] for r in trends], name="confirmed fraud"),
-            ]
+                {"type": "scatter", "x": days, "y": [r[count] for r in trends], "name": name}
+                for count, name in (("alerts", "alerts"), ("confirmed", "confirmed fraud"))
+            ],
+            "Alerts and confirmed fraud per day",
         )
-        ui.figure_layout(trend_figure, "Alerts and confirmed fraud per day")
     else:
         trend_figure = ui.empty_figure("no transactions scored yet")
     histogram = store.score_histogram(bins=50)
     threshold = threshold_of(store)
-    score_figure = go.Figure(
-        go.Bar(
-            x=[(b["lower"] + b["upper"]) / 2 for b in histogram],
-            y=[b["transactions"] for b in histogram],
-            width=[b["upper"] - b["lower"] for b in histogram],
-            name="transactions",
-        )
+    marks = {} if threshold is None else ui.vertical_line(threshold, "threshold")
+    score_figure = ui.figure(
+        [
+            {
+                "type": "bar",
+                "x": [(b["lower"] + b["upper"]) / 2 for b in histogram],
+                "y": [b["transactions"] for b in histogram],
+                "width": [b["upper"] - b["lower"] for b in histogram],
+                "name": "transactions",
+            }
+        ],
+        "Risk score distribution",
+        yaxis={"type": "log", "title": {"text": "transactions (log)"}},
+        shapes=[marks[0]] if marks else [],
+        annotations=[marks[1]] if marks else [],
     )
-    if threshold is not None:
-        score_figure.add_vline(
-            x=threshold, line_dash="dash", line_color="#b71c1c", annotation_text="threshold"
-        )
-    ui.figure_layout(score_figure, "Risk score distribution")
-    score_figure.update_yaxes(type="log", title="transactions (log)")
     return (
         cards,
         trend_figure,
-        _bars(store.fraud_geography(), "country", "Alerts by country"),
-        _bars(store.fraud_devices(), "device", "Alerts by device"),
-        _bars(store.fraud_browsers(), "browser", "Alerts by browser"),
+        _bars(store.fraud_geography(limit=TOP + 1, by="alerts"), "country", "Alerts by country"),
+        _bars(store.fraud_devices(limit=TOP + 1, by="alerts"), "device", "Alerts by device"),
+        _bars(store.fraud_browsers(limit=TOP + 1, by="alerts"), "browser", "Alerts by browser"),
         score_figure,
     )
 

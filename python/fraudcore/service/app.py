@@ -668,10 +668,20 @@ def create_app(
 
         app.get(path, summary=summary, tags=["reports"], name=method_name)(route)
 
+    def by_dimension(path, method_name, summary):
+        def route(
+            who: Reader,
+            limit: Annotated[Optional[int], Query(ge=1, le=100_000)] = None,
+            by: Annotated[str, Query(pattern="^(transactions|alerts)$")] = "transactions",
+        ):
+            return _json(getattr(service["store"], method_name)(limit=limit, by=by))
+
+        app.get(path, summary=summary, tags=["reports"], name=method_name)(route)
+
     aggregate("/summary", "summary", "Transactions, alerts and amounts")
-    aggregate("/fraud_devices", "fraud_devices", "Alerts and fraud by device")
-    aggregate("/fraud_browsers", "fraud_browsers", "Alerts and fraud by browser")
-    aggregate("/fraud_geography", "fraud_geography", "Alerts and fraud by country")
+    by_dimension("/fraud_devices", "fraud_devices", "Alerts and fraud by device (most first)")
+    by_dimension("/fraud_browsers", "fraud_browsers", "Alerts and fraud by browser (most first)")
+    by_dimension("/fraud_geography", "fraud_geography", "Alerts and fraud by country (most first)")
 
     @app.get("/fraud_trends", summary="Alerts and fraud over time", tags=["reports"])
     def fraud_trends(

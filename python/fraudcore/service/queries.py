@@ -169,10 +169,17 @@ class DashboardQueries:
             for row in rows
         ]
 
-    def _by_dimension(self, name):
+    def _by_dimension(self, name, limit=None, by="transactions"):
+        if by not in ("transactions", "alerts"):
+            raise ValueError(f"by must be 'transactions' or 'alerts', got {by!r}")
         r = t.rollups
         query = self._rolled_up(name, case((r.c.known == 1, r.c.value)), t.transactions.c[name])
-        query = query.order_by(literal_column("transactions").desc(), literal_column("key"))
+        other = "alerts" if by == "transactions" else "transactions"
+        query = query.order_by(
+            literal_column(by).desc(), literal_column(other).desc(), literal_column("key")
+        )
+        if limit is not None:
+            query = query.limit(_positive(limit, "limit"))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
@@ -186,18 +193,19 @@ class DashboardQueries:
             for row in rows
         ]
 
-    def fraud_geography(self):
-        """Per country (None: unknown), most transactions first: transactions,
-        alerts, alert_rate, confirmed."""
-        return self._by_dimension("country")
+    def fraud_geography(self, limit=None, by="transactions"):
+        """Per country (None: unknown), most transactions (or, by="alerts",
+        most alerts) first, at most limit: transactions, alerts, alert_rate,
+        confirmed."""
+        return self._by_dimension("country", limit, by)
 
-    def fraud_devices(self):
+    def fraud_devices(self, limit=None, by="transactions"):
         """As fraud_geography, per device."""
-        return self._by_dimension("device")
+        return self._by_dimension("device", limit, by)
 
-    def fraud_browsers(self):
+    def fraud_browsers(self, limit=None, by="transactions"):
         """As fraud_geography, per browser."""
-        return self._by_dimension("browser")
+        return self._by_dimension("browser", limit, by)
 
     def score_histogram(self, bins=50):
         """The distribution of risk_score over [0, 1] in ``bins`` equal-width
