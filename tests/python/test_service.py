@@ -235,7 +235,8 @@ def test_reads_and_reports(client, data, detector):
     ):
         assert client.get(path).status_code == 200, path
     top = client.get("/fraud_devices", params={"limit": 2, "by": "alerts"}).json()
-    assert len(top) <= 2 and top == client.get("/fraud_devices?by=alerts").json()[:2]
+    every = client.get("/fraud_devices?by=alerts").json()
+    assert len(top) <= 2 and top == [r for r in every if r["device"] is not None][:2]
     assert client.get("/fraud_devices", params={"by": "amount"}).status_code == 422
     customers = client.get("/customer_ids").json()["customer_ids"]
     assert customers

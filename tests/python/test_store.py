@@ -427,6 +427,14 @@ def test_customer_anomalies(store):
     view = store.customer_anomalies("c2", "risk_score")
     assert [r["risk_score"] for r in view["anomaly_list"]] == list(top["risk_score"])
     assert len(view["anomaly_list"]) == min(10, len(mine))
+    assert view["n_transactions"] == len(mine)
+    # limited: the latest transactions, still in time order; the top 10 of all of them
+    latest = store.customer_anomalies("c2", "risk_score", limit=3)
+    assert [r["event_id"] for r in latest["drill_down_data"]] == list(mine["event_id"][-3:])
+    assert latest["anomaly_list"] == view["anomaly_list"]
+    assert latest["n_transactions"] == len(mine)
+    with pytest.raises(ValueError, match="limit"):
+        store.customer_anomalies("c2", "risk_score", limit=0)
     with pytest.raises(ValueError, match=r"metric 'Nope' is not one of \[.*'HistFreq'"):
         store.customer_anomalies("c2", "Nope")
     with pytest.raises(NotFound):

@@ -13,6 +13,7 @@ from fraudcore.service.store import NotFound
 
 DEFAULT_METRIC = "TotalSpent"
 MAX_CUSTOMERS = 1000  # in the dropdown: those with the most alerts first
+DRILL_DOWN = 1000  # the latest transactions in the table (all in a customer's top 10)
 
 
 def layout(app, desk, customer=None):
@@ -62,11 +63,12 @@ def layout(app, desk, customer=None):
 
 
 def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"alert/{alert_id}"):
-    """(bar chart of the top 10 anomalies, drill-down rows, summary text)."""
+    """(bar chart of the top 10 anomalies, drill-down rows, summary text);
+    the table holds the customer's latest DRILL_DOWN transactions."""
     if not customer_id:
         return ui.empty_figure("pick a customer"), [], ""
     try:
-        found = store.customer_anomalies(customer_id, metric)
+        found = store.customer_anomalies(customer_id, metric, limit=DRILL_DOWN)
     except NotFound:
         return ui.empty_figure(f"no transactions of customer {customer_id}"), [], ""
     top = found["anomaly_list"]
@@ -99,7 +101,12 @@ def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"aler
         for r in found["drill_down_data"]
     ]
     alerts = sum(1 for r in found["drill_down_data"] if r["is_alert"])
-    text = f"{len(rows):,} transactions, {alerts:,} alerts"
+    n = found["n_transactions"]
+    text = f"{n:,} transactions"
+    if n > len(rows):
+        text += f"; the table shows the latest {len(rows):,} ({alerts:,} alerts among them)"
+    else:
+        text += f", {alerts:,} alerts"
     return figure, rows, text
 
 

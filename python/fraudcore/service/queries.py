@@ -121,11 +121,11 @@ class DashboardQueries:
         latest = latest_labels().subquery()
         return select(latest.c.event_id).where(latest.c.label == 1).subquery()
 
-    def _rolled_up(self, dimension, key, event_key):
+    def _rolled_up(self, dimension, key, event_key, only=None):
         """SELECT key, transactions, alerts, confirmed: the rollups of
         dimension, grouped by key (an expression of the rollups' value),
         with the confirmed events grouped by event_key (the same, of their
-        transaction)."""
+        transaction); ``only``: a SELECT of the rollup values to keep."""
         r, tx = t.rollups, t.transactions
         fraud = self._fraud_events()
         rolled = select(
@@ -140,6 +140,9 @@ class DashboardQueries:
             literal_column("0").label("alerts"),
             literal_column("1").label("confirmed"),
         ).select_from(fraud.join(tx, tx.c.event_id == fraud.c.event_id))
+        if only is not None:
+            rolled = rolled.where(r.c.known == 1, r.c.value.in_(only))
+            confirmed = confirmed.where(event_key.in_(only))
         return _summed(rolled, confirmed)
 
     def fraud_trends(self, bucket="day"):
@@ -173,13 +176,23 @@ class DashboardQueries:
         if by not in ("transactions", "alerts"):
             raise ValueError(f"by must be 'transactions' or 'alerts', got {by!r}")
         r = t.rollups
-        query = self._rolled_up(name, case((r.c.known == 1, r.c.value)), t.transactions.c[name])
         other = "alerts" if by == "transactions" else "transactions"
+        only = None
+        if limit is not None:
+            # The order needs no labels: pick the values from the rollups
+            # alone, then count the confirmed events of those only.
+            only = (
+                select(r.c.value)
+                .where(r.c.dimension == name, r.c.known == 1)
+                .order_by(r.c[by].desc(), r.c[other].desc(), r.c.value)
+                .limit(_positive(limit, "limit"))
+            )
+        query = self._rolled_up(
+            name, case((r.c.known == 1, r.c.value)), t.transactions.c[name], only
+        )
         query = query.order_by(
             literal_column(by).desc(), literal_column(other).desc(), literal_column("key")
         )
-        if limit is not None:
-            query = query.limit(_positive(limit, "limit"))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
@@ -195,8 +208,8 @@ class DashboardQueries:
 
     def fraud_geography(self, limit=None, by="transactions"):
         """Per country (None: unknown), most transactions (or, by="alerts",
-        most alerts) first, at most limit: transactions, alerts, alert_rate,
-        confirmed."""
+        most alerts) first: transactions, alerts, alert_rate, confirmed.
+        With ``limit``: the limit first of the known countries (no None)."""
         return self._by_dimension("country", limit, by)
 
     def fraud_devices(self, limit=None, by="transactions"):
@@ -207,11 +220,13 @@ class DashboardQueries:
         """As fraud_geography, per browser."""
         return self._by_dimension("browser", limit, by)
 
-    def score_histogram(self, bins=50):
+    def score_histogram(self, bins=50, labels=True):
         """The distribution of risk_score over [0, 1] in ``bins`` equal-width
         bins (bins divides :data:`SCORE_RESOLUTION`); per bin, lowest first:
         lower, upper, transactions, and of those whose winning label is 1
-        (fraud) or 0 (legit) the counts.
+        (fraud) or 0 (legit) the counts (None with ``labels=False``, which
+        reads the rollups alone: counting the labelled events scans their
+        scores, ~190 ms at 25,000 labels on PostgreSQL).
 
         A score's bin is ``min(floor(score * R), R - 1) // (R // bins)`` with
         R = SCORE_RESOLUTION (scores below 0 count in the first bin), so 1.0
@@ -242,8 +257,9 @@ class DashboardQueries:
             case((latest.c.label == 1, 1), else_=0).label("fraud"),
             case((latest.c.label == 0, 1), else_=0).label("legit"),
         ).select_from(latest.join(s, s.c.event_id == latest.c.event_id))
+        query = _summed(rolled, labelled) if labels else _summed(rolled)
         with self._engine.connect() as connection:
-            found = {row.key: row for row in connection.execute(_summed(rolled, labelled))}
+            found = {row.key: row for row in connection.execute(query)}
         histogram = []
         for index in range(int(bins)):
             row = found.get(index)
@@ -252,8 +268,8 @@ class DashboardQueries:
                     "lower": index / bins,
                     "upper": (index + 1) / bins,
                     "transactions": row.transactions if row else 0,
-                    "fraud": row.fraud if row else 0,
-                    "legit": row.legit if row else 0,
+                    "fraud": (row.fraud if row else 0) if labels else None,
+                    "legit": (row.legit if row else 0) if labels else None,
                 }
             )
         return histogram
@@ -361,18 +377,21 @@ class DashboardQueries:
         with self._engine.connect() as connection:
             return list(connection.execute(query).scalars())
 
-    def customer_anomalies(self, customer_id, metric):
+    def customer_anomalies(self, customer_id, metric, limit=None):
         """One customer's transactions for the dashboard's customer view.
 
         metric is one of :data:`METRICS`. Returns {"anomaly_list": the 10
         riskiest transactions, riskiest first; "chart_data": [{occurred_at,
-        value}] in time order; "drill_down_data": every transaction in time
-        order}, each transaction a dict of event_id, occurred_at, amount,
-        value (the metric), risk_score, risk_level, is_alert, alert_id.
-        NotFound for a customer the store never saw.
+        value}] in time order; "drill_down_data": every transaction (or, with
+        ``limit``, the latest limit) in time order; "n_transactions": how
+        many the customer has}, each transaction a dict of event_id,
+        occurred_at, amount, value (the metric), risk_score, risk_level,
+        is_alert, alert_id. NotFound for a customer the store never saw.
         """
         if metric not in METRICS:
             raise ValueError(f"metric {metric!r} is not one of {sorted(METRICS)}")
+        if limit is not None:
+            limit = _positive(limit, "limit")
         tx, f, s, a = t.transactions, t.transaction_features, t.anomaly_scores, t.alerts
         query = scored_events(
             tx.c.event_id,
@@ -385,7 +404,15 @@ class DashboardQueries:
             a.c.id.label("alert_id"),
         ).where(tx.c.customer_id == str(customer_id))
         with self._engine.connect() as connection:
-            rows = connection.execute(query.order_by(tx.c.occurred_at, tx.c.seq)).all()
+            if limit is None:
+                rows = connection.execute(query.order_by(tx.c.occurred_at, tx.c.seq)).all()
+                n = len(rows)
+            else:
+                latest = query.order_by(tx.c.occurred_at.desc(), tx.c.seq.desc()).limit(limit)
+                rows = connection.execute(latest).all()[::-1]
+                n = connection.execute(
+                    select(func.count()).where(tx.c.customer_id == str(customer_id))
+                ).scalar()
             top = connection.execute(
                 query.order_by(s.c.risk_score.desc(), tx.c.seq).limit(10)
             ).all()
@@ -405,6 +432,7 @@ class DashboardQueries:
                 {"occurred_at": r["occurred_at"], "value": r["value"]} for r in drill_down
             ],
             "drill_down_data": drill_down,
+            "n_transactions": n,
         }
 
 
