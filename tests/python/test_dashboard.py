@@ -17,6 +17,7 @@ from fraudcore.dashboard.app import create_dashboard, route
 from fraudcore.dashboard.desk import ACTIONS, Desk, NotAllowed
 from fraudcore.service.auth import KeyRing, hash_key
 from fraudcore.service.demo import build_demo
+from fraudcore.service.queries import LEVELS
 from fraudcore.service.store import AlertStore, IllegalTransition
 
 
@@ -152,8 +153,19 @@ def test_queue_pages_in_queue_order_with_filters_and_sorting(store):
     day = some["created_at"][:10]
     dated, *_ = queue.queue_view(store, start_date=day, end_date=day, page_size=100)
     assert dated and {r["created_at"][:10] for r in dated} == {day}
-    none, count, _, text = queue.queue_view(store, level=["LOW"], customer="no-such-customer")
-    assert none == [] and count == 1 and text == "no alerts match these filters"
+    none, count, page, text = queue.queue_view(
+        store, level=["LOW"], customer="no-such-customer", page=7
+    )
+    assert none == [] and (count, page) == (1, 0) and text == "no alerts match these filters"
+    # the Alert column sorts by id; Level in its own order (CRITICAL first), not by name
+    by_id, *_ = queue.queue_view(store, sort_by=[{"column_id": "alert", "direction": "desc"}])
+    ids = [r["id"] for r in by_id]
+    assert ids == sorted(ids, reverse=True) and "id desc" in _[-1]
+    by_level, *_ = queue.queue_view(
+        store, status=None, sort_by=[{"column_id": "risk_level", "direction": "asc"}], page_size=500
+    )
+    order = [LEVELS.index(r["risk_level"]) for r in by_level]
+    assert order == sorted(order)
     with pytest.raises(ValueError, match="start date"):
         queue.queue_view(store, start_date="yesterday")
 
@@ -243,7 +255,11 @@ def test_what_if_equals_counting_the_stored_scores(store):
         by_event = dict(c.execute(sa.text("SELECT event_id, risk_score FROM anomaly_scores")).all())
     labelled = {e: (by_event[e], y) for e, y in latest.items() if e in by_event}
     histogram = store.score_histogram(bins=model.BINS)
-    days = len(store.fraud_trends("day"))
+    days = store.active_days()
+    assert days == len(store.fraud_trends("day"))
+    # at the model's own threshold the what-if raises the alerts the store holds
+    at_threshold = model.what_if(histogram, overview.threshold_of(store), days)
+    assert at_threshold["alerts"] == store.statistics()["total"]
     for threshold in (0.5, 0.9, 0.97, 0.995):
         found = model.what_if(histogram, threshold, days)
         assert found["alerts"] == int((scores >= threshold).sum())
@@ -304,7 +320,7 @@ def test_serve_mounts_the_desk_next_to_the_api(demo, tmp_path):
         assert recorded["metrics"]["detectors"] == info["detectors"]
 
 
-def test_the_desk_alone_is_read_only_without_keys(demo, tmp_path):
+def test_the_desk_alone_is_read_only_without_keys(demo, store):
     from fastapi.testclient import TestClient
 
     from fraudcore.dashboard import standalone_app
@@ -313,8 +329,56 @@ def test_the_desk_alone_is_read_only_without_keys(demo, tmp_path):
     with TestClient(app) as client:
         assert client.get("/", follow_redirects=False).headers["location"] == "/dashboard/"
         assert "fraudcore desk" in client.get("/dashboard/").text
-    desk = Desk(None, read_only=True)
+    desk = app.state.desk
     assert desk.mode == "read-only" and not desk.may_decide(None)
+    # read-only with keys too: a review key signs in to read, not to decide
+    target = open_alerts(store)[0]
+    desk = Desk(store, keys=KEYS, read_only=True)
+    token, _ = desk.sign_in("rita-key")
+    assert desk.identity(token) is not None and not desk.may_decide(token)
+    with pytest.raises(NotAllowed, match="read-only"):
+        desk.decide(token, target["id"], "fraud")
+
+
+def dash_request(client, app, output_of, cookie=None):
+    """POST one of the desk's callbacks as the browser would (all inputs None)."""
+    key = next(k for k in app.callback_map if output_of in k)
+    spec = app.callback_map[key]
+    body = {
+        "output": key,
+        "outputs": [
+            {"id": o.split(".")[0], "property": o.split(".")[1]}
+            for o in key.strip(".").split("...")
+        ],
+        "inputs": [{**i, "value": None} for i in spec["inputs"]],
+        "state": [{**i, "value": None} for i in spec["state"]],
+        "changedPropIds": [],
+    }
+    headers = {"Cookie": f"fraudcore_desk={cookie}"} if cookie else {}
+    return client.post("/dashboard/_dash-update-component", json=body, headers=headers)
+
+
+def test_callbacks_answer_only_signed_in_sessions(demo, tmp_path):
+    """A crafted callback request without a session (or with a stale one)
+    gets nothing; with a signed-in key it gets the data."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from fraudcore.service.app import create_app
+
+    db = tmp_path / "guarded.db"
+    shutil.copy(demo[1].removeprefix("sqlite:///"), db)
+    app = create_app(demo[0], db=f"sqlite:///{db}", api_keys=KEYS, dashboard=True)
+    desk = app.state.desk
+    with TestClient(app) as client:
+        dash_app = desk.dash_app
+        for output in ("queue-table.data", "overview-cards.children", "explorer-chart.figure"):
+            assert dash_request(client, dash_app, output).status_code == 204, output
+            assert dash_request(client, dash_app, output, "stale").status_code == 204, output
+        token, _ = desk.sign_in("sam-key")  # any accepted key may read
+        answer = dash_request(client, dash_app, "overview-cards.children", token)
+        assert answer.status_code == 200 and "Transactions scored" in answer.text
 
 
 def test_fraudcore_dashboard_refuses_an_open_host_without_keys(demo):
@@ -356,4 +420,9 @@ def test_the_demo_on_online_retail_shows_real_customers(shared_data, tmp_path):
         figure, rows, _ = customers.customer_view(store, shown[0], "Quantity")
         assert rows and len(figure["data"][0]["y"]) == min(10, len(rows))
         stats = store.statistics()
-    assert stats["total"] > 0
+        # cancellations are scored but never alerted: the what-if leaves them out
+        histogram = store.score_histogram(bins=model.BINS, labels=False)
+        at = model.what_if(histogram, overview.threshold_of(store), store.active_days())
+        everything = sum(b["transactions"] for b in histogram if b["lower"] >= 0.98 - 1e-12)
+    assert stats["total"] > 0 and at["alerts"] == stats["total"]
+    assert everything > at["alerts"], "Online Retail's cancellations should score above it too"

@@ -19,11 +19,11 @@ from fraudcore.service import batch as b
 from fraudcore.service import migrations, rollups
 from fraudcore.service import tables as t
 from fraudcore.service.engine import connect
-from fraudcore.service.store import QUEUE_SORTS, AlertStore, NotFound
+from fraudcore.service.queries import LEVELS
+from fraudcore.service.store import QUEUE_SORTS, STATUSES, AlertStore, NotFound
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 5, 6, 22, 10, tzinfo=UTC)
-LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 # Scores on and next to the bins' edges.
 SCORES = (0.0, 0.02, 0.0199999, 0.5, 0.95, 0.99, 0.999, 0.9995, 1.0, 0.123456)
 
@@ -53,6 +53,8 @@ def item(n, *, customer=None, alert=None):
         "device": None if n % 11 == 0 else f"d{n % 4}",
         "browser": None if n % 13 == 0 else ("Chrome", "Safari", "Firefox")[n % 3],
         "ip": None if n % 9 == 0 else f"10.0.0.{n % 5}",
+        # a cancellation the model does not alert on, now and then
+        "alertable": alert or n % 8 != 2,
     }
 
 
@@ -124,6 +126,8 @@ def test_alert_queue_filters_sorts_and_pages_like_pandas(store):
         ({"since": some_day}, [("customer_id", "desc"), ("risk_level", "asc")]),
         ({"until": some_day.isoformat()}, [("created_at", "desc")]),
         ({"country": "UK"}, [("priority", "desc")]),
+        ({}, [("risk_level", "asc"), ("id", "desc")]),
+        ({}, [("status", "desc")]),
     ]
     for filters, sort in cases:
         expected = everything
@@ -142,9 +146,14 @@ def test_alert_queue_filters_sorts_and_pages_like_pandas(store):
         if "until" in filters:
             expected = expected[expected["created_at"] < some_day]
         keys = sort or [("priority", "asc"), ("created_at", "asc")]
-        expected = expected.sort_values(
+        ranked = expected.assign(
+            status=expected["status"].map(STATUSES.index),
+            risk_level=expected["risk_level"].map(LEVELS.index),
+        )
+        ranked = ranked.sort_values(
             [c for c, _ in keys] + ["id"], ascending=[d == "asc" for _, d in keys] + [True]
         )
+        expected = expected.loc[ranked.index]
         for offset, limit in ((0, 25), (3, 5), (len(expected) - 2, 10)):
             rows, total = store.alert_queue(
                 **filters, sort=sort, offset=max(0, offset), limit=limit
@@ -158,6 +167,7 @@ def test_alert_queue_filters_sorts_and_pages_like_pandas(store):
         assert row == {**full[row["id"]], "country": countries[row["event_id"]]}
         assert row["amount"] == frame.set_index("event_id").loc[row["event_id"], "amount"]
     assert set(QUEUE_SORTS) == {
+        "id",
         "priority",
         "created_at",
         "risk_score",
@@ -279,6 +289,7 @@ def test_overview_aggregates_match_pandas_after_decisions_and_late_labels(store)
         coarse = fine // (rollups.SCORE_RESOLUTION // bins)
         for name, mask in (
             ("transactions", np.ones(len(frame), bool)),
+            ("alertable", frame["alertable"].to_numpy()),
             ("fraud", (frame["label"] == 1).to_numpy()),
             ("legit", (frame["label"] == 0).to_numpy()),
         ):
@@ -314,9 +325,11 @@ def test_rollups_are_the_write_paths_counts(store):
     ]
     frame["alerted_amount"] = frame["amount"].where(frame["is_alert"], 0.0)
     expected = []
+    frame["alertable_bin"] = frame["score_bin"].where(frame["alertable"])
     for dimension in rollups.DIMENSIONS:
-        values = frame[dimension]
-        groups = frame.groupby([values.notna().astype(int), values.fillna("")])
+        rows_of = frame if dimension != "alertable_bin" else frame[frame["alertable"]]
+        values = rows_of[dimension]
+        groups = rows_of.groupby([values.notna().astype(int), values.fillna("")])
         for (known, value), rows in groups:
             expected.append(
                 (
@@ -446,7 +459,8 @@ def test_upgrade_from_version_2_copies_alert_fields_and_fills_rollups(store_url,
         indexes = {ix["name"] for ix in inspect(upgraded._engine).get_indexes("transactions")}
         assert {"ix_transactions_device", "ix_transactions_ip"} <= indexes
         with AlertStore(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
-            fresh.write_scored(items)
+            # schema 2 kept no cancellation flag: step 3 counts every event alertable
+            fresh.write_scored([{**i, "alertable": True} for i in items])
             assert_same_rollups(stored_rollups(upgraded), stored_rollups(fresh))
             queue, total = upgraded.alert_queue(limit=1000, sort=[("occurred_at", "asc")])
             expected, _ = fresh.alert_queue(limit=1000, sort=[("occurred_at", "asc")])

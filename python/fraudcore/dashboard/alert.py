@@ -9,6 +9,7 @@ the audit trail. Decisions go through :meth:`Desk.decide`.
 """
 
 import statistics
+from urllib.parse import urlencode
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
@@ -191,9 +192,9 @@ def layout(app, desk, alert_id, token):
                                         "customer",
                                         dcc.Link(
                                             customer,
-                                            href=app.get_relative_path(
-                                                f"/customers?customer={customer}"
-                                            ),
+                                            href=app.get_relative_path("/customers")
+                                            + "?"
+                                            + urlencode({"customer": customer}),
                                         ),
                                     ),
                                     ("occurred (UTC)", ui.when(alert["occurred_at"])),
@@ -296,12 +297,7 @@ def layout(app, desk, alert_id, token):
                                 **{k: r[k] for k in ("shared", "customer_id", "event_id")},
                                 "occurred_at": ui.when(r["occurred_at"]),
                                 "amount": round(r["amount"], 2),
-                                "alert": (
-                                    f"[#{r['alert_id']}]"
-                                    f"({app.get_relative_path('/alert/' + str(r['alert_id']))})"
-                                    if r["alert_id"] is not None
-                                    else ""
-                                ),
+                                "alert": ui.alert_link(ui.alert_href(app), r["alert_id"]),
                             }
                             for r in data["related"]
                         ],

@@ -187,6 +187,7 @@ def mount_dashboard(api, desk, *, path=PREFIX):
 
     path = "/" + path.strip("/")
     app = create_dashboard(desk, prefix=path)
+    api.state.desk, desk.dash_app = desk, app
 
     @api.get(path, include_in_schema=False)
     def _to_dashboard():

@@ -2,6 +2,7 @@
 badges and empty figures. No data access here."""
 
 import datetime as dt
+import html as html_text
 
 from dash import dash_table, html
 
@@ -15,6 +16,25 @@ STATUS_COLORS = {
     "CLOSED": "#546e7a",
 }
 GRAPH_CONFIG = {"displaylogo": False}
+
+
+def alert_href(app):
+    """alert id -> the URL of its page in ``app``."""
+    return lambda alert_id: app.get_relative_path(f"/alert/{alert_id}")
+
+
+def alert_link(href, alert_id):
+    """A markdown link to alert ``alert_id``'s page at ``href(alert_id)``
+    (empty for None). Only an integer goes into the markdown."""
+    if alert_id is None:
+        return ""
+    return f"[#{int(alert_id)}]({href(int(alert_id))})"
+
+
+def label(value):
+    """Stored text as a chart label: Plotly renders a subset of HTML (links,
+    styles) in titles, ticks and hover text, and transactions are untrusted."""
+    return html_text.escape("" if value is None else str(value))
 
 
 def when(value):

@@ -4,10 +4,9 @@ customer dropdown and a metric dropdown, a bar chart of the customer's top
 (``AlertStore.customer_anomalies``, the query behind ``POST /api/anomalies``)."""
 
 from dash import Input, Output, dcc, html
-from dash.exceptions import PreventUpdate
 
 from fraudcore.dashboard import components as ui
-from fraudcore.dashboard.desk import request_token
+from fraudcore.dashboard.desk import signed_in
 from fraudcore.service.queries import METRICS
 from fraudcore.service.store import NotFound
 
@@ -72,7 +71,7 @@ def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"aler
     except NotFound:
         return ui.empty_figure(f"no transactions of customer {customer_id}"), [], ""
     top = found["anomaly_list"]
-    labels = [f"{ui.when(r['occurred_at'])} · {r['event_id']}" for r in top]
+    labels = [ui.label(f"{ui.when(r['occurred_at'])} · {r['event_id']}") for r in top]
     figure = ui.figure(
         [
             {
@@ -84,7 +83,7 @@ def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"aler
                 "hovertemplate": "%{x}<br>" + metric + " %{y}<br>%{text}<extra></extra>",
             }
         ],
-        f"Customer {customer_id}: top 10 anomalies by risk — {metric}",
+        f"Customer {ui.label(customer_id)}: top 10 anomalies by risk — {metric}",
         xaxis={"showticklabels": False, "title": {"text": "the 10 riskiest transactions"}},
         yaxis={"title": {"text": metric}},
     )
@@ -96,7 +95,7 @@ def customer_view(store, customer_id, metric, alert_href=lambda alert_id: f"aler
             "value": None if r["value"] is None else round(float(r["value"]), 4),
             "risk_score": round(r["risk_score"], 4),
             "risk_level": r["risk_level"],
-            "alert": f"[#{r['alert_id']}]({alert_href(r['alert_id'])})" if r["alert_id"] else "",
+            "alert": ui.alert_link(alert_href, r["alert_id"]),
         }
         for r in found["drill_down_data"]
     ]
@@ -118,12 +117,6 @@ def register(app, desk):
         Input("explorer-customer", "value"),
         Input("explorer-metric", "value"),
     )
+    @signed_in(desk)
     def explore(customer_id, metric):
-        if desk.identity(request_token()) is None:
-            raise PreventUpdate
-        return customer_view(
-            desk.store,
-            customer_id,
-            metric,
-            alert_href=lambda alert_id: app.get_relative_path(f"/alert/{alert_id}"),
-        )
+        return customer_view(desk.store, customer_id, metric, alert_href=ui.alert_href(app))

@@ -18,6 +18,7 @@ Every decision goes through :meth:`AlertStore.move_alert`, the code behind
 fraud is a label for the next model (``fraudcore retrain --db``).
 """
 
+import functools
 import secrets
 import threading
 import time
@@ -66,13 +67,13 @@ class Desk:
     keys : KeyRing, optional
         The service's API keys; None: open or read-only (see the module doc).
     read_only : bool
-        Without keys: refuse decisions.
+        Refuse decisions (with keys too: signed-in keys then only read).
     """
 
     def __init__(self, store, *, keys=None, read_only=False, session_seconds=SESSION_SECONDS):
         self._store = store
         self.keys = keys
-        self.read_only = bool(read_only) and keys is None
+        self.read_only = bool(read_only)
         self.session_seconds = session_seconds
         self._sessions = {}  # token -> (Identity, expires at)
         self._lock = threading.Lock()
@@ -131,7 +132,7 @@ class Desk:
 
     def may_decide(self, token):
         identity = self.identity(token)
-        return identity is not None and identity.may("review")
+        return not self.read_only and identity is not None and identity.may("review")
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -148,10 +149,7 @@ class Desk:
             raise ValueError(f"action {action!r} is not one of {sorted(ACTIONS)}")
         identity = self.identity(token)
         if self.read_only:
-            raise NotAllowed(
-                "this desk is read-only (fraudcore dashboard without --api-keys): "
-                "decisions need a key of scope review"
-            )
+            raise NotAllowed("this desk is read-only: it takes no decisions")
         if identity is None:
             raise NotAllowed("sign in with an API key of scope review to decide")
         if not identity.may("review"):
@@ -170,3 +168,21 @@ def request_token():
     from dash import ctx
 
     return ctx.cookies.get(SESSION_COOKIE)
+
+
+def signed_in(desk):
+    """Decorate a Dash callback so it answers only a request with a session
+    that may read the desk (any other request gets no update)."""
+
+    def wrap(function):
+        @functools.wraps(function)
+        def guarded(*args, **kwargs):
+            from dash.exceptions import PreventUpdate
+
+            if desk.identity(request_token()) is None:
+                raise PreventUpdate
+            return function(*args, **kwargs)
+
+        return guarded
+
+    return wrap

@@ -13,26 +13,29 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from fraudcore.dashboard import components as ui
-from fraudcore.dashboard.desk import request_token
+from fraudcore.dashboard.desk import signed_in
 
-BINS = 200
+BINS = 1000  # the rollups' own resolution: a threshold moves in steps of 0.001
 
 
 def what_if(histogram, threshold, days):
     """Alerts, alerts per day, precision and recall at ``threshold`` from
-    score_histogram's bins (a bin counts when its low edge >= threshold)."""
+    score_histogram's bins (a bin counts when its low edge >= threshold);
+    alerts count the transactions that could alert (cancellations the model
+    never alerts on are left out)."""
     above = [b for b in histogram if b["lower"] >= threshold - 1e-12]
-    alerts = sum(b["transactions"] for b in above)
-    fraud_above = sum(b["fraud"] for b in above)
-    legit_above = sum(b["legit"] for b in above)
-    fraud_total = sum(b["fraud"] for b in histogram)
+    alerts = sum(b["alertable"] for b in above)
+    # score_histogram(labels=False) gives None for the labelled counts
+    fraud_above = sum(b["fraud"] or 0 for b in above)
+    legit_above = sum(b["legit"] or 0 for b in above)
+    fraud_total = sum(b["fraud"] or 0 for b in histogram)
     labelled_above = fraud_above + legit_above
     return {
         "alerts": alerts,
         "per_day": alerts / days if days else None,
         "precision": fraud_above / labelled_above if labelled_above else None,
         "recall": fraud_above / fraud_total if fraud_total else None,
-        "labelled": sum(b["fraud"] + b["legit"] for b in histogram),
+        "labelled": sum((b["fraud"] or 0) + (b["legit"] or 0) for b in histogram),
     }
 
 
@@ -56,7 +59,7 @@ def layout(app, desk):
     metrics = dict(model["metrics"] or {})
     threshold = metrics.get("threshold")
     histogram = store.score_histogram(bins=BINS)
-    days = len(store.fraud_trends("day"))
+    days = store.active_days()
     start = 0.5 if threshold is None else round(threshold * BINS) / BINS
     return html.Div(
         [
@@ -109,7 +112,8 @@ def register(app, desk):
         Input("whatif-threshold", "value"),
         State("whatif-data", "data"),
     )
+    @signed_in(desk)
     def move_threshold(threshold, data):
-        if desk.identity(request_token()) is None or data is None or threshold is None:
+        if data is None or threshold is None:
             raise PreventUpdate
         return what_if_cards(data, float(threshold))

@@ -12,10 +12,9 @@ fetched from cdn.plot.ly by the browser, which a desk on a closed network
 from concurrent.futures import ThreadPoolExecutor
 
 from dash import Input, Output, dcc, html
-from dash.exceptions import PreventUpdate
 
 from fraudcore.dashboard import components as ui
-from fraudcore.dashboard.desk import request_token
+from fraudcore.dashboard.desk import signed_in
 
 REFRESH_MS = 30_000
 TOP = 15  # countries, devices, browsers shown
@@ -50,7 +49,7 @@ def _bars(rows, key, title):
     rows = rows[:TOP]
     if not rows:
         return ui.empty_figure(f"no {key} in the stored transactions")
-    names = [str(r[key]) for r in rows]
+    names = [ui.label(r[key]) for r in rows]
     rates = [ui.share(r["alert_rate"]) for r in rows]
     hover = "%{x}: %{y:,} (alert rate %{customdata})<extra></extra>"
     return ui.figure(
@@ -157,7 +156,6 @@ def register(app, desk):
         ),
         Input("overview-tick", "n_intervals"),
     )
+    @signed_in(desk)
     def refresh_overview(_tick):
-        if desk.identity(request_token()) is None:
-            raise PreventUpdate
         return overview_view(desk.store)

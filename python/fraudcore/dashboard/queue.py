@@ -6,31 +6,32 @@ import datetime as dt
 import math
 
 from dash import Input, Output, State, dcc, html
-from dash.exceptions import PreventUpdate
 
 from fraudcore.dashboard import components as ui
-from fraudcore.dashboard.desk import request_token
+from fraudcore.dashboard.desk import signed_in
 from fraudcore.service.queries import LEVELS
-from fraudcore.service.store import STATUSES
+from fraudcore.service.store import QUEUE_SORTS, STATUSES
 
 PAGE_SIZE = 25
 REFRESH_MS = 5000
 DEFAULT_STATUS = ["OPEN", "INVESTIGATING"]
 
-# Table column id -> (header, the store's sort column or None when unsortable).
+# Table column id -> header. A column sorts by the store's sort of the same
+# name (QUEUE_SORTS); the Alert column by its id.
 COLUMNS = {
-    "alert": ("Alert", "id"),
-    "priority": ("Priority", "priority"),
-    "risk_level": ("Level", "risk_level"),
-    "risk_score": ("Risk score", "risk_score"),
-    "customer_id": ("Customer", "customer_id"),
-    "amount": ("Amount", "amount"),
-    "occurred_at": ("Occurred (UTC)", "occurred_at"),
-    "country": ("Country", None),
-    "status": ("Status", "status"),
-    "assigned_to": ("Assigned to", None),
-    "created_at": ("Alerted (UTC)", "created_at"),
+    "alert": "Alert",
+    "priority": "Priority",
+    "risk_level": "Level",
+    "risk_score": "Risk score",
+    "customer_id": "Customer",
+    "amount": "Amount",
+    "occurred_at": "Occurred (UTC)",
+    "country": "Country",
+    "status": "Status",
+    "assigned_to": "Assigned to",
+    "created_at": "Alerted (UTC)",
 }
+_SORT_NAMES = {"alert": "id"}
 FILTERS = ("queue-status", "queue-level", "queue-customer", "queue-country", "queue-dates")
 
 
@@ -80,7 +81,7 @@ def layout(app):
                         "name": name,
                         **({"presentation": "markdown"} if key == "alert" else {}),
                     }
-                    for key, (name, _) in COLUMNS.items()
+                    for key, name in COLUMNS.items()
                 ],
                 page_action="custom",
                 page_current=0,
@@ -139,8 +140,8 @@ def queue_view(
     """
     sort = []
     for entry in sort_by or []:
-        column = COLUMNS.get(entry.get("column_id"), (None, None))[1]
-        if column is not None:
+        column = _SORT_NAMES.get(entry.get("column_id"), entry.get("column_id"))
+        if column in QUEUE_SORTS:
             sort.append((column, "desc" if entry.get("direction") == "desc" else "asc"))
     since = _day(start_date, "start date")
     until = _day(end_date, "end date")
@@ -159,18 +160,20 @@ def queue_view(
     page = max(0, int(page or 0))
     rows, total = store.alert_queue(offset=page * page_size, **query)
     page_count = max(1, math.ceil(total / page_size))
-    if page >= page_count and total:
+    if page >= page_count:
         page = page_count - 1
-        rows, total = store.alert_queue(offset=page * page_size, **query)
+        if total:
+            rows, total = store.alert_queue(offset=page * page_size, **query)
     table = [
         {
-            "alert": f"[#{r['id']}]({alert_href(r['id'])})",
+            "alert": ui.alert_link(alert_href, r["id"]),
             "id": r["id"],
             "priority": r["priority"],
             "risk_level": r["risk_level"],
             "risk_score": round(r["risk_score"], 4),
             "customer_id": r["customer_id"],
-            "amount": round(r["amount"], 2),
+            # None only in rows a schema-2 writer added after the upgrade
+            "amount": None if r["amount"] is None else round(r["amount"], 2),
             "occurred_at": ui.when(r["occurred_at"]),
             "country": r.get("country") or "",
             "status": r["status"],
@@ -202,13 +205,13 @@ def register(app, desk):
         Input("queue-tick", "n_intervals"),
         State("queue-table", "page_size"),
     )
+    @signed_in(desk)
     def refresh_queue(status, level, customer, country, start, end, page, sort_by, _tick, size):
         from dash import ctx
 
-        if desk.identity(request_token()) is None:
-            raise PreventUpdate
-        if ctx.triggered_id in FILTERS:
-            page = 0  # new filters start on the first page
+        changed = {t["prop_id"] for t in ctx.triggered}
+        if ctx.triggered_id in FILTERS or "queue-table.sort_by" in changed:
+            page = 0  # new filters or a new order start on the first page
         try:
             return queue_view(
                 desk.store,
@@ -221,7 +224,7 @@ def register(app, desk):
                 page=page,
                 page_size=size or PAGE_SIZE,
                 sort_by=sort_by,
-                alert_href=lambda alert_id: app.get_relative_path(f"/alert/{alert_id}"),
+                alert_href=ui.alert_href(app),
             )
         except ValueError as exc:
             return [], 1, 0, f"cannot filter: {exc}"

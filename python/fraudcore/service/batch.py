@@ -237,14 +237,18 @@ class ScoredBatch:
                 )
             )
         alerted = amount if is_alert else 0.0
-        for key in (
+        bin_ = str(score_bin(risk_score))
+        keys = [
             ("hour", 1, rollups_hour(occurred)),
             _rollup_key("country", country),
             _rollup_key("device", device),
             _rollup_key("browser", browser),
             ("risk_level", 1, level),
-            ("score_bin", 1, str(score_bin(risk_score))),
-        ):
+            ("score_bin", 1, bin_),
+        ]
+        if item.get("alertable", True):
+            keys.append(("alertable_bin", 1, bin_))
+        for key in keys:
             counts = rollups.get(key)
             if counts is None:
                 rollups[key] = counts = [0, 0, 0.0, 0.0]

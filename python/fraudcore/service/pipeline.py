@@ -305,6 +305,9 @@ class ScoringPipeline:
             "confidence": result["confidence"],
             "is_alert": bool(result["is_alert"]),
             "is_cancellation": bool(result.get("is_cancellation", False)),
+            # whether any threshold could make it an alert (the what-if counts these)
+            "alertable": self.scorer.detector.alert_cancellations
+            or not result.get("is_cancellation", False),
             "reasons": result["reason_details"],
             "model_version": self.model_version,
             # the dashboards' dimensions, when the schema has them

@@ -22,6 +22,11 @@ browser      the transaction's browser
 risk_level   the event's risk level
 score_bin    the bin of risk_score among SCORE_RESOLUTION equal-width bins of
              [0, 1], as decimal text (:func:`score_bin`)
+alertable_   score_bin, of the events that could raise an alert (not a
+bin          cancellation the model does not alert on: write_scored's item
+             ``alertable``); a threshold what-if counts these. Filled from
+             every stored event by schema step 3: schema 2 kept no
+             cancellation flag.
 ============ ==================================================================
 
 :func:`score_bin` and :func:`hour` say it in Python (the write path),
@@ -35,7 +40,7 @@ from sqlalchemy import Integer, case, cast, func, literal, select
 
 from fraudcore.service import tables as t
 
-DIMENSIONS = ("hour", "country", "device", "browser", "risk_level", "score_bin")
+DIMENSIONS = ("hour", "country", "device", "browser", "risk_level", "score_bin", "alertable_bin")
 # score_bin's bins; score_histogram's bin counts divide it.
 SCORE_RESOLUTION = 1000
 HOUR_FORMAT = "%Y-%m-%d %H:00:00"
@@ -83,13 +88,14 @@ def backfill(connection):
         "risk_level": s.c.risk_level,
         "score_bin": cast(score_bin_sql(s.c.risk_score, dialect), t.rollups.c.value.type),
     }
+    values["alertable_bin"] = values["score_bin"]
     for dimension in DIMENSIONS:
         events = select(
             values[dimension].label("value"),
             tx.c.amount,
             a.c.id.is_not(None).label("alerted"),
         ).select_from(tx.outerjoin(a, a.c.event_id == tx.c.event_id))
-        if dimension in ("risk_level", "score_bin"):
+        if dimension in ("risk_level", "score_bin", "alertable_bin"):
             events = events.join(s, s.c.event_id == tx.c.event_id)
         events = events.subquery()
         rows = select(

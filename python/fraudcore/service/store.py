@@ -87,6 +87,7 @@ import orjson
 from sqlalchemy import (
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -239,15 +240,25 @@ _ALERT_COLUMNS = [
 
 
 # alert_queue's sort columns.
+def _in_order(column, values):
+    """SQL: the position of column's value in values (levels and statuses
+    sort in their own order, not alphabetically)."""
+    return case({value: k for k, value in enumerate(values)}, value=column, else_=len(values))
+
+
+# alert_queue's sort columns: name -> SQL expression.
 QUEUE_SORTS = {
+    "id": t.alerts.c.id,
     "priority": t.alerts.c.priority,
     "created_at": t.alerts.c.created_at,
     "risk_score": t.alerts.c.risk_score,
     "amount": t.alerts.c.amount,
     "occurred_at": t.alerts.c.occurred_at,
     "customer_id": t.alerts.c.customer_id,
-    "status": t.alerts.c.status,
-    "risk_level": t.alerts.c.risk_level,
+    # OPEN, INVESTIGATING, CONFIRMED_FRAUD, FALSE_POSITIVE, CLOSED
+    "status": _in_order(t.alerts.c.status, STATUSES),
+    # CRITICAL first
+    "risk_level": _in_order(t.alerts.c.risk_level, LEVELS),
 }
 
 
