@@ -61,7 +61,12 @@ def build_demo(directory, *, data=None, weeks=4, n_transactions=120_000, seed=0,
     (model path, store URL). ``data``: None (generated) or an Online Retail file."""
     from fraudcore import FraudDetector
     from fraudcore._persistence import dumps
-    from fraudcore.service.app import ServedModel, TransactionReader, _seed_history
+    from fraudcore.service.app import (
+        ServedModel,
+        TransactionReader,
+        _seed_history,
+        model_description,
+    )
     from fraudcore.service.pipeline import ScoringPipeline, restore_scorer
     from fraudcore.service.store import AlertStore
 
@@ -105,8 +110,6 @@ def build_demo(directory, *, data=None, weeks=4, n_transactions=120_000, seed=0,
                 pipeline.submit([r for r, _ in read], [at for _, at in read]).result()
         finally:
             pipeline.stop()
-        from fraudcore.service.app import model_description
-
         store.record_model(served.version, served.fingerprint, model_description(detector))
         if labels is not None:
             _simulate_analysts(store, dict(zip(event_ids[scored], labels[scored])), seed)

@@ -185,7 +185,7 @@ class DashboardQueries:
                 select(r.c.value)
                 .where(r.c.dimension == name, r.c.known == 1)
                 .order_by(r.c[by].desc(), r.c[other].desc(), r.c.value)
-                .limit(_positive(limit, "limit"))
+                .limit(checked_int(limit, "limit"))
             )
         query = self._rolled_up(
             name, case((r.c.known == 1, r.c.value)), t.transactions.c[name], only
@@ -294,7 +294,7 @@ class DashboardQueries:
         amount, device, ip, shared ("device", "ip" or "device+ip") and
         alert_id (None when it raised no alert). NotFound for an event the
         store does not have."""
-        limit = _positive(limit, "limit")
+        limit = checked_int(limit, "limit")
         tx, a = t.transactions, t.alerts
         with self._engine.connect() as connection:
             own = connection.execute(
@@ -341,7 +341,7 @@ class DashboardQueries:
         """The customer's latest limit transactions, oldest first: occurred_at,
         event_id, amount, risk_score, risk_level, is_alert, alert_id and
         features (dict). NotFound for a customer the store never saw."""
-        limit = _positive(limit, "limit")
+        limit = checked_int(limit, "limit")
         tx, f, s, a = t.transactions, t.transaction_features, t.anomaly_scores, t.alerts
         query = (
             scored_events(
@@ -405,7 +405,7 @@ class DashboardQueries:
         if metric not in METRICS:
             raise ValueError(f"metric {metric!r} is not one of {sorted(METRICS)}")
         if limit is not None:
-            limit = _positive(limit, "limit")
+            limit = checked_int(limit, "limit")
         tx, f, s, a = t.transactions, t.transaction_features, t.anomaly_scores, t.alerts
         query = scored_events(
             tx.c.event_id,
@@ -491,9 +491,18 @@ def _bucket(time, bucket, dialect):
     return func.strftime(literal_column(form), time, *(shift if bucket == "week" else ()))
 
 
-def _positive(value, name):
-    if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def checked_int(value, name, minimum=1, maximum=None):
+    """value as an int when it is an integer (not a bool) from minimum to
+    maximum (None: no bound); else a ValueError naming it."""
+    integer = not isinstance(value, bool) and hasattr(value, "__index__")
+    if not integer or value < minimum or (maximum is not None and value > maximum):
+        if maximum is not None:
+            bound = f"between {minimum} and {maximum}"
+        elif minimum == 1:
+            bound = "a positive integer"
+        else:
+            bound = f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
     return int(value)
 
 

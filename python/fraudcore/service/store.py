@@ -116,6 +116,7 @@ from fraudcore.service.migrations import upgrade
 from fraudcore.service.queries import (
     LEVELS,
     DashboardQueries,
+    checked_int,
     latest_labels,
     level_order,
     ranked_winners,
@@ -170,11 +171,6 @@ def _decode_cursor(cursor):
         return int(priority), dt.datetime.fromisoformat(created), int(alert_id)
     except (ValueError, TypeError, AttributeError):
         raise ValueError(f"cursor {cursor!r} is not one list_alerts returned") from None
-
-
-def _check_limit(limit):
-    if not 1 <= int(limit) <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
 
 def _alert_filters(query, *, status, level, customer_id, since, until, country=None):
@@ -239,7 +235,6 @@ _ALERT_COLUMNS = [
 ]
 
 
-# alert_queue's sort columns.
 def _in_order(column, values):
     """SQL: the position of column's value in values (levels and statuses
     sort in their own order, not alphabetically)."""
@@ -543,7 +538,7 @@ class AlertStore(DashboardQueries):
 
         status and level take one value or a list; since <= created_at < until.
         """
-        _check_limit(limit)
+        limit = checked_int(limit, "limit", 1, MAX_LIMIT)
         a = t.alerts
         query = _alert_filters(
             select(*_ALERT_COLUMNS, a.c.amount, a.c.occurred_at),
@@ -557,11 +552,11 @@ class AlertStore(DashboardQueries):
             query = query.where(
                 tuple_(a.c.priority, a.c.created_at, a.c.id) > _decode_cursor(cursor)
             )
-        query = query.order_by(a.c.priority, a.c.created_at, a.c.id).limit(int(limit) + 1)
+        query = query.order_by(a.c.priority, a.c.created_at, a.c.id).limit(limit + 1)
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         page = []
-        for row in rows[: int(limit)]:
+        for row in rows[:limit]:
             alert = _alert_dict(row)
             alert["amount"], alert["occurred_at"] = row.amount, row.occurred_at
             page.append(alert)
@@ -592,9 +587,8 @@ class AlertStore(DashboardQueries):
         most limit (1 to MAX_LIMIT). Filtering, sorting and paging happen
         in SQL.
         """
-        _check_limit(limit)
-        if isinstance(offset, bool) or not hasattr(offset, "__index__") or offset < 0:
-            raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
+        limit = checked_int(limit, "limit", 1, MAX_LIMIT)
+        offset = checked_int(offset, "offset", 0)
         a = t.alerts
         order = _queue_order(sort)
         filters = {
@@ -608,7 +602,7 @@ class AlertStore(DashboardQueries):
         page = _alert_filters(
             select(*_ALERT_COLUMNS, a.c.amount, a.c.occurred_at, a.c.country), **filters
         )
-        page = page.order_by(*order).offset(int(offset)).limit(int(limit))
+        page = page.order_by(*order).offset(offset).limit(limit)
         total = _alert_filters(select(func.count()).select_from(a), **filters)
         with self._engine.connect() as connection:
             rows = connection.execute(page).all()
