@@ -570,10 +570,13 @@ def build_parser():
 
 
 def _service_parsers(sub):
-    """serve and keys: command.py imports the service's dependencies only when they run."""
+    """serve, dashboard, keys, stream and replay: their command modules import
+    the extras' dependencies only when they run."""
     from fraudcore.service.command import add_parsers
+    from fraudcore.stream.command import add_parsers as add_stream_parsers
 
     add_parsers(sub, _common_arguments)
+    add_stream_parsers(sub, _common_arguments)
 
 
 def main(argv=None):

