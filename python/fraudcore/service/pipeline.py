@@ -73,10 +73,10 @@ class _Job:
     the loop's call_soon_threadsafe directly, without wrap_future's chain of
     callbacks, which cost 7% of the service's CPU under load)."""
 
-    __slots__ = ("answered", "future", "loop", "records", "times")
+    __slots__ = ("answered", "future", "loop", "partial", "records", "times")
 
-    def __init__(self, records, times, loop=None):
-        self.records, self.times, self.loop = records, times, loop
+    def __init__(self, records, times, loop=None, partial=False):
+        self.records, self.times, self.loop, self.partial = records, times, loop, partial
         self.future = concurrent.futures.Future() if loop is None else loop.create_future()
         self.answered = False  # by the worker (an asyncio Future is settled later, on its loop)
 
@@ -108,6 +108,22 @@ def _settle(future, value, exc):
         future.set_result(value)
 
 
+class _Group:
+    """A scored group on its way to the writer: per job the answer's slots,
+    the new items, the failure generation it was scored in, its size."""
+
+    __slots__ = ("answered", "generation", "items", "n")
+
+    def __init__(self, answered, items, generation, n):
+        self.answered, self.items, self.generation, self.n = answered, items, generation, n
+
+
+def _fail(jobs, exc):
+    for job in jobs:
+        if not job.done():
+            job.set_exception(exc)
+
+
 class _Swap:
     __slots__ = ("future", "scorer", "version")
 
@@ -135,6 +151,10 @@ class ScoringPipeline:
     seq : int or None
         With follow_store: the store seq the scorer's history is complete up
         to (:func:`restore_state` gives it); None asks the store for its last.
+    halt_on_failure : bool
+        After a failed write, fail every group until :meth:`resume` (a
+        stream consumer: what it submitted after the failed batch must come
+        again after it, not be scored before it on the rebuilt history).
     """
 
     def __init__(
@@ -147,6 +167,7 @@ class ScoringPipeline:
         snapshot_every=50_000,
         follow_store=False,
         seq=None,
+        halt_on_failure=False,
     ):
         self.scorer = scorer
         self.store = store
@@ -158,6 +179,12 @@ class ScoringPipeline:
         self._pending_lock = threading.Lock()
         self._since_snapshot = 0
         self._needs_rebuild = False
+        self._generation = 0  # +1 at each failed write: later groups were scored on its history
+        self._failure_lock = threading.Lock()
+        self.halt_on_failure = halt_on_failure
+        self._halted = False
+        self._writes = queue.Queue(maxsize=2)  # scored groups for the writer thread
+        self._inflight = {}  # event id -> item: scored, not yet committed
         self.follow_store = follow_store
         self._seq = store.last_seq() if follow_store and seq is None else seq
         self._mine = set()  # event ids this worker stored after _seq
@@ -190,13 +217,18 @@ class ScoringPipeline:
 
     # -- requests --------------------------------------------------------------
 
-    def submit(self, records, times, loop=None):
+    def submit(self, records, times, loop=None, *, partial=False):
         """Queue transactions (dicts with an ``event_id``, checked by the
         caller) and their times (aware UTC datetimes); a Future of their
         results, in order, or of RecordError / ServiceUnavailable: an
         asyncio Future of ``loop`` (call from its thread), else a
-        concurrent.futures.Future."""
-        job = _Job(records, times, loop)
+        concurrent.futures.Future.
+
+        ``partial``: a transaction the scorer refuses does not fail the
+        others; its result is a RecordError (the others are scored one by
+        one, in order, on the worker, so the history stays in stream order).
+        """
+        job = _Job(records, times, loop, partial)
         if not self.running:
             job.set_exception(ServiceUnavailable("the scoring worker is not running"))
             return job.future
@@ -204,6 +236,11 @@ class ScoringPipeline:
             self._pending += len(records)
         self._queue.put(job)
         return job.future
+
+    def resume(self):
+        """Score again after a failed write halted the pipeline (halt_on_failure)."""
+        with self._failure_lock:
+            self._halted = False
 
     def swap(self, scorer, model_version):
         """Serve ``scorer`` from the next group on; a Future done once it does."""
@@ -214,6 +251,8 @@ class ScoringPipeline:
     # -- the worker ------------------------------------------------------------
 
     def _run(self):
+        writer = threading.Thread(target=self._write_loop, name="fraudcore-writer", daemon=True)
+        writer.start()
         carry = None
         while True:
             item = carry if carry is not None else self._queue.get()
@@ -235,37 +274,61 @@ class ScoringPipeline:
                 jobs.append(more)
                 n += len(more.records)
             try:
-                self._process(jobs)
+                group = self._score_group(jobs, n)
+            except ServiceUnavailable as exc:  # halted
+                _fail(jobs, exc)
+                self._settled(n)
+                continue
             except BaseException as exc:  # never leave a request waiting
                 log.exception("scoring group failed")
-                for job in jobs:
-                    if not job.done():
-                        job.set_exception(ServiceUnavailable(str(exc)))
-            finally:
-                with self._pending_lock:
-                    self._pending -= n
+                _fail(jobs, ServiceUnavailable(str(exc)))
+                self._settled(n)
+                continue
+            self._writes.put(group)
+            if self._since_snapshot >= self.snapshot_every:
+                self._writes.join()
+                self._snapshot()
+        self._writes.put(_STOP)
+        writer.join()
         self._snapshot()
 
     def _apply_swap(self, order):
         self.scorer, self.model_version = order.scorer, order.version
         order.future.set_result(order.version)
 
-    def _process(self, jobs):
-        if self._needs_rebuild:
-            self.scorer, self._seq = restore_state(self.scorer.detector, self.store)
-            self._mine.clear()
-            self._needs_rebuild = False
+    def _settled(self, n):
+        with self._pending_lock:
+            self._pending -= n
+
+    def _score_group(self, jobs, n):
+        """Score a group on the worker (the history changes here only) and
+        return it for the writer: its jobs' answer slots and its new items."""
+        with self._failure_lock:
+            generation = self._generation
+            rebuild = self._needs_rebuild
+            if self._halted:
+                raise ServiceUnavailable("halted after a failed write (resume() goes on)")
+        if rebuild:  # a write failed: its transactions are in the history, not the store
+            self._writes.join()
+            with self._failure_lock:
+                self.scorer, self._seq = restore_state(self.scorer.detector, self.store)
+                self._mine.clear()
+                self._inflight.clear()
+                self._needs_rebuild = False
+                generation = self._generation
         if self.follow_store:
             self._follow()
-        stored = self.store.existing([r["event_id"] for job in jobs for r in job.records])
+        ids = [r["event_id"] for job in jobs for r in job.records]
+        stored = self.store.existing([eid for eid in ids if eid not in self._inflight])
         fresh_items, answered = [], []
         scored_here = {}  # event id -> its position in fresh_items
         for job in jobs:
             slots, new, times, local = [], [], [], {}
             for record, at in zip(job.records, job.times):
                 eid = record["event_id"]
-                if eid in stored:
-                    slots.append(("stored", stored[eid]))
+                earlier = stored.get(eid) or self._inflight.get(eid)
+                if earlier is not None:  # stored, or scored in a group not yet committed
+                    slots.append(("stored", earlier))
                 elif eid in scored_here:
                     slots.append(("same", scored_here[eid]))
                 elif eid in local:  # twice in one request: scored once
@@ -278,47 +341,100 @@ class ScoringPipeline:
             try:
                 results = self.scorer.score_many(new) if new else []
             except ValueError as exc:  # the scorer left the history as it was
-                job.set_exception(RecordError(str(exc)))
-                continue
-            base = len(fresh_items)
-            fresh_items.extend(map(self._item, new, times, results))
+                if not job.partial:
+                    job.set_exception(RecordError(str(exc)))
+                    continue
+                results = self._score_each(new)
+            position = []
+            for record, at, result in zip(new, times, results):
+                if isinstance(result, RecordError):
+                    position.append(result)
+                else:
+                    position.append(len(fresh_items))
+                    fresh_items.append(self._item(record, at, result))
             for eid, k in local.items():
-                scored_here[eid] = base + k
-            local_kinds = ("new", "repeat")
+                if not isinstance(position[k], RecordError):
+                    scored_here[eid] = position[k]
             answered.append(
-                (job, [(kind, base + p if kind in local_kinds else p) for kind, p in slots])
+                (
+                    job,
+                    [
+                        (kind, position[p]) if kind in ("new", "repeat") else (kind, p)
+                        for kind, p in slots
+                    ],
+                )
             )
+        for item in fresh_items:
+            self._inflight[item["event_id"]] = item
+        if self.follow_store:
+            self._mine.update(scored_here)
+        return _Group(answered, fresh_items, generation, n)
+
+    def _score_each(self, records):
+        """score_many of each record alone, in order: its result, or the
+        RecordError of a record the scorer refuses."""
+        results = []
+        for record in records:
+            try:
+                results.append(self.scorer.score_many([record])[0])
+            except ValueError as exc:
+                results.append(RecordError(str(exc)))
+        return results
+
+    def _write_loop(self):
+        """The writer: commits the scored groups in order and answers them."""
+        while True:
+            group = self._writes.get()
+            try:
+                if group is _STOP:
+                    return
+                self._commit(group)
+            except BaseException as exc:  # never leave a request waiting
+                log.exception("writing a group failed")
+                _fail([job for job, _ in group.answered], ServiceUnavailable(str(exc)))
+            finally:
+                if group is not _STOP:
+                    for item in group.items:
+                        self._inflight.pop(item["event_id"], None)
+                    self._settled(group.n)
+                self._writes.task_done()
+
+    def _commit(self, group):
+        jobs = [job for job, _ in group.answered]
+        if group.generation != self._generation:  # scored on a history a failed write left
+            _fail(jobs, ServiceUnavailable("an earlier write failed; nothing was written"))
+            return
+        fresh_items = group.items
         if fresh_items:
             try:
                 alert_ids = self.store.write_scored(fresh_items)
             except Exception as exc:
-                self._needs_rebuild = True  # folded in, not stored: rebuild before going on
+                with self._failure_lock:  # folded in, not stored: rebuild before going on
+                    self._needs_rebuild = True
+                    self._generation += 1
+                    self._halted = self.halt_on_failure
                 log.exception("store write failed; the history is rebuilt from the store")
-                for job, _ in answered:
-                    job.set_exception(
-                        ServiceUnavailable(
-                            f"the store refused the write ({exc}); nothing was written"
-                        )
-                    )
+                _fail(
+                    jobs,
+                    ServiceUnavailable(f"the store refused the write ({exc}); nothing was written"),
+                )
                 return
-            if self.follow_store:
-                self._mine.update(item["event_id"] for item in fresh_items)
             for item, alert_id in zip(fresh_items, alert_ids):
                 item["alert_id"] = alert_id
                 self.alerts_opened += alert_id is not None
             self.transactions_scored += len(fresh_items)
             self._since_snapshot += len(fresh_items)
-        for job, slots in answered:
+        for job, slots in group.answered:
             job.set_result(
                 [
-                    response(payload, duplicate=True)
+                    payload
+                    if isinstance(payload, RecordError)
+                    else response(payload, duplicate=True)
                     if kind == "stored"
                     else response(fresh_items[payload], duplicate=kind != "new")
                     for kind, payload in slots
                 ]
             )
-        if self._since_snapshot >= self.snapshot_every:
-            self._snapshot()
 
     def _item(self, record, at, result):
         """The store's row of one scored transaction."""
@@ -360,10 +476,10 @@ class ScoringPipeline:
             theirs = [seq for seq, event_id in rows if event_id not in self._mine]
             if theirs:
                 self.scorer.warm(self.store.transactions_at(theirs))
+            self._mine.difference_update(event_id for _, event_id in rows)
             self._seq = rows[-1][0]
             if len(rows) < chunk:
                 break
-        self._mine.clear()
 
     def _snapshot(self):
         """Save the feature state with the last stored transaction's number."""

@@ -13,11 +13,16 @@ and, in this order:
    stored are not scored again (they answer with the stored result), the
    others are featurized with the customers' history, scored, and written
    in one database transaction; a transaction the online scorer refuses
-   (a time earlier than its customer's last, say) is found by scoring the
-   batch one message at a time and becomes a poison message too;
+   (a time earlier than its customer's last, say) is found by the
+   pipeline scoring that batch one message at a time, in order, and
+   becomes a poison message too;
 3. puts the poison messages on the **dead-letter** stream or topic with
    their error;
 4. only then **acknowledges** the batch (``XACK`` / an offset commit).
+
+Up to IN_FLIGHT batches are in the pipeline at once (one polled and
+decoded while another is scored and a third written); each is settled
+(steps 3 and 4) in order, once stored.
 
 So delivery is at least once and the effects exactly once: a crash before
 the commit leaves the messages unacknowledged and stores nothing; a crash
@@ -30,14 +35,18 @@ each stored transaction exactly once; the pipeline follows the store
 (``follow_store``), so what other consumers of the group stored (a
 partition that moved here) is in it before the next batch is scored.
 
-If the store fails, nothing of the batch is acknowledged: the source
-delivers it again after a pause (growing to ``MAX_BACKOFF_S``).
+If the store fails, nothing of the batch is acknowledged, nor of the
+batches after it (the pipeline halts until the consumer resumes it): the
+source delivers them again, in order, after a pause (growing to
+``MAX_BACKOFF_S``).
 
 :meth:`StreamConsumer.stop` (SIGTERM, Ctrl-C) ends the loop after the
 current batch: the batch is stored and acknowledged, the feature state
 snapshotted, the source's partitions released.
 """
 
+import collections
+import concurrent.futures
 import logging
 import time
 
@@ -55,6 +64,10 @@ from fraudcore.stream.stats import ConsumerStats
 log = logging.getLogger("fraudcore.stream")
 
 MAX_BACKOFF_S = 5.0
+# Batches submitted before the oldest is settled: polling and decoding one,
+# scoring another, writing a third overlap (the pipeline scores and writes
+# on two threads).
+IN_FLIGHT = 3
 # stop_when_idle does not count the first seconds without partitions.
 ASSIGNMENT_WAIT_S = 60.0
 
@@ -108,6 +121,7 @@ class StreamConsumer:
             snapshot_every=snapshot_every,
             follow_store=True,
             seq=seq,
+            halt_on_failure=True,
         )
         self._stopping = False
         self._failures = 0
@@ -123,25 +137,38 @@ class StreamConsumer:
         snapshot and release the source. ``report(stats)`` is called every
         ``report_every`` seconds and at the end. Returns the stats."""
         self.pipeline.start()
+        window = collections.deque()  # batches submitted, oldest first
         settled = 0
         started = idle_since = next_report = time.monotonic()
         try:
-            while not self._stopping:
-                messages = self.source.poll(self.max_batch, self.poll_timeout)
+            while True:
+                messages = []
+                if not self._stopping and len(window) < IN_FLIGHT:
+                    # with batches in flight, a short wait: they are settled as they finish
+                    wait = self.poll_timeout if not window else min(self.poll_timeout, 0.005)
+                    messages = self.source.poll(self.max_batch, wait)
                 now = time.monotonic()
                 if messages:
-                    settled += self.handle(messages)
+                    window.append(self._submit(messages))
                     idle_since = now
-                elif not self.source.owned and now - started < ASSIGNMENT_WAIT_S:
-                    idle_since = now  # not idle: waiting for partitions (Kafka's group join)
-                elif stop_when_idle is not None and now - idle_since >= stop_when_idle:
+                # the oldest batch: settled when the window is full, nothing came, or it is done
+                while window and (
+                    len(window) >= IN_FLIGHT or not messages or window[0].future.done()
+                ):
+                    settled += self._settle(window)
+                if self._stopping and not window:
                     break
+                if not messages and not window:
+                    if not self.source.owned and now - started < ASSIGNMENT_WAIT_S:
+                        idle_since = now  # not idle: waiting for partitions (Kafka's group join)
+                    elif stop_when_idle is not None and now - idle_since >= stop_when_idle:
+                        break
                 if report is not None and now >= next_report:
                     next_report = now + report_every
                     self.stats.lag = self.source.lag()
                     report(self.stats)
                 if max_messages is not None and settled >= max_messages:
-                    break
+                    self._stopping = True
             if report is not None:
                 self.stats.lag = self.source.lag()
                 report(self.stats)
@@ -151,39 +178,63 @@ class StreamConsumer:
         return self.stats
 
     def handle(self, messages):
-        """Process one batch (steps 1-4 of the module doc); the number of
-        messages settled (0 when the store failed and they come again)."""
-        started = time.monotonic()
-        dead, kept, records, times = [], [], [], []
+        """Process one batch alone (steps 1-4 of the module doc); the number
+        of messages settled (0 when the store failed and they come again).
+        The pipeline must be running."""
+        return self._settle(collections.deque([self._submit(messages)]))
+
+    def _submit(self, messages):
+        """Decode a batch and hand its transactions to the pipeline."""
+        batch = _Batch(messages)
         for message in messages:
-            error = self._decode(message, records, times)
+            error = self._decode(message, batch.records, batch.times)
             if error is None:
-                kept.append(message)
+                batch.kept.append(message)
             else:
-                dead.append((message, error))
-        results = self._score(kept, records, times, dead)
-        if results is None:
+                batch.dead.append((message, error))
+        batch.future = self.pipeline.submit(batch.records, batch.times, partial=True)
+        return batch
+
+    def _settle(self, window):
+        """Wait for the oldest batch of window; store failed: every batch of
+        the window comes again, else dead letters and acknowledgement."""
+        batch = window.popleft()
+        try:
+            results = batch.future.result()
+        except ServiceUnavailable as exc:
+            log.error("the store failed, the batch comes again: %s", exc)
+            for later in window:  # halted: they fail too, and come again after this one
+                concurrent.futures.wait([later.future])
+            window.clear()
             self.stats.failed_batches += 1
             self._failures += 1
             self.source.redeliver()
             time.sleep(min(MAX_BACKOFF_S, 0.1 * 2**self._failures))
+            self.pipeline.resume()
             return 0
         self._failures = 0
-        for message, error in dead:
+        scored, stamps = [], []
+        for message, result in zip(batch.kept, results):
+            if isinstance(result, RecordError):
+                batch.dead.append((message, str(result)))
+            else:
+                scored.append(result)
+                stamps.append(message.timestamp_ms)
+        for message, error in batch.dead:
             log.warning("dead letter %s: %s", message, error)
             self.source.dead_letter(message, error)
-        self.source.ack(messages)
-        self.stats.dead_letters += len(dead)
-        duplicates = sum(r["duplicate"] for r in results)
-        alerts = sum(r["is_alert"] and not r["duplicate"] for r in results)
+        self.source.ack(batch.messages)
+        self.stats.dead_letters += len(batch.dead)
+        duplicates = sum(r["duplicate"] for r in scored)
+        alerts = sum(r["is_alert"] and not r["duplicate"] for r in scored)
         self.stats.batch_done(
-            len(results) - duplicates,
+            len(scored) - duplicates,
             duplicates,
             alerts,
-            [m.timestamp_ms for m in kept],
-            time.monotonic() - started,
+            stamps,
+            batch.started,
         )
-        return len(messages)
+        return len(batch.messages)
 
     def _decode(self, message, records, times):
         """None after appending the message's record and time, else the error."""
@@ -203,28 +254,14 @@ class StreamConsumer:
         times.append(at)
         return None
 
-    def _score(self, kept, records, times, dead):
-        """The pipeline's results for records, or None when the store failed.
-        Messages the scorer refuses move from kept to dead."""
-        if not records:
-            return []
-        try:
-            return self.pipeline.submit(records, times).result()
-        except ServiceUnavailable as exc:
-            log.error("the store failed, the batch comes again: %s", exc)
-            return None
-        except RecordError:
-            pass  # one or more refused: the batch is unchanged; find them one by one
-        results, accepted = [], []
-        for message, record, at in zip(kept, records, times):
-            try:
-                results.extend(self.pipeline.submit([record], [at]).result())
-            except RecordError as exc:
-                dead.append((message, str(exc)))
-                continue
-            except ServiceUnavailable as exc:
-                log.error("the store failed, the batch comes again: %s", exc)
-                return None
-            accepted.append(message)
-        kept[:] = accepted
-        return results
+
+class _Batch:
+    """One polled batch: its messages, those decoded (kept, with their
+    records and times) and the poison ones, the pipeline's Future."""
+
+    __slots__ = ("dead", "future", "kept", "messages", "records", "started", "times")
+
+    def __init__(self, messages):
+        self.messages, self.started = messages, time.monotonic()
+        self.kept, self.dead, self.records, self.times = [], [], [], []
+        self.future = None

@@ -25,17 +25,22 @@ class ConsumerStats:
         self.batches = 0
         self.failed_batches = 0  # the store refused: delivered again
         self.lag = None
-        self.busy_seconds = 0.0  # from the first message of a batch to its acknowledgement
+        self.busy_seconds = 0.0  # wall time with a batch between its poll and its acknowledgement
+        self._busy_until = 0.0
         self._latencies_ms = collections.deque(maxlen=LATENCY_WINDOW)
 
-    def batch_done(self, scored, duplicates, alerts, stamps_ms, seconds):
-        """One batch acknowledged: counts, its messages' stream timestamps."""
+    def batch_done(self, scored, duplicates, alerts, stamps_ms, polled_at):
+        """One batch acknowledged (batches in poll order): counts, its
+        messages' stream timestamps, when it was polled (time.monotonic)."""
         now_ms = time.time() * 1000
+        now = time.monotonic()
         self.batches += 1
         self.scored += scored
         self.duplicates += duplicates
         self.alerts += alerts
-        self.busy_seconds += seconds
+        # batches overlap: count the wall time once
+        self.busy_seconds += max(0.0, now - max(polled_at, self._busy_until))
+        self._busy_until = now
         self._latencies_ms.extend(now_ms - s for s in stamps_ms if s is not None)
 
     def latency_ms(self, q):
