@@ -432,3 +432,25 @@ def test_the_default_detectors_are_fraud_detectors_own():
     for command in (["demo"], ["train", "data.csv", "--out", "m.fc"]):
         args = build_parser().parse_args(command)
         assert tuple(args.detectors.split(",")) == tuple(fraudcore.FraudDetector().detectors)
+
+
+def test_the_command_line_works_without_any_extra():
+    """fraudcore lists its commands and runs the core ones with none of the
+    extras' packages importable (serve, dashboard, stream and replay say
+    which extra they need only when they run)."""
+    blocked = ["fastapi", "uvicorn", "sqlalchemy", "orjson", "redis", "confluent_kafka", "dash"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "from fraudcore.cli import build_parser, main\n"
+        "print(build_parser().format_help())\n"
+        "status = main(['stream', '--source', 'redis://h:1/s', '--group', 'g', '--model', 'm'])\n"
+        "sys.exit(status)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "usage: fraudcore" in proc.stdout and "replay" in proc.stdout
+    assert "fraudcore stream: error:" in proc.stderr
+    assert "pip install 'fraudcore[stream]'" in proc.stderr or "fraudcore[service]" in proc.stderr

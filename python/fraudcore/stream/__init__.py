@@ -9,13 +9,23 @@
   one from a URL;
 - :mod:`~fraudcore.stream.replay`: a transaction file onto a stream.
 
-Command line: ``fraudcore stream`` and ``fraudcore replay``.
+Command line: ``fraudcore stream`` and ``fraudcore replay``
+(:mod:`~fraudcore.stream.command`). Importing this package imports none of
+the extra's dependencies (the command line imports it to list its
+commands); the names below load their modules on first use.
 """
 
-from fraudcore.stream.consumer import StreamConsumer
-from fraudcore.stream.messages import Message, partition_of
-from fraudcore.stream.replay import replay, stream_pairs
-from fraudcore.stream.urls import open_sink, open_source
+import importlib
+
+_HOMES = {
+    "Message": "messages",
+    "StreamConsumer": "consumer",
+    "open_sink": "urls",
+    "open_source": "urls",
+    "partition_of": "messages",
+    "replay": "replay",
+    "stream_pairs": "replay",
+}
 
 __all__ = [
     "Message",
@@ -26,3 +36,9 @@ __all__ = [
     "replay",
     "stream_pairs",
 ]
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'fraudcore.stream' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"fraudcore.stream.{_HOMES[name]}"), name)

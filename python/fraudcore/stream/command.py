@@ -18,11 +18,21 @@ STREAM_DESCRIPTION = (
 )
 
 
+def _missing_extra(command, exc):
+    """The ImportError to raise when ``command`` cannot import its dependencies."""
+    return ImportError(
+        f"fraudcore {command} needs the stream extra ({exc}): pip install 'fraudcore[stream]'"
+    )
+
+
 def run_stream(args, out):
-    from fraudcore.service.app import ServedModel
-    from fraudcore.service.store import AlertStore
-    from fraudcore.stream.consumer import StreamConsumer
-    from fraudcore.stream.urls import open_source
+    try:
+        from fraudcore.service.app import ServedModel
+        from fraudcore.service.store import AlertStore
+        from fraudcore.stream.consumer import StreamConsumer
+        from fraudcore.stream.urls import open_source
+    except ImportError as exc:
+        raise _missing_extra("stream", exc) from None
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -75,8 +85,11 @@ def run_stream(args, out):
 
 
 def run_replay(args, out):
-    from fraudcore.stream.replay import replay, stream_pairs
-    from fraudcore.stream.urls import open_sink
+    try:
+        from fraudcore.stream.replay import replay, stream_pairs
+        from fraudcore.stream.urls import open_sink
+    except ImportError as exc:
+        raise _missing_extra("replay", exc) from None
 
     frame, schema = _replay_frame(args, out)
     if args.limit is not None:
