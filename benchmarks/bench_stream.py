@@ -13,7 +13,7 @@ A throwaway ``redis-server`` (``tests/python/_brokers.py``: no persistence,
 stopped at the end. The data: ``make_transactions`` (``--customers``
 defaults to a 40th of ``--transactions``), in time order, labels dropped.
 The first half trains the models, unsupervised; the second half is the
-stream, put on it with ``fraudcore.stream.replay`` (each customer on one of
+stream, put on it with ``fraudcore.stream.replaying`` (each customer on one of
 4 partitions, one JSON transaction per message with an ``event_id``).
 
 * **fraudcore**: ``fraudcore stream --source redis://.../S --group bench
@@ -335,7 +335,7 @@ def fit_model(train, path):
 
 
 def throughput_run(redis_server, pairs, model, scratch, r, timeout):
-    from fraudcore.stream.replay import replay
+    from fraudcore.stream.replaying import replay
     from fraudcore.stream.urls import open_sink
 
     name = f"tx-{r}"
@@ -401,7 +401,7 @@ def throughput_run(redis_server, pairs, model, scratch, r, timeout):
 
 
 def latency_run(redis_server, pairs, model, scratch, rate, timeout):
-    from fraudcore.stream.replay import replay
+    from fraudcore.stream.replaying import replay
     from fraudcore.stream.urls import open_sink
 
     url = redis_server.url("latency")
@@ -583,7 +583,7 @@ def main():
 
     import fraudcore
     from fraudcore import Schema
-    from fraudcore.stream.replay import stream_pairs
+    from fraudcore.stream.replaying import stream_pairs
 
     schema = Schema.transactions()
     train, stream = workload(args)

@@ -105,6 +105,21 @@ def stored(db):
     return scores, alerts, features
 
 
+def stored_count(db, at_least=0, deadline=0.0):
+    """Transactions in the SQLite store db, waiting up to deadline seconds
+    for at_least of them."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with sqlite3.connect(db) as con:
+                n = con.execute("SELECT count(*) FROM transactions").fetchone()[0]
+        except sqlite3.OperationalError:  # not made yet
+            n = 0
+        if n >= at_least or time.monotonic() > end:
+            return n
+        time.sleep(0.02)
+
+
 def consumer_command(url, model_file, db_path, *extra):
     return [
         sys.executable,
@@ -200,16 +215,15 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(2.0, 3.5))
+        # a random point: once another 300 to 2,000 transactions are stored
+        before = counts_at_kill[-1] if counts_at_kill else 0
+        stored_count(db, at_least=before + rng.randint(300, 2_000), deadline=120)
+        time.sleep(rng.uniform(0.0, 0.3))  # mid-batch too
         process.send_signal(signal.SIGKILL)
         process.wait(30)
-        if db.exists():
-            with sqlite3.connect(db) as con:
-                counts_at_kill.append(
-                    con.execute("SELECT count(*) FROM transactions").fetchone()[0]
-                )
-    # killed mid-stream, with batches stored but not all
-    assert any(0 < n < len(stream_part) for n in counts_at_kill), counts_at_kill
+        counts_at_kill.append(stored_count(db))
+    # killed mid-stream each time, with batches stored but not all
+    assert all(0 < n < len(stream_part) for n in counts_at_kill), counts_at_kill
     run_consumer(url, model_file, db, "--consumer", "k", "--max-batch", "150")
     scores, alerts, features = stored(db)
     ref_scores, ref_alerts, ref_features = uninterrupted
@@ -314,11 +328,15 @@ def test_poison_messages_go_to_the_dead_letters_and_the_rest_goes_on(
     earlier = dict(last, event_id="too-early", timestamp="2000-01-01T00:00:00")
     missing = {k: v for k, v in last.items() if k != SCHEMA.amount} | {"event_id": "no-amount"}
     bad_amount = dict(last, event_id="bad-amount", amount="lots")
+    long_id = dict(last, event_id="x" * 129)  # the store keeps 128 characters
+    nul = dict(last, event_id="nul", country="F\x00R")
     poison = [
         (customer, b"{not json"),
         (customer, json.dumps(missing).encode()),
         (customer, json.dumps(bad_amount).encode()),
         (customer, json.dumps(earlier).encode()),
+        (customer, json.dumps(long_id).encode()),
+        (customer, json.dumps(nul).encode()),
     ]
     replay(good + poison + good[:0], open_sink(url, partitions=2))
     db = tmp_path / "store.db"
@@ -327,15 +345,18 @@ def test_poison_messages_go_to_the_dead_letters_and_the_rest_goes_on(
             open_source(url, "scorers", "c"), ServedModel(detector), store, max_batch=100
         )
         stats = consumer.run(stop_when_idle=1.0)
-    assert (stats.scored, stats.dead_letters) == (300, 4)
+    assert (stats.scored, stats.dead_letters) == (300, 6)
     client = redis.Redis(port=redis_server.port)
     _, _, name = parse(url)
     dead = client.xrange(name + ":dead")
-    errors = [fields[b"error"].decode() for _, fields in dead]
-    assert "not a JSON transaction" in errors[0]
-    assert any("amount" in e for e in errors[1:3]) and all("amount" in e for e in errors[1:3])
-    assert "earlier" in errors[3] or "time" in errors[3], errors[3]
-    assert [fields[b"tx"] for _, fields in dead] == [v for _, v in poison]
+    errors = {fields[b"tx"]: fields[b"error"].decode() for _, fields in dead}
+    assert sorted(errors) == sorted(v for _, v in poison)
+    not_json, no_amount, bad, early, long, with_nul = (errors[v] for _, v in poison)
+    assert "not a JSON transaction" in not_json
+    assert "amount" in no_amount and "amount" in bad
+    assert "earlier" in early or "time" in early, early
+    assert long == "event_id is longer than 128 characters"
+    assert with_nul == "country contains a NUL character"
     assert pending(redis_server, url, partitions=2) == 0
 
 
@@ -395,8 +416,10 @@ def test_sigterm_finishes_the_batch_acknowledges_and_snapshots(
 
 
 def test_a_store_failure_delivers_the_batch_again(redis_server, detector, stream_part, store_url):
-    """The store refuses one write: nothing of that batch is acknowledged, it
-    comes again, and the end state is as if nothing had failed."""
+    """The store refuses five writes in a row: nothing of those batches is
+    acknowledged, they come again (without counting as deliveries: none is
+    dead-lettered with max_deliveries=5), and the end state is as if nothing
+    had failed."""
     part = stream_part.iloc[:600]
     url = redis_server.url(f"tx-{uuid.uuid4().hex[:8]}")
     replay(stream_pairs(part, SCHEMA), open_sink(url, partitions=2))
@@ -404,22 +427,55 @@ def test_a_store_failure_delivers_the_batch_again(redis_server, detector, stream
         write = store.write_scored
         calls = []
 
-        def failing_once(items):
+        def failing(items):
             calls.append(len(items))
-            if len(calls) == 2:
+            if 2 <= len(calls) <= 6:
                 raise OSError("disk full")
             return write(items)
 
-        store.write_scored = failing_once
+        store.write_scored = failing
         consumer = StreamConsumer(
-            open_source(url, "scorers", "c"), ServedModel(detector), store, max_batch=100
+            open_source(url, "scorers", "c"),
+            ServedModel(detector),
+            store,
+            max_batch=100,
+            max_deliveries=5,
         )
         stats = consumer.run(stop_when_idle=1.0)
-        assert (stats.scored, stats.failed_batches) == (600, 1)
+        assert (stats.scored, stats.failed_batches, stats.dead_letters) == (600, 5, 0)
         assert store.last_seq() == 600
         frame = pd.read_sql("SELECT event_id FROM transactions", store._engine)
     assert sorted(frame.event_id) == sorted(part[SCHEMA.transaction_id].astype(str))
     assert pending(redis_server, url, partitions=2) == 0
+
+
+def test_a_message_without_an_id_is_named_by_its_place_on_the_stream(
+    redis_server, detector, stream_part, tmp_path
+):
+    """No event id and no transaction id: the id is stream:partition:position,
+    the same at every delivery (a random one would store a redelivery twice)."""
+    url = redis_server.url(f"tx-{uuid.uuid4().hex[:8]}")
+    pairs = [
+        (
+            key,
+            json.dumps(
+                {
+                    k: v
+                    for k, v in json.loads(value).items()
+                    if k not in ("event_id", SCHEMA.transaction_id)
+                }
+            ).encode(),
+        )
+        for key, value in stream_pairs(stream_part.iloc[:50], SCHEMA)
+    ]
+    replay(pairs, open_sink(url, partitions=1))
+    _, _, name = parse(url)
+    entry_ids = [e.decode() for e, _ in redis.Redis(port=redis_server.port).xrange(name)]
+    db = tmp_path / "store.db"
+    with AlertStore(f"sqlite:///{db}") as store:
+        consumer = StreamConsumer(open_source(url, "scorers", "c"), ServedModel(detector), store)
+        assert consumer.run(stop_when_idle=1.0).scored == 50
+    assert sorted(stored(db)[0]) == sorted(f"{name}:0:{e}" for e in entry_ids)
 
 
 def test_replay_paces_to_its_rate(redis_server, stream_part):

@@ -37,7 +37,7 @@ import fraudcore
 from fraudcore._persistence import dumps, loads
 from fraudcore.detector import RISK_LEVELS, FraudDetector
 from fraudcore.online import OnlineScorer
-from fraudcore.service import models
+from fraudcore.service import models, tables
 from fraudcore.service.auth import KeyRing, allows
 from fraudcore.service.metrics import MetricsMiddleware, RequestMetrics, gauge
 from fraudcore.service.pipeline import (
@@ -131,6 +131,34 @@ class TransactionReader:
     def __init__(self, schema):
         self.schema = schema
         self.numbers, self.optional = models.transaction_fields(schema)
+        # the store's column sizes: a longer value would fail the write, not the request
+        stored = tables.transactions.c
+        self.event_id_length = stored.event_id.type.length
+        self.lengths = {
+            column: stored[name].type.length
+            for column, name in (
+                (schema.entity, "customer_id"),
+                (schema.country, "country"),
+                (schema.device_id, "device"),
+                (schema.browser, "browser"),
+                (schema.ip_address, "ip"),
+            )
+            if column is not None
+        }
+
+    def _check_text(self, column, value, index):
+        """ApiError 422 for a text the store cannot keep: too long, or a NUL."""
+        if not isinstance(value, str):
+            return
+        if "\x00" in value:
+            raise ApiError(
+                422, "invalid_field", f"{column} contains a NUL character", column, index
+            )
+        limit = self.lengths.get(column)
+        if limit is not None and len(value) > limit:
+            raise ApiError(
+                422, "invalid_field", f"{column} is longer than {limit} characters", column, index
+            )
 
     def read(self, obj, index=None):
         """(record, occurred_at) or ApiError 422."""
@@ -154,9 +182,17 @@ class TransactionReader:
                 index,
             )
         record["event_id"] = str(eid)
-        if len(record["event_id"]) > 200:
+        if len(record["event_id"]) > self.event_id_length:
             raise ApiError(
-                422, "invalid_field", "event_id is longer than 200 characters", "event_id", index
+                422,
+                "invalid_field",
+                f"event_id is longer than {self.event_id_length} characters",
+                "event_id",
+                index,
+            )
+        if "\x00" in record["event_id"]:
+            raise ApiError(
+                422, "invalid_field", "event_id contains a NUL character", "event_id", index
             )
         if s.entity is not None:
             entity = obj.get(s.entity)
@@ -174,6 +210,7 @@ class TransactionReader:
                 )
             if isinstance(entity, float) and not math.isfinite(entity):
                 raise ApiError(422, "invalid_field", f"{s.entity} must be finite", s.entity, index)
+            self._check_text(s.entity, entity, index)
             record[s.entity] = entity
         when = obj.get(s.timestamp)
         try:
@@ -222,6 +259,7 @@ class TransactionReader:
                     column,
                     index,
                 )
+            self._check_text(column, value, index)
             record[column] = value
         return record, at
 

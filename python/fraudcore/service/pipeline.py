@@ -93,8 +93,11 @@ class _Job:
         self.answered = True
         if self.loop is None:
             _settle(self.future, value, exc)
-        else:
+            return
+        try:
             self.loop.call_soon_threadsafe(_settle, self.future, value, exc)
+        except RuntimeError:  # the loop is closed: nobody waits for the answer
+            pass
 
 
 def _settle(future, value, exc):
@@ -280,7 +283,8 @@ class ScoringPipeline:
                 self._settled(n)
                 continue
             except BaseException as exc:  # never leave a request waiting
-                log.exception("scoring group failed")
+                log.exception("scoring group failed; the history is rebuilt from the store")
+                self._history_failed()  # it may hold some of the group, not stored
                 _fail(jobs, ServiceUnavailable(str(exc)))
                 self._settled(n)
                 continue
@@ -295,6 +299,15 @@ class ScoringPipeline:
     def _apply_swap(self, order):
         self.scorer, self.model_version = order.scorer, order.version
         order.future.set_result(order.version)
+
+    def _history_failed(self):
+        """The history may hold transactions the store does not: rebuild it
+        before the next group, fail the groups scored on it (a new failure
+        generation) and, with halt_on_failure, halt until resume()."""
+        with self._failure_lock:
+            self._needs_rebuild = True
+            self._generation += 1
+            self._halted = self.halt_on_failure
 
     def _settled(self, n):
         with self._pending_lock:
@@ -318,15 +331,16 @@ class ScoringPipeline:
                 generation = self._generation
         if self.follow_store:
             self._follow()
+        inflight = dict(self._inflight)  # one view: the writer removes what it commits
         ids = [r["event_id"] for job in jobs for r in job.records]
-        stored = self.store.existing([eid for eid in ids if eid not in self._inflight])
+        stored = self.store.existing([eid for eid in ids if eid not in inflight])
         fresh_items, answered = [], []
         scored_here = {}  # event id -> its position in fresh_items
         for job in jobs:
             slots, new, times, local = [], [], [], {}
             for record, at in zip(job.records, job.times):
                 eid = record["event_id"]
-                earlier = stored.get(eid) or self._inflight.get(eid)
+                earlier = stored.get(eid) or inflight.get(eid)
                 if earlier is not None:  # stored, or scored in a group not yet committed
                     slots.append(("stored", earlier))
                 elif eid in scored_here:
@@ -409,10 +423,7 @@ class ScoringPipeline:
             try:
                 alert_ids = self.store.write_scored(fresh_items)
             except Exception as exc:
-                with self._failure_lock:  # folded in, not stored: rebuild before going on
-                    self._needs_rebuild = True
-                    self._generation += 1
-                    self._halted = self.halt_on_failure
+                self._history_failed()  # folded in, not stored
                 log.exception("store write failed; the history is rebuilt from the store")
                 _fail(
                     jobs,

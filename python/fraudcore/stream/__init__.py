@@ -7,7 +7,7 @@
   leases, consumer groups) and :mod:`~fraudcore.stream.kafka_topics`
   (Kafka), each a source and a sink; :mod:`~fraudcore.stream.urls` picks
   one from a URL;
-- :mod:`~fraudcore.stream.replay`: a transaction file onto a stream.
+- :mod:`~fraudcore.stream.replaying`: a transaction file onto a stream.
 
 Command line: ``fraudcore stream`` and ``fraudcore replay``
 (:mod:`~fraudcore.stream.command`). Importing this package imports none of
@@ -23,8 +23,8 @@ _HOMES = {
     "open_sink": "urls",
     "open_source": "urls",
     "partition_of": "messages",
-    "replay": "replay",
-    "stream_pairs": "replay",
+    "replay": "replaying",
+    "stream_pairs": "replaying",
 }
 
 __all__ = [

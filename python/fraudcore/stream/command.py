@@ -86,7 +86,7 @@ def run_stream(args, out):
 
 def run_replay(args, out):
     try:
-        from fraudcore.stream.replay import replay, stream_pairs
+        from fraudcore.stream.replaying import replay, stream_pairs
         from fraudcore.stream.urls import open_sink
     except ImportError as exc:
         raise _missing_extra("replay", exc) from None

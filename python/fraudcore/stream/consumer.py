@@ -37,8 +37,10 @@ partition that moved here) is in it before the next batch is scored.
 
 If the store fails, nothing of the batch is acknowledged, nor of the
 batches after it (the pipeline halts until the consumer resumes it): the
-source delivers them again, in order, after a pause (growing to
-``MAX_BACKOFF_S``).
+consumer submits them again, in order, after a pause (growing to
+``MAX_BACKOFF_S``). A message without an event id (and without the
+schema's transaction id) is given its place on the stream
+(``stream:partition:position``), so its deliveries share one id.
 
 :meth:`StreamConsumer.stop` (SIGTERM, Ctrl-C) ends the loop after the
 current batch: the batch is stored and acknowledged, the feature state
@@ -110,6 +112,7 @@ class StreamConsumer:
         self.max_batch, self.max_deliveries = max_batch, max_deliveries
         self.poll_timeout = poll_timeout
         self.reader = TransactionReader(served.detector.schema)
+        self._transaction_id = served.detector.schema.transaction_id
         self.stats = ConsumerStats()
         scorer, seq = restore_state(served.detector, store)
         store.record_model(served.version, served.fingerprint, model_description(served.detector))
@@ -125,6 +128,7 @@ class StreamConsumer:
         )
         self._stopping = False
         self._failures = 0
+        self._retry = collections.deque()  # batches the store refused, to submit again
 
     def stop(self):
         """End the loop after the current batch (safe in a signal handler)."""
@@ -144,9 +148,7 @@ class StreamConsumer:
             while True:
                 messages = []
                 if not self._stopping and len(window) < IN_FLIGHT:
-                    # with batches in flight, a short wait: they are settled as they finish
-                    wait = self.poll_timeout if not window else min(self.poll_timeout, 0.005)
-                    messages = self.source.poll(self.max_batch, wait)
+                    messages = self._next(window)
                 now = time.monotonic()
                 if messages:
                     window.append(self._submit(messages))
@@ -177,6 +179,16 @@ class StreamConsumer:
             self.source.close()
         return self.stats
 
+    def _next(self, window):
+        """The next batch: one that failed to store, else a poll (with
+        batches in flight, a short one: they are settled as they finish)."""
+        if self._retry:
+            return self._retry.popleft()
+        if window and self.source.release_wanted:
+            return []  # settle what is in flight, then the source hands a partition over
+        wait = self.poll_timeout if not window else min(self.poll_timeout, 0.005)
+        return self.source.poll(self.max_batch, wait, in_flight=bool(window))
+
     def handle(self, messages):
         """Process one batch alone (steps 1-4 of the module doc); the number
         of messages settled (0 when the store failed and they come again).
@@ -203,13 +215,15 @@ class StreamConsumer:
             results = batch.future.result()
         except ServiceUnavailable as exc:
             log.error("the store failed, the batch comes again: %s", exc)
-            for later in window:  # halted: they fail too, and come again after this one
+            # halted: the later batches fail too; all come again, in order, from
+            # memory (not the source: that would count as deliveries)
+            self._retry.extend([batch.messages] + [later.messages for later in window])
+            for later in window:
                 concurrent.futures.wait([later.future])
             window.clear()
             self.stats.failed_batches += 1
             self._failures += 1
-            self.source.redeliver()
-            time.sleep(min(MAX_BACKOFF_S, 0.1 * 2**self._failures))
+            time.sleep(min(MAX_BACKOFF_S, 0.1 * 2 ** min(self._failures, 8)))
             self.pipeline.resume()
             return 0
         self._failures = 0
@@ -245,6 +259,12 @@ class StreamConsumer:
             )
         try:
             obj = orjson.loads(message.value)
+            if (
+                isinstance(obj, dict)
+                and obj.get("event_id") is None
+                and (self._transaction_id is None or obj.get(self._transaction_id) is None)
+            ):  # no id of its own: where it is on the stream, the same at every delivery
+                obj["event_id"] = f"{self.source.name}:{message.partition}:{message.position}"
             record, at = self.reader.read(obj)
         except orjson.JSONDecodeError as exc:
             return f"not a JSON transaction: {exc}"

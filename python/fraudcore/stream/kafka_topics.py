@@ -7,9 +7,9 @@ explicitly, so every producer maps keys as the Redis layout does), and
 Kafka's group protocol gives each partition to one consumer of the group at
 a time; a consumer that joins or leaves makes Kafka rebalance between two
 polls. Offsets are committed only by :meth:`KafkaSource.ack`, after the
-batch's effects are stored, synchronously; auto-commit is off. A failed
-batch is delivered again by seeking the assigned partitions back to their
-committed offsets.
+batch's effects are stored, synchronously; auto-commit is off (a commit
+refused because the partition moved is logged: its new owner gets the
+messages again and finds them stored).
 
 Dead letters go to the topic ``TOPIC.dead`` (created like any topic by the
 broker's auto-creation, or beforehand), with headers ``error``,
@@ -79,6 +79,7 @@ class KafkaSource:
         kafka = _kafka()
         self._kafka = kafka
         self.topic, self.group = topic, group
+        self.name = topic
         self.dead_letter_topic = topic + DEAD_SUFFIX
         self._config = {"bootstrap.servers": bootstrap, **(config or {})}
         settings = {
@@ -95,6 +96,7 @@ class KafkaSource:
         self.consumer = kafka.Consumer(settings)
         self.consumer.subscribe([topic])
         self._producer = None
+        self.release_wanted = False  # Kafka moves partitions itself
 
     def __repr__(self):
         return f"KafkaSource({self.topic!r}, group={self.group!r})"
@@ -106,7 +108,10 @@ class KafkaSource:
     def owned(self):
         return {tp.partition for tp in self.consumer.assignment()}
 
-    def poll(self, max_messages, timeout):
+    def poll(self, max_messages, timeout, *, in_flight=False):
+        """Up to max_messages messages, waiting up to timeout seconds
+        (Kafka's group protocol moves partitions between polls: in_flight
+        changes nothing)."""
         out = []
         for record in self.consumer.consume(max_messages, timeout):
             error = record.error()
@@ -137,7 +142,12 @@ class KafkaSource:
                 last[message.partition] = offset
         if last:
             offsets = [self._kafka.TopicPartition(self.topic, p, o + 1) for p, o in last.items()]
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except self._kafka.KafkaException as exc:
+                # a partition moved (a rebalance): its new owner gets these again
+                # and finds them stored
+                log.warning("kafka: offsets not committed (%s)", exc)
 
     def dead_letter(self, message, error):
         if self._producer is None:
@@ -153,16 +163,6 @@ class KafkaSource:
         )
         if self._producer.flush(30) != 0:
             raise RuntimeError(f"the dead-letter topic {self.dead_letter_topic!r} took no message")
-
-    def redeliver(self):
-        """Seek every assigned partition back to its committed offset."""
-        assignment = self.consumer.assignment()
-        if not assignment:
-            return
-        for tp in self.consumer.committed(assignment, timeout=30):
-            if tp.offset < 0:
-                tp.offset = self._kafka.OFFSET_BEGINNING
-            self.consumer.seek(tp)
 
     def lag(self):
         """Messages of the assigned partitions after this consumer's position."""

@@ -114,12 +114,16 @@ class RedisStreamSource:
         self.client, self.stream, self.group = client, stream, group
         self.consumer = consumer or default_consumer_name()
         self.partitions = stream_partitions(client, stream, partitions)
-        self.lease_ms = int(lease_ms)
+        if isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms < 100:
+            raise ValueError(f"lease_ms must be an integer of at least 100, got {lease_ms!r}")
+        self.lease_ms = lease_ms
+        self.name = stream
         self.dead_letter_stream = stream + DEAD_SUFFIX
         self._members = f"{stream}:{group}:members"
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self.owned = set()
+        self.release_wanted = False  # see maintain
         self._recovering = {}  # partition -> XAUTOCLAIM cursor
         self._next_maintenance = 0.0
         self._groups_made = set()
@@ -138,9 +142,9 @@ class RedisStreamSource:
 
     # -- ownership ---------------------------------------------------------------
 
-    def maintain(self, force=False):
-        """Heartbeat, renew the leases, take or release partitions to hold a
-        fair share (every lease_ms / 3, or now with force)."""
+    def maintain(self, force=False, *, release=True):
+        """Heartbeat, renew the leases, take or (with release) release
+        partitions to hold a fair share (every lease_ms / 3, or now with force)."""
         now = time.monotonic()
         if not force and now < self._next_maintenance:
             return
@@ -156,7 +160,10 @@ class RedisStreamSource:
                 log.warning("%s lost partition %d (its lease expired)", self.consumer, partition)
                 self._drop(partition)
         share = math.ceil(self.partitions / live)
-        for partition in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
+        extra = max(0, len(self.owned) - share)
+        # owed to others but batches are in flight: the consumer settles them first
+        self.release_wanted = bool(extra) and not release
+        for partition in sorted(self.owned, reverse=True)[: extra if release else 0]:
             self._release(keys=[self._lease(partition)], args=[self.consumer])
             self._drop(partition)
             log.info("%s released partition %d (%d consumers)", self.consumer, partition, live)
@@ -197,10 +204,14 @@ class RedisStreamSource:
 
     # -- reading -----------------------------------------------------------------
 
-    def poll(self, max_messages, timeout):
+    def poll(self, max_messages, timeout, *, in_flight=False):
         """Up to max_messages messages, waiting up to timeout seconds for one:
-        first what is pending in partitions just taken, then new entries."""
-        self.maintain()
+        first what is pending in partitions just taken, then new entries.
+        ``in_flight``: batches polled earlier are not yet acknowledged, so no
+        partition is released now (only renewed or taken); when one is owed
+        to another consumer, ``release_wanted`` says so, and the next poll
+        without batches in flight releases it."""
+        self.maintain(release=not in_flight)
         if not self.owned:
             time.sleep(timeout)
             return []
@@ -279,12 +290,6 @@ class RedisStreamSource:
                 b"group": self.group,
             },
         )
-
-    def redeliver(self):
-        """Deliver again everything read and not acknowledged (after a
-        failed batch): the owned partitions' pending entries come first."""
-        for partition in self.owned:
-            self._recovering[partition] = "0-0"
 
     def lag(self):
         """Entries of the owned partitions not yet delivered to the group
