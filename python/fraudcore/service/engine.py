@@ -24,6 +24,8 @@ infinities become null, as JSON has neither).
 """
 
 import contextlib
+import sqlite3
+import time
 
 import orjson
 from sqlalchemy import create_engine, event
@@ -63,6 +65,25 @@ def normalize_url(url):
     return parsed, dialect
 
 
+def _use_wal(cursor):
+    """Switch a SQLite database to WAL (kept in the file). Switching needs the
+    database to itself and SQLite answers "database is locked" at once, not
+    after the busy timeout, while another connection works on a new file (the
+    stores of several processes opening it together): retried until the
+    busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def connect(url, *, synchronous="NORMAL"):
     """A SQLAlchemy engine for a store URL, with the settings above."""
     parsed, dialect = normalize_url(url)
@@ -92,7 +113,7 @@ def connect(url, *, synchronous="NORMAL"):
         dbapi_connection.isolation_level = None  # SQLAlchemy's begin emits BEGIN
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
