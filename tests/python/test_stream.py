@@ -600,3 +600,33 @@ def test_kafka_two_consumers_in_a_group_give_the_results_of_one(
     assert all(n > 0 for n in scored), scored
     scores, _, _ = stored(db)
     assert {e: s for e, (s, _, _) in scores.items()} == expected
+
+
+# -- real data -------------------------------------------------------------------------
+
+
+def test_online_retail_replayed_and_streamed_equals_the_batch_path(
+    shared_data, redis_server, tmp_path
+):
+    """The real UCI Online Retail file: trained on its first 20,000 rows,
+    the next 8,000 put on a stream (the file's row numbers as event ids) and
+    streamed; every score equals FraudDetector.score."""
+    from fraudcore.datasets import load_online_retail
+
+    path = shared_data / "online_retail.csv.gz"
+    data, _ = load_online_retail(path)
+    schema = Schema.online_retail()
+    detector = FraudDetector(schema, neighbor_samples=2_000, random_state=0).fit(data.iloc[:20_000])
+    model_file = tmp_path / "retail.fc"
+    detector.save(model_file)
+    part = data.iloc[20_000:28_000]
+    url = redis_server.url(f"retail-{uuid.uuid4().hex[:8]}")
+    pairs = stream_pairs(part, schema)
+    replay(pairs, open_sink(url))
+    db = tmp_path / "store.db"
+    run_consumer(url, model_file, db)
+    scores, alerts, _ = stored(db)
+    expected = detector.score(part.sort_values(schema.timestamp, kind="stable"), reasons=None)
+    want = dict(zip("row-" + expected.index.astype(str), expected["risk_score"]))
+    assert {e: s for e, (s, _, _) in scores.items()} == want
+    assert len(alerts) > 0
