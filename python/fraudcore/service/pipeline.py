@@ -1,29 +1,38 @@
-"""The scoring worker: one thread scores transactions and commits them.
+"""The scoring worker: one thread scores transactions, another commits them.
 
 Requests (``submit``) queue their transactions; a single worker thread takes
 whatever is queued (up to ``max_batch`` transactions), and for that group:
 
-1. asks the store which event ids it already holds (one query) — those
-   answer with their stored result and are neither scored nor folded into
-   a customer's history again (a checkout's retry is idempotent);
+1. asks the store which event ids it already holds (one query), and which
+   are in a group scored but not yet committed — those answer with that
+   result and are neither scored nor folded into a customer's history
+   again (a checkout's retry is idempotent);
 2. scores each request's new transactions with the online scorer, which
    folds them into the customers' history; a request whose transactions
    are refused (a time earlier than the customer's last, say) fails alone,
-   and leaves the history as it was;
-3. writes every scored transaction of the group in **one** database
-   transaction (group commit) and only then answers the requests.
+   and leaves the history as it was (``partial``: only the refused
+   transactions fail, the others are scored one by one, in order);
+3. hands the group to the writer thread, which writes every scored
+   transaction of it in **one** database transaction (group commit) and
+   only then answers its requests; the worker scores the next group
+   meanwhile (at most two wait for the writer). A group with nothing to
+   overlap (the writer idle, no request queued) is written by the worker
+   itself: a lone request pays no thread hand-off.
 
 So a response is sent only after its transaction (and alert) is committed,
-and one commit serves every request that arrived meanwhile: throughput
-grows with concurrency instead of paying a commit per request.
+groups are committed in the order they were scored, and one commit serves
+every request that arrived meanwhile: throughput grows with concurrency
+instead of paying a commit per request. A failure (a write, or anything
+while scoring) leaves the history holding transactions the store does not:
+the groups scored after it fail too (a new failure generation), and the
+history is rebuilt from the store before the next group.
 
 History survives restarts: every ``snapshot_every`` transactions (and on a
 clean stop) the feature state is saved in the store with the sequence
 number of the last transaction it folded in. :func:`restore_scorer` loads
 the latest snapshot and folds in the transactions stored after it, so a
-``kill -9`` loses nothing that was answered. If a commit fails, the
-transactions it held were folded into the history but not stored; the
-worker then rebuilds the history from the store before it scores again.
+``kill -9`` loses nothing that was answered. Snapshots are taken with no
+group waiting for the writer.
 
 Other writers of the same store (a second stream consumer, a service):
 with ``follow_store`` the worker, before each group and each snapshot,
@@ -288,7 +297,13 @@ class ScoringPipeline:
                 _fail(jobs, ServiceUnavailable(str(exc)))
                 self._settled(n)
                 continue
-            self._writes.put(group)
+            if self._writes.unfinished_tasks == 0 and self._queue.empty():
+                # nothing to overlap with: written here, without a thread hand-off
+                # (a single request's latency); only this thread adds groups, so
+                # the writer stays idle meanwhile and the order holds
+                self._write(group)
+            else:
+                self._writes.put(group)
             if self._since_snapshot >= self.snapshot_every:
                 self._writes.join()
                 self._snapshot()
@@ -402,16 +417,21 @@ class ScoringPipeline:
             try:
                 if group is _STOP:
                     return
-                self._commit(group)
-            except BaseException as exc:  # never leave a request waiting
-                log.exception("writing a group failed")
-                _fail([job for job, _ in group.answered], ServiceUnavailable(str(exc)))
+                self._write(group)
             finally:
-                if group is not _STOP:
-                    for item in group.items:
-                        self._inflight.pop(item["event_id"], None)
-                    self._settled(group.n)
                 self._writes.task_done()
+
+    def _write(self, group):
+        """Commit a group and answer its jobs (whatever happens)."""
+        try:
+            self._commit(group)
+        except BaseException as exc:  # never leave a request waiting
+            log.exception("writing a group failed")
+            _fail([job for job, _ in group.answered], ServiceUnavailable(str(exc)))
+        finally:
+            for item in group.items:
+                self._inflight.pop(item["event_id"], None)
+            self._settled(group.n)
 
     def _commit(self, group):
         jobs = [job for job, _ in group.answered]
