@@ -131,7 +131,7 @@ class StreamConsumer:
         self._retry = collections.deque()  # batches the store refused, to submit again
 
     def stop(self):
-        """End the loop after the current batch (safe in a signal handler)."""
+        """End the loop once the batches in flight are settled (safe in a signal handler)."""
         self._stopping = True
 
     def run(self, *, stop_when_idle=None, max_messages=None, report=None, report_every=10.0):
@@ -188,12 +188,6 @@ class StreamConsumer:
             return []  # settle what is in flight, then the source hands a partition over
         wait = self.poll_timeout if not window else min(self.poll_timeout, 0.005)
         return self.source.poll(self.max_batch, wait, in_flight=bool(window))
-
-    def handle(self, messages):
-        """Process one batch alone (steps 1-4 of the module doc); the number
-        of messages settled (0 when the store failed and they come again).
-        The pipeline must be running."""
-        return self._settle(collections.deque([self._submit(messages)]))
 
     def _submit(self, messages):
         """Decode a batch and hand its transactions to the pipeline."""
