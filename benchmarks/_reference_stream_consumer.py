@@ -65,20 +65,11 @@ from sklearn.preprocessing import StandardScaler
 
 from fraudcore import Schema
 from fraudcore._reference_features import reference_features
+from fraudcore._synthetic_transactions import TRANSACTION_COLUMNS
 
 NEIGHBOR_SAMPLES = 16_384
-FIELDS = (
-    "event_id",
-    "customer_id",
-    "timestamp",
-    "amount",
-    "country",
-    "device_id",
-    "ip_address",
-    "merchant",
-    "signup_time",
-    "transaction_id",
-)
+# the transaction as the stream carries it: make_transactions' columns, no labels
+FIELDS = ("event_id", *(c for c in TRANSACTION_COLUMNS if c not in ("is_fraud", "fraud_pattern")))
 CREATE = """
 CREATE TABLE IF NOT EXISTS scored (
     event_id TEXT PRIMARY KEY,

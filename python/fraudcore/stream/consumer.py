@@ -61,6 +61,7 @@ from fraudcore.service.pipeline import (
     ServiceUnavailable,
     restore_state,
 )
+from fraudcore.service.queries import checked_int
 from fraudcore.stream.stats import ConsumerStats
 
 log = logging.getLogger("fraudcore.stream")
@@ -105,11 +106,9 @@ class StreamConsumer:
         snapshot_every=50_000,
         poll_timeout=0.2,
     ):
-        for name, value in (("max_batch", max_batch), ("max_deliveries", max_deliveries)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.source, self.served, self.store = source, served, store
-        self.max_batch, self.max_deliveries = max_batch, max_deliveries
+        self.max_batch = checked_int(max_batch, "max_batch")
+        self.max_deliveries = checked_int(max_deliveries, "max_deliveries")
         self.poll_timeout = poll_timeout
         self.reader = TransactionReader(served.detector.schema)
         self._transaction_id = served.detector.schema.transaction_id

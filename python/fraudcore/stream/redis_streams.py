@@ -39,6 +39,7 @@ import time
 
 import redis
 
+from fraudcore.service.queries import checked_int
 from fraudcore.stream.messages import Message, partition_of
 
 log = logging.getLogger("fraudcore.stream")
@@ -77,8 +78,7 @@ def stream_partitions(client, stream, partitions=None):
     ``partitions`` than the recorded one is a ValueError."""
     meta = f"{stream}:meta"
     if partitions is not None:
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(f"partitions must be a positive integer, got {partitions!r}")
+        partitions = checked_int(partitions, "partitions")
         client.hsetnx(meta, "partitions", partitions)
     recorded = client.hget(meta, "partitions")
     if recorded is None:
@@ -114,9 +114,7 @@ class RedisStreamSource:
         self.client, self.stream, self.group = client, stream, group
         self.consumer = consumer or default_consumer_name()
         self.partitions = stream_partitions(client, stream, partitions)
-        if isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms < 100:
-            raise ValueError(f"lease_ms must be an integer of at least 100, got {lease_ms!r}")
-        self.lease_ms = lease_ms
+        self.lease_ms = checked_int(lease_ms, "lease_ms", minimum=100)
         self.name = stream
         self.dead_letter_stream = stream + DEAD_SUFFIX
         self._members = f"{stream}:{group}:members"
